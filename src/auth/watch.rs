@@ -1,0 +1,103 @@
+//! Hot reload of the htpasswd file: a stat poll that notices in-place edits, write-to-temp + rename, symlink
+//! swaps and delete + recreate, and swaps the credential set atomically.
+//!
+//! Polling the path (following symlinks) every [`POLL_INTERVAL`] also works for a single-file bind mount, where no
+//! directory event would arrive. A file that cannot be read, or is empty mid-write, keeps the last good set.
+
+use super::{htpasswd, log_warnings, Authenticator};
+use std::os::unix::fs::MetadataExt;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// How often the file is checked.
+pub const POLL_INTERVAL: Duration = Duration::from_millis(200);
+
+/// What identifies one version of the file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Stamp {
+    dev: u64,
+    ino: u64,
+    size: u64,
+    mtime_ns: i128,
+    ctime_ns: i128,
+}
+
+fn stamp(path: &std::path::Path) -> Option<Stamp> {
+    let m = std::fs::metadata(path).ok()?;
+    Some(Stamp {
+        dev: m.dev(),
+        ino: m.ino(),
+        size: m.size(),
+        mtime_ns: m.mtime() as i128 * 1_000_000_000 + m.mtime_nsec() as i128,
+        ctime_ns: m.ctime() as i128 * 1_000_000_000 + m.ctime_nsec() as i128,
+    })
+}
+
+/// The result of one reload attempt, for logs and metrics.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reload {
+    /// The new set is in force.
+    Ok {
+        /// Users loaded.
+        users: usize,
+    },
+    /// The last good set stays in force.
+    Failed {
+        /// Why.
+        reason: String,
+    },
+}
+
+/// Reads the file and swaps the set in, unless it cannot be read or is empty.
+pub fn reload(auth: &Authenticator) -> Reload {
+    let path = auth.path();
+    match htpasswd::load(path) {
+        Err(e) => Reload::Failed {
+            reason: e.to_string(),
+        },
+        Ok(parsed) if parsed.credentials.is_empty() => Reload::Failed {
+            reason: if parsed.warnings.is_empty() {
+                "no users (empty file, perhaps mid-write)".into()
+            } else {
+                format!("no usable users ({} lines skipped)", parsed.warnings.len())
+            },
+        },
+        Ok(parsed) => {
+            log_warnings(path, &parsed.warnings);
+            let users = parsed.credentials.len();
+            auth.replace(parsed.credentials);
+            Reload::Ok { users }
+        }
+    }
+}
+
+/// Starts the poller on its own thread; it runs for the life of the process.
+pub fn spawn(auth: Arc<Authenticator>) {
+    std::thread::Builder::new()
+        .name("htpasswd-watch".into())
+        .spawn(move || {
+            let mut last = stamp(auth.path());
+            loop {
+                std::thread::sleep(POLL_INTERVAL);
+                let now = stamp(auth.path());
+                if now == last {
+                    continue;
+                }
+                let result = reload(&auth);
+                match &result {
+                    Reload::Ok { users } => tracing::info!(
+                        file = %auth.path().display(),
+                        users,
+                        "htpasswd reloaded"
+                    ),
+                    Reload::Failed { reason } => tracing::warn!(
+                        file = %auth.path().display(),
+                        "htpasswd not reloaded, keeping the last good set: {reason}"
+                    ),
+                }
+                // A failed reload needs no retry here: the write that completes the file changes its stamp.
+                last = now;
+            }
+        })
+        .expect("spawn htpasswd watcher");
+}

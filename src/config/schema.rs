@@ -1,0 +1,163 @@
+//! The serde-facing configuration schema: what a user writes in `gatehouse.toml`.
+//!
+//! Every field has a default, so an empty file is a valid file. Environment overrides are applied to this
+//! schema (see [`super::env`]) before it is validated into [`super::Config`].
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// The whole file.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct FileConfig {
+    /// The main listener.
+    pub server: ServerSection,
+    /// Authentication.
+    pub auth: AuthSection,
+    /// CORS.
+    pub cors: CorsSection,
+    /// Extra response headers, `name = [values]` (distribution's `http.headers`).
+    pub headers: BTreeMap<String, Vec<String>>,
+    /// The embedded backend's storage.
+    pub storage: StorageSection,
+    /// The upstream registry; when `url` is set, gatehouse fronts it instead of the embedded backend.
+    pub upstream: UpstreamSection,
+}
+
+/// `[server]`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerSection {
+    /// Address to listen on, `host:port` or `:port`.
+    pub listen: String,
+    /// Worker threads.
+    pub threads: usize,
+    /// Seconds to let in-flight requests finish on shutdown.
+    pub grace_period_seconds: u64,
+}
+
+impl Default for ServerSection {
+    fn default() -> Self {
+        ServerSection {
+            listen: "0.0.0.0:5000".into(),
+            threads: 2,
+            grace_period_seconds: 10,
+        }
+    }
+}
+
+/// `[auth]`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuthSection {
+    /// `htpasswd` or `none`.
+    pub mode: String,
+    /// The Basic realm sent in challenges.
+    pub realm: String,
+    /// The htpasswd file.
+    pub htpasswd: String,
+    /// How many bcrypt verifications may run at once.
+    pub bcrypt_concurrency: usize,
+    /// How long a verified credential stays cached, in seconds (0 disables the cache).
+    pub cache_ttl_seconds: u64,
+    /// How many verified credentials are cached at most.
+    pub cache_capacity: usize,
+}
+
+impl Default for AuthSection {
+    fn default() -> Self {
+        AuthSection {
+            mode: "htpasswd".into(),
+            realm: "Registry Realm".into(),
+            htpasswd: "./data/htpasswd".into(),
+            bcrypt_concurrency: 2,
+            cache_ttl_seconds: 600,
+            cache_capacity: 10_000,
+        }
+    }
+}
+
+/// `[cors]`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CorsSection {
+    /// Origins allowed to call the API from a browser (`*` allows any).
+    pub allow_origins: Vec<String>,
+    /// Methods announced in preflight answers.
+    pub allow_methods: Vec<String>,
+    /// Request headers announced in preflight answers.
+    pub allow_headers: Vec<String>,
+    /// Response headers a page may read.
+    pub expose_headers: Vec<String>,
+    /// Whether a page may send credentials.
+    pub allow_credentials: bool,
+    /// How long a browser may cache a preflight answer, in seconds.
+    pub max_age_seconds: u64,
+}
+
+impl Default for CorsSection {
+    fn default() -> Self {
+        CorsSection {
+            allow_origins: Vec::new(),
+            allow_methods: ["HEAD", "GET", "OPTIONS", "DELETE"]
+                .map(String::from)
+                .to_vec(),
+            allow_headers: ["Authorization", "Accept", "Cache-Control"]
+                .map(String::from)
+                .to_vec(),
+            expose_headers: vec!["Docker-Content-Digest".into()],
+            allow_credentials: true,
+            max_age_seconds: 600,
+        }
+    }
+}
+
+/// `[storage]`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StorageSection {
+    /// Root directory, in distribution's layout (`<root>/docker/registry/v2`).
+    pub root: String,
+    /// Whether DELETE of manifests and blobs is allowed.
+    pub delete_enabled: bool,
+}
+
+impl Default for StorageSection {
+    fn default() -> Self {
+        StorageSection {
+            root: "./data".into(),
+            delete_enabled: false,
+        }
+    }
+}
+
+/// `[upstream]`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct UpstreamSection {
+    /// `http://host:port` or `https://host:port` of the registry to front; empty for the embedded backend.
+    pub url: String,
+    /// Optional user gatehouse sends upstream (the client's own Authorization is never forwarded).
+    pub username: String,
+    /// Optional password for `username`.
+    pub password: String,
+    /// Seconds to wait for a TCP (and TLS) connection.
+    pub connect_timeout_seconds: u64,
+    /// Seconds a read or write may stall before the transfer is failed (not a cap on the whole transfer).
+    pub io_timeout_seconds: u64,
+    /// Whether to verify the upstream's TLS certificate.
+    pub tls_verify: bool,
+}
+
+impl Default for UpstreamSection {
+    fn default() -> Self {
+        UpstreamSection {
+            url: String::new(),
+            username: String::new(),
+            password: String::new(),
+            connect_timeout_seconds: 5,
+            io_timeout_seconds: 300,
+            tls_verify: true,
+        }
+    }
+}

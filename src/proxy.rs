@@ -1,0 +1,399 @@
+//! The pingora [`ProxyHttp`] implementation: each phase is thin and delegates to the pipeline's modules.
+//!
+//! `request_filter` runs route → CORS preflight → auth → authz, then either answers in-process (embedded
+//! backend, or any error) or lets pingora forward the request upstream. Every response, forwarded or our own,
+//! gets its common headers from [`crate::headers::decorate`], and `logging` writes one access-log line.
+
+use crate::auth::{Authenticator, Outcome};
+use crate::authz::{self, Permit};
+use crate::config::{Config, UpstreamConfig};
+use crate::cors::Cors;
+use crate::errcode::{ApiError, Code};
+use crate::headers::{self, Decoration};
+use crate::registry::{Registry, Reply, ReplyBody, Request, RequestBody};
+use crate::route::{self, Route};
+use crate::upstream::{self, ClientView};
+use async_trait::async_trait;
+use bytes::{Bytes, BytesMut};
+use http::{HeaderValue, Method, StatusCode};
+use pingora::http::ResponseHeader;
+use pingora::prelude::*;
+use pingora::proxy::{FailToProxy, ProxyHttp, Session};
+use std::sync::Arc;
+use std::time::Instant;
+use tokio::io::{AsyncReadExt, AsyncSeekExt};
+
+/// How much of a file is read per body chunk when serving blobs in-process.
+const FILE_CHUNK: usize = 256 * 1024;
+
+/// Where the backend step goes.
+pub enum BackendHandle {
+    /// The in-process registry.
+    Embedded(Arc<Registry>),
+    /// An upstream registry, forwarded to by pingora.
+    Upstream(UpstreamConfig),
+}
+
+/// The front door: shared by every request.
+pub struct Gatehouse {
+    config: Arc<Config>,
+    cors: Cors,
+    auth: Option<Arc<Authenticator>>,
+    backend: BackendHandle,
+}
+
+/// Per-request state carried across pingora's phases.
+pub struct Ctx {
+    start: Instant,
+    route: Option<Route>,
+    kind: &'static str,
+    origin: Option<HeaderValue>,
+    user: Option<String>,
+    auth: &'static str,
+    client: ClientView,
+}
+
+impl Gatehouse {
+    /// Assembles the door from validated config, the authenticator (None when auth is off) and the backend.
+    pub fn new(
+        config: Arc<Config>,
+        auth: Option<Arc<Authenticator>>,
+        backend: BackendHandle,
+    ) -> Gatehouse {
+        Gatehouse {
+            cors: Cors::new(&config.cors),
+            config,
+            auth,
+            backend,
+        }
+    }
+
+    fn decoration<'a>(&'a self, ctx: &'a Ctx) -> Decoration<'a> {
+        Decoration {
+            cors: &self.cors,
+            origin: ctx.origin.as_ref(),
+            extra: &self.config.headers,
+        }
+    }
+
+    /// Writes one of gatehouse's own answers, with the common headers.
+    async fn respond(&self, session: &mut Session, ctx: &Ctx, reply: Reply) -> Result<()> {
+        let head_only = session.req_header().method == Method::HEAD;
+        let mut resp = ResponseHeader::build(reply.status, Some(reply.headers.len() + 8))?;
+        for (name, value) in reply.headers {
+            resp.append_header(name, value)?;
+        }
+        let needs_length = !matches!(reply.status.as_u16(), 100..=199 | 204 | 304);
+        if needs_length && resp.headers.get(http::header::CONTENT_LENGTH).is_none() {
+            let len = match &reply.body {
+                ReplyBody::Empty => 0,
+                ReplyBody::Bytes(b) => b.len() as u64,
+                ReplyBody::File { len, .. } => *len,
+            };
+            resp.insert_header(http::header::CONTENT_LENGTH, len)?;
+        }
+        headers::decorate(&mut resp, &self.decoration(ctx));
+        let body = if head_only {
+            ReplyBody::Empty
+        } else {
+            reply.body
+        };
+        match body {
+            ReplyBody::Empty => session.write_response_header(Box::new(resp), true).await,
+            ReplyBody::Bytes(b) => {
+                session.write_response_header(Box::new(resp), false).await?;
+                session.write_response_body(Some(b), true).await
+            }
+            ReplyBody::File { file, offset, len } => {
+                session.write_response_header(Box::new(resp), false).await?;
+                stream_file(session, file, offset, len).await
+            }
+        }
+    }
+
+    async fn respond_error(&self, session: &mut Session, ctx: &Ctx, e: ApiError) -> Result<()> {
+        self.respond(session, ctx, Reply::from(e)).await
+    }
+
+    /// The 401 challenge, as distribution writes it.
+    async fn challenge(&self, session: &mut Session, ctx: &Ctx) -> Result<()> {
+        let mut reply = Reply::from(ApiError::new(Code::Unauthorized));
+        let realm = format!("Basic realm=\"{}\"", self.config.auth.realm);
+        if let Ok(v) = HeaderValue::from_str(&realm) {
+            reply.headers.push((http::header::WWW_AUTHENTICATE, v));
+        }
+        self.respond(session, ctx, reply).await
+    }
+
+    /// Runs the embedded backend for an authorized request.
+    async fn serve_embedded(
+        &self,
+        registry: &Registry,
+        _permit: &Permit,
+        route: &Route,
+        session: &mut Session,
+        ctx: &Ctx,
+    ) -> Result<()> {
+        let req = session.req_header().clone();
+        let has_body = matches!(req.method, Method::PUT | Method::PATCH | Method::POST);
+        if has_body
+            && req
+                .headers
+                .get(http::header::EXPECT)
+                .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"))
+        {
+            session.write_continue_response().await?;
+        }
+        let request = Request {
+            route,
+            method: &req.method,
+            headers: &req.headers,
+            query: req.uri.query().unwrap_or(""),
+        };
+        let reply = {
+            let mut body = SessionBody { session };
+            registry.handle(&request, &mut body).await
+        };
+        self.respond(session, ctx, reply).await
+    }
+}
+
+/// Reads the request body from the pingora session.
+struct SessionBody<'a> {
+    session: &'a mut Session,
+}
+
+#[async_trait]
+impl RequestBody for SessionBody<'_> {
+    async fn next_chunk(&mut self) -> std::io::Result<Option<Bytes>> {
+        self.session
+            .read_request_body()
+            .await
+            .map_err(|e| std::io::Error::other(e.to_string()))
+    }
+}
+
+/// Streams `len` bytes of `file` from `offset` as body chunks.
+async fn stream_file(
+    session: &mut Session,
+    mut file: tokio::fs::File,
+    offset: u64,
+    len: u64,
+) -> Result<()> {
+    let io_err = |e: std::io::Error| Error::because(ErrorType::InternalError, "read blob", e);
+    file.seek(std::io::SeekFrom::Start(offset))
+        .await
+        .map_err(io_err)?;
+    let mut left = len;
+    if left == 0 {
+        return session.write_response_body(None, true).await;
+    }
+    while left > 0 {
+        let want = FILE_CHUNK.min(left as usize);
+        let mut buf = BytesMut::zeroed(want);
+        let n = file.read(&mut buf).await.map_err(io_err)?;
+        if n == 0 {
+            return Error::e_explain(ErrorType::InternalError, "blob shorter than its length");
+        }
+        buf.truncate(n);
+        left -= n as u64;
+        session
+            .write_response_body(Some(buf.freeze()), left == 0)
+            .await?;
+    }
+    Ok(())
+}
+
+/// How the client reached us: `X-Forwarded-Proto/Host` from a fronting proxy (Caprover's nginx), else ours.
+fn client_view(session: &Session) -> ClientView {
+    let h = &session.req_header().headers;
+    let text = |name: &str| {
+        h.get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+    };
+    let proto = match text("x-forwarded-proto").as_deref() {
+        Some("https") => "https",
+        _ => "http",
+    };
+    ClientView {
+        proto: proto.to_string(),
+        host: text("x-forwarded-host").or_else(|| text("host")),
+        addr: session
+            .client_addr()
+            .and_then(|a| a.as_inet())
+            .map(|a| a.ip().to_string()),
+    }
+}
+
+#[async_trait]
+impl ProxyHttp for Gatehouse {
+    type CTX = Ctx;
+
+    fn new_ctx(&self) -> Ctx {
+        Ctx {
+            start: Instant::now(),
+            route: None,
+            kind: "unparsed",
+            origin: None,
+            user: None,
+            auth: "none",
+            client: ClientView::default(),
+        }
+    }
+
+    async fn request_filter(&self, session: &mut Session, ctx: &mut Ctx) -> Result<bool> {
+        let req = session.req_header();
+        ctx.origin = self.cors.allowed_origin(&req.headers);
+        ctx.client = client_view(session);
+
+        // cors: a preflight is answered here, on any path, without auth, and never forwarded.
+        if Cors::is_preflight(&req.method, &req.headers) {
+            ctx.kind = "preflight";
+            let headers = if ctx.origin.is_some() {
+                self.cors.preflight_headers()
+            } else {
+                Vec::new()
+            };
+            let reply = Reply {
+                status: StatusCode::NO_CONTENT,
+                headers,
+                body: ReplyBody::Empty,
+            };
+            self.respond(session, ctx, reply).await?;
+            return Ok(true);
+        }
+
+        // route
+        let route = match route::parse(&req.method, req.uri.path()) {
+            Ok(route) => route,
+            Err(e) => {
+                self.respond_error(session, ctx, e).await?;
+                return Ok(true);
+            }
+        };
+        ctx.kind = route.kind();
+
+        // auth
+        let principal = match &self.auth {
+            None => None,
+            Some(auth) => {
+                let outcome = auth
+                    .authenticate(req.headers.get(http::header::AUTHORIZATION))
+                    .await;
+                ctx.auth = outcome.label();
+                match outcome {
+                    Outcome::Ok { principal, .. } => Some(principal),
+                    _ => {
+                        self.challenge(session, ctx).await?;
+                        return Ok(true);
+                    }
+                }
+            }
+        };
+        ctx.user = principal.as_ref().map(|p| p.user.clone());
+
+        // authz, then the backend
+        let permit = authz::decide(&route, principal.as_ref());
+        match &self.backend {
+            BackendHandle::Upstream(_) => {
+                ctx.route = Some(route);
+                Ok(false)
+            }
+            BackendHandle::Embedded(registry) => {
+                self.serve_embedded(registry, &permit, &route, session, ctx)
+                    .await?;
+                ctx.route = Some(route);
+                Ok(true)
+            }
+        }
+    }
+
+    async fn upstream_peer(&self, _session: &mut Session, _ctx: &mut Ctx) -> Result<Box<HttpPeer>> {
+        match &self.backend {
+            BackendHandle::Upstream(config) => Ok(upstream::peer(config)),
+            BackendHandle::Embedded(_) => Error::e_explain(
+                ErrorType::InternalError,
+                "embedded requests are answered in request_filter",
+            ),
+        }
+    }
+
+    async fn upstream_request_filter(
+        &self,
+        _session: &mut Session,
+        upstream_request: &mut RequestHeader,
+        ctx: &mut Ctx,
+    ) -> Result<()> {
+        if let BackendHandle::Upstream(config) = &self.backend {
+            upstream::prepare_request(upstream_request, config, &ctx.client);
+        }
+        Ok(())
+    }
+
+    async fn response_filter(
+        &self,
+        _session: &mut Session,
+        resp: &mut ResponseHeader,
+        ctx: &mut Ctx,
+    ) -> Result<()> {
+        if let BackendHandle::Upstream(config) = &self.backend {
+            upstream::rewrite_location(resp, config, &ctx.client);
+        }
+        headers::decorate(resp, &self.decoration(ctx));
+        Ok(())
+    }
+
+    async fn fail_to_proxy(&self, session: &mut Session, e: &Error, ctx: &mut Ctx) -> FailToProxy {
+        let downstream_gone = matches!(e.esource(), ErrorSource::Downstream)
+            && matches!(
+                e.etype(),
+                ErrorType::WriteError | ErrorType::ReadError | ErrorType::ConnectionClosed
+            );
+        if downstream_gone || session.response_written().is_some() {
+            return FailToProxy {
+                error_code: 0,
+                can_reuse_downstream: false,
+            };
+        }
+        let api = match e.esource() {
+            ErrorSource::Upstream => ApiError::new(Code::Unavailable)
+                .message("the upstream registry is unavailable; try again shortly"),
+            ErrorSource::Downstream => {
+                ApiError::new(Code::Unknown).with_status(StatusCode::BAD_REQUEST)
+            }
+            _ => ApiError::new(Code::Unknown),
+        };
+        let code = api.status.as_u16();
+        if let Err(err) = self.respond_error(session, ctx, api).await {
+            tracing::debug!("could not send the error response: {err}");
+        }
+        FailToProxy {
+            error_code: code,
+            can_reuse_downstream: false,
+        }
+    }
+
+    async fn logging(&self, session: &mut Session, e: Option<&Error>, ctx: &mut Ctx) {
+        let status = session
+            .response_written()
+            .map(|r| r.status.as_u16())
+            .unwrap_or(0);
+        let req = session.req_header();
+        tracing::info!(
+            target: "gatehouse::access",
+            client = ctx.client.addr.as_deref().unwrap_or("-"),
+            user = ctx.user.as_deref().unwrap_or("-"),
+            method = %req.method,
+            route = ctx.kind,
+            repository = ctx.route.as_ref().and_then(|r| r.name()).map(|n| n.as_str()).unwrap_or("-"),
+            status,
+            auth = ctx.auth,
+            bytes_in = session.body_bytes_read(),
+            bytes_out = session.body_bytes_sent(),
+            duration_ms = ctx.start.elapsed().as_secs_f64() * 1000.0,
+            error = e.map(|e| e.etype().as_str()).unwrap_or("-"),
+            "request"
+        );
+    }
+}

@@ -1,0 +1,72 @@
+//! Assembles the pingora server: the proxy service on the main listener and the background work
+//! (htpasswd watcher), from validated config.
+
+use crate::auth::{self, Authenticator};
+use crate::config::{AuthMode, Backend, Config};
+use crate::proxy::{BackendHandle, Gatehouse};
+use crate::registry::Registry;
+use pingora::server::configuration::ServerConf;
+use pingora::server::Server;
+use std::sync::Arc;
+
+/// A problem starting the server.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The htpasswd file could not be loaded.
+    #[error(transparent)]
+    Auth(#[from] auth::AuthError),
+    /// The embedded storage could not be opened.
+    #[error("storage {root}: {message}")]
+    Storage {
+        /// The storage root.
+        root: String,
+        /// Why.
+        message: String,
+    },
+}
+
+/// Builds everything and serves until the process is told to stop.
+pub fn run(config: Config) -> Result<(), StartError> {
+    for w in &config.warnings {
+        tracing::warn!("{w}");
+    }
+    let config = Arc::new(config);
+    let authenticator = match config.auth.mode {
+        AuthMode::None => {
+            tracing::warn!("auth.mode is none: anyone who can reach the port may push and delete");
+            None
+        }
+        AuthMode::Htpasswd => {
+            let a = Arc::new(Authenticator::open(&config.auth)?);
+            auth::watch::spawn(a.clone());
+            Some(a)
+        }
+    };
+    let backend = match &config.backend {
+        Backend::Upstream(u) => {
+            tracing::info!(upstream = %u.url, "fronting an upstream registry");
+            BackendHandle::Upstream(u.clone())
+        }
+        Backend::Embedded => BackendHandle::Embedded(Arc::new(open_registry(&config)?)),
+    };
+
+    let mut conf = ServerConf {
+        threads: config.threads,
+        grace_period_seconds: Some(config.grace_period_seconds),
+        graceful_shutdown_timeout_seconds: Some(config.grace_period_seconds),
+        ..ServerConf::default()
+    };
+    conf.upstream_keepalive_pool_size = 128;
+    let mut server = Server::new_with_opt_and_conf(None, conf);
+    server.bootstrap();
+    let door = Gatehouse::new(config.clone(), authenticator, backend);
+    let mut service = pingora::proxy::http_proxy_service(&server.configuration, door);
+    service.add_tcp(&config.listen.to_string());
+    server.add_service(service);
+    tracing::info!(listen = %config.listen, "gatehouse serving");
+    server.run_forever();
+}
+
+fn open_registry(_config: &Config) -> Result<Registry, StartError> {
+    Ok(Registry)
+}

@@ -1,0 +1,164 @@
+//! The upstream backend: where requests go when gatehouse fronts another v2 registry, and what changes on the
+//! way (client credentials out, upstream credentials and `X-Forwarded-*` in, upstream `Location`s rewritten to
+//! the address the client used). Bodies stream through pingora in both directions; nothing is buffered here.
+
+use crate::config::UpstreamConfig;
+use pingora::http::{RequestHeader, ResponseHeader};
+use pingora::upstreams::peer::HttpPeer;
+
+/// The peer to connect to, with timeouts that suit multi-GB layers (a stall fails, a long transfer does not).
+pub fn peer(config: &UpstreamConfig) -> Box<HttpPeer> {
+    let mut peer = HttpPeer::new(config.address.as_str(), config.tls, config.host.clone());
+    let o = &mut peer.options;
+    o.connection_timeout = Some(config.connect_timeout);
+    o.total_connection_timeout = Some(config.connect_timeout * 2);
+    o.read_timeout = Some(config.io_timeout);
+    o.write_timeout = Some(config.io_timeout);
+    o.idle_timeout = Some(std::time::Duration::from_secs(60));
+    o.verify_cert = config.tls_verify;
+    o.verify_hostname = config.tls_verify;
+    Box::new(peer)
+}
+
+/// How the client reached gatehouse: scheme and host, for `X-Forwarded-*` and `Location` rewriting.
+#[derive(Debug, Clone, Default)]
+pub struct ClientView {
+    /// `http` or `https` (from a fronting proxy's `X-Forwarded-Proto`, else `http`).
+    pub proto: String,
+    /// The `Host` the client used (or a fronting proxy's `X-Forwarded-Host`).
+    pub host: Option<String>,
+    /// The client's address.
+    pub addr: Option<String>,
+}
+
+/// Rewrites the request for the upstream: drops the client's credentials, sets the upstream's, adds
+/// `X-Forwarded-For/Proto/Host`.
+pub fn prepare_request(req: &mut RequestHeader, config: &UpstreamConfig, client: &ClientView) {
+    req.remove_header(&http::header::AUTHORIZATION);
+    if let Some(auth) = &config.authorization {
+        let _ = req.insert_header(http::header::AUTHORIZATION, auth.clone());
+    }
+    if let Some(addr) = &client.addr {
+        let xff = match req
+            .headers
+            .get("x-forwarded-for")
+            .and_then(|v| v.to_str().ok())
+        {
+            Some(prev) if !prev.is_empty() => format!("{prev}, {addr}"),
+            _ => addr.clone(),
+        };
+        let _ = req.insert_header("X-Forwarded-For", xff);
+    }
+    let _ = req.insert_header("X-Forwarded-Proto", client.proto.as_str());
+    if let Some(host) = &client.host {
+        let _ = req.insert_header("X-Forwarded-Host", host.as_str());
+    }
+    let host = if config.address.ends_with(":80") || config.address.ends_with(":443") {
+        config.host.clone()
+    } else {
+        config.address.clone()
+    };
+    let _ = req.insert_header(http::header::HOST, host);
+}
+
+/// Rewrites a `Location` that points at the upstream to the address the client used.
+pub fn rewrite_location(resp: &mut ResponseHeader, config: &UpstreamConfig, client: &ClientView) {
+    let Some(location) = resp
+        .headers
+        .get(http::header::LOCATION)
+        .and_then(|v| v.to_str().ok())
+    else {
+        return;
+    };
+    let Some(host) = &client.host else {
+        return;
+    };
+    let scheme = if config.tls { "https" } else { "http" };
+    let mut origins = vec![format!("{scheme}://{}", config.address)];
+    if config.address.ends_with(":80") || config.address.ends_with(":443") {
+        origins.push(format!("{scheme}://{}", config.host));
+    }
+    for origin in origins {
+        if let Some(rest) = location.strip_prefix(&origin) {
+            if rest.is_empty() || rest.starts_with('/') || rest.starts_with('?') {
+                let rewritten = format!("{}://{}{}", client.proto, host, rest);
+                let _ = resp.insert_header(http::header::LOCATION, rewritten);
+                return;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn config() -> UpstreamConfig {
+        UpstreamConfig {
+            url: "http://127.0.0.1:5001".into(),
+            address: "127.0.0.1:5001".into(),
+            tls: false,
+            host: "127.0.0.1".into(),
+            authorization: None,
+            connect_timeout: Duration::from_secs(1),
+            io_timeout: Duration::from_secs(1),
+            tls_verify: true,
+        }
+    }
+
+    fn client() -> ClientView {
+        ClientView {
+            proto: "https".into(),
+            host: Some("registry.example.com".into()),
+            addr: Some("203.0.113.9".into()),
+        }
+    }
+
+    #[test]
+    fn location_pointing_upstream_is_rewritten() {
+        let mut resp = ResponseHeader::build(202, None).unwrap();
+        resp.insert_header(
+            "Location",
+            "http://127.0.0.1:5001/v2/a/blobs/uploads/u?_state=x",
+        )
+        .unwrap();
+        rewrite_location(&mut resp, &config(), &client());
+        assert_eq!(
+            resp.headers["location"],
+            "https://registry.example.com/v2/a/blobs/uploads/u?_state=x"
+        );
+    }
+
+    #[test]
+    fn other_locations_are_left_alone() {
+        for loc in [
+            "/v2/a/blobs/uploads/u",
+            "http://127.0.0.1:50011/x",
+            "https://elsewhere/x",
+        ] {
+            let mut resp = ResponseHeader::build(202, None).unwrap();
+            resp.insert_header("Location", loc).unwrap();
+            rewrite_location(&mut resp, &config(), &client());
+            assert_eq!(resp.headers["location"], loc);
+        }
+    }
+
+    #[test]
+    fn credentials_are_swapped_and_forwarding_added() {
+        let mut req = RequestHeader::build("GET", b"/v2/", None).unwrap();
+        req.insert_header("Authorization", "Basic dXNlcjpwYXNz")
+            .unwrap();
+        req.insert_header("X-Forwarded-For", "198.51.100.1")
+            .unwrap();
+        let mut c = config();
+        prepare_request(&mut req, &c, &client());
+        assert!(req.headers.get("authorization").is_none());
+        assert_eq!(req.headers["x-forwarded-for"], "198.51.100.1, 203.0.113.9");
+        assert_eq!(req.headers["x-forwarded-proto"], "https");
+        assert_eq!(req.headers["host"], "127.0.0.1:5001");
+        c.authorization = Some(http::HeaderValue::from_static("Basic dTpw"));
+        prepare_request(&mut req, &c, &client());
+        assert_eq!(req.headers["authorization"], "Basic dTpw");
+    }
+}
