@@ -17,11 +17,14 @@ pub struct Decoration<'a> {
     pub origin: Option<&'a HeaderValue>,
     /// Configured extra headers.
     pub extra: &'a [(HeaderName, HeaderValue)],
+    /// The request id, returned as `X-Request-Id`.
+    pub request_id: &'a HeaderValue,
 }
 
 /// Adds the common headers to a response, replacing any an upstream sent under the same names.
 pub fn decorate(resp: &mut ResponseHeader, d: &Decoration<'_>) {
     let _ = resp.insert_header(API_VERSION.0, API_VERSION.1);
+    let _ = resp.insert_header("X-Request-Id", d.request_id.clone());
     if let Some(origin) = d.origin {
         for (name, value) in d.cors.response_headers(origin) {
             let _ = resp.insert_header(name, value);

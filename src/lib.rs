@@ -15,12 +15,14 @@
 //!
 //! Client-visible errors have one source, [`errcode`].
 
+pub mod admin;
 pub mod auth;
 pub mod authz;
 pub mod config;
 pub mod cors;
 pub mod errcode;
 pub mod headers;
+pub mod metrics;
 pub mod names;
 pub mod proxy;
 pub mod registry;

@@ -1,4 +1,4 @@
-//! The `gatehouse` command: `serve`, `check-config`.
+//! The `gatehouse` command: `serve`, `check-config`, `healthcheck`.
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
@@ -27,20 +27,30 @@ enum Command {
         #[arg(long, short, env = "GATEHOUSE_CONFIG")]
         config: Option<PathBuf>,
     },
+    /// Exit 0 when the running gatehouse is ready (asks `/readyz` on the metrics listener): a docker
+    /// HEALTHCHECK.
+    Healthcheck {
+        /// The TOML config file; environment variables override it.
+        #[arg(long, short, env = "GATEHOUSE_CONFIG")]
+        config: Option<PathBuf>,
+    },
 }
 
-fn init_logging() {
+fn init_logging(json: bool) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("GATEHOUSE_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
+        .with_writer(std::io::stderr);
+    if json {
+        builder.json().init();
+    } else {
+        builder.with_ansi(false).init();
+    }
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging();
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -54,6 +64,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Serve { config } => {
             let config = gatehouse::config::load(config.as_deref())?;
+            init_logging(config.log.json);
             gatehouse::server::run(config).context("cannot start")?;
             Ok(())
         }
@@ -66,5 +77,40 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             }
             Ok(())
         }
+        Command::Healthcheck { config } => {
+            let config = gatehouse::config::load(config.as_deref())?;
+            let m = config
+                .metrics
+                .context("the metrics listener is disabled (metrics.listen is empty)")?;
+            let mut addr = m.listen;
+            if addr.ip().is_unspecified() {
+                addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+            }
+            let status = probe(addr).with_context(|| format!("GET http://{addr}/readyz"))?;
+            anyhow::ensure!(status.starts_with("HTTP/1.1 200"), "not ready: {status}");
+            Ok(())
+        }
     }
+}
+
+/// One plain HTTP/1.1 GET of `/readyz`; returns the status line and body.
+fn probe(addr: std::net::SocketAddr) -> std::io::Result<String> {
+    use std::io::{Read, Write};
+    let timeout = std::time::Duration::from_secs(5);
+    let mut s = std::net::TcpStream::connect_timeout(&addr, timeout)?;
+    s.set_read_timeout(Some(timeout))?;
+    write!(
+        s,
+        "GET /readyz HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )?;
+    let mut out = String::new();
+    s.read_to_string(&mut out)?;
+    let status = out.lines().next().unwrap_or("").to_string();
+    let body = out
+        .split("\r\n\r\n")
+        .nth(1)
+        .unwrap_or("")
+        .trim()
+        .to_string();
+    Ok(format!("{status} {body}"))
 }

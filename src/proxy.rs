@@ -10,6 +10,7 @@ use crate::config::{Config, UpstreamConfig};
 use crate::cors::Cors;
 use crate::errcode::{ApiError, Code};
 use crate::headers::{self, Decoration};
+use crate::metrics::metrics;
 use crate::registry::{Registry, Reply, ReplyBody, Request, RequestBody};
 use crate::route::{self, Route};
 use crate::upstream::{self, ClientView};
@@ -45,6 +46,10 @@ pub struct Gatehouse {
 /// Per-request state carried across pingora's phases.
 pub struct Ctx {
     start: Instant,
+    counted: bool,
+    request_id: HeaderValue,
+    upstream_start: Option<Instant>,
+    upstream_time: Option<std::time::Duration>,
     route: Option<Route>,
     kind: &'static str,
     origin: Option<HeaderValue>,
@@ -73,6 +78,7 @@ impl Gatehouse {
             cors: &self.cors,
             origin: ctx.origin.as_ref(),
             extra: &self.config.headers,
+            request_id: &ctx.request_id,
         }
     }
 
@@ -204,6 +210,35 @@ async fn stream_file(
     Ok(())
 }
 
+/// A fixed label for the request method.
+fn method_label(m: &Method) -> &'static str {
+    match *m {
+        Method::GET => "GET",
+        Method::HEAD => "HEAD",
+        Method::PUT => "PUT",
+        Method::POST => "POST",
+        Method::PATCH => "PATCH",
+        Method::DELETE => "DELETE",
+        Method::OPTIONS => "OPTIONS",
+        _ => "other",
+    }
+}
+
+/// The client's `X-Request-Id` when it is sane (1-128 of `[A-Za-z0-9._:-]`), else a new UUID.
+fn request_id(headers: &http::HeaderMap) -> HeaderValue {
+    if let Some(v) = headers.get("x-request-id") {
+        let b = v.as_bytes();
+        if !b.is_empty()
+            && b.len() <= 128
+            && b.iter()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'.' | b'_' | b':' | b'-'))
+        {
+            return v.clone();
+        }
+    }
+    HeaderValue::from_str(&uuid::Uuid::new_v4().to_string()).expect("uuid is a header value")
+}
+
 /// How the client reached us: `X-Forwarded-Proto/Host` from a fronting proxy (Caprover's nginx), else ours.
 fn client_view(session: &Session) -> ClientView {
     let h = &session.req_header().headers;
@@ -233,6 +268,10 @@ impl ProxyHttp for Gatehouse {
     fn new_ctx(&self) -> Ctx {
         Ctx {
             start: Instant::now(),
+            counted: false,
+            request_id: HeaderValue::from_static("-"),
+            upstream_start: None,
+            upstream_time: None,
             route: None,
             kind: "unparsed",
             origin: None,
@@ -243,7 +282,10 @@ impl ProxyHttp for Gatehouse {
     }
 
     async fn request_filter(&self, session: &mut Session, ctx: &mut Ctx) -> Result<bool> {
+        metrics().in_flight.inc();
+        ctx.counted = true;
         let req = session.req_header();
+        ctx.request_id = request_id(&req.headers);
         ctx.origin = self.cors.allowed_origin(&req.headers);
         ctx.client = client_view(session);
 
@@ -282,6 +324,9 @@ impl ProxyHttp for Gatehouse {
                     .authenticate(req.headers.get(http::header::AUTHORIZATION))
                     .await;
                 ctx.auth = outcome.label();
+                if outcome != Outcome::Missing {
+                    metrics().auth_attempts.with_label_values(&[ctx.auth]).inc();
+                }
                 match outcome {
                     Outcome::Ok { principal, .. } => Some(principal),
                     _ => {
@@ -327,6 +372,26 @@ impl ProxyHttp for Gatehouse {
     ) -> Result<()> {
         if let BackendHandle::Upstream(config) = &self.backend {
             upstream::prepare_request(upstream_request, config, &ctx.client);
+            upstream_request.insert_header("X-Request-Id", ctx.request_id.clone())?;
+        }
+        ctx.upstream_start = Some(Instant::now());
+        Ok(())
+    }
+
+    async fn upstream_response_filter(
+        &self,
+        _session: &mut Session,
+        _upstream_response: &mut ResponseHeader,
+        ctx: &mut Ctx,
+    ) -> Result<()> {
+        if let Some(start) = ctx.upstream_start {
+            let took = start.elapsed();
+            ctx.upstream_time = Some(took);
+            let m = metrics();
+            m.upstream_duration
+                .with_label_values(&[ctx.kind])
+                .observe(took.as_secs_f64());
+            m.upstream_up.set(1);
         }
         Ok(())
     }
@@ -356,6 +421,15 @@ impl ProxyHttp for Gatehouse {
                 can_reuse_downstream: false,
             };
         }
+        if matches!(e.esource(), ErrorSource::Upstream) {
+            let kind = if ctx.upstream_time.is_none() {
+                "connect"
+            } else {
+                "proxy"
+            };
+            metrics().upstream_errors.with_label_values(&[kind]).inc();
+            metrics().upstream_up.set(0);
+        }
         let api = match e.esource() {
             ErrorSource::Upstream => ApiError::new(Code::Unavailable)
                 .message("the upstream registry is unavailable; try again shortly"),
@@ -380,6 +454,28 @@ impl ProxyHttp for Gatehouse {
             .map(|r| r.status.as_u16())
             .unwrap_or(0);
         let req = session.req_header();
+        let method = method_label(&req.method);
+        let (bytes_in, bytes_out) = (session.body_bytes_read(), session.body_bytes_sent());
+        let elapsed = ctx.start.elapsed();
+        let m = metrics();
+        if ctx.counted {
+            m.in_flight.dec();
+        }
+        m.requests
+            .with_label_values(&[ctx.kind, method, crate::metrics::status_label(status)])
+            .inc();
+        m.request_duration
+            .with_label_values(&[ctx.kind])
+            .observe(elapsed.as_secs_f64());
+        m.received_bytes
+            .with_label_values(&[ctx.kind])
+            .inc_by(bytes_in as u64);
+        m.sent_bytes
+            .with_label_values(&[ctx.kind])
+            .inc_by(bytes_out as u64);
+        if !self.config.log.access_log {
+            return;
+        }
         tracing::info!(
             target: "gatehouse::access",
             client = ctx.client.addr.as_deref().unwrap_or("-"),
@@ -389,9 +485,11 @@ impl ProxyHttp for Gatehouse {
             repository = ctx.route.as_ref().and_then(|r| r.name()).map(|n| n.as_str()).unwrap_or("-"),
             status,
             auth = ctx.auth,
-            bytes_in = session.body_bytes_read(),
-            bytes_out = session.body_bytes_sent(),
-            duration_ms = ctx.start.elapsed().as_secs_f64() * 1000.0,
+            bytes_in,
+            bytes_out,
+            duration_ms = elapsed.as_secs_f64() * 1000.0,
+            upstream_ms = ctx.upstream_time.map(|t| t.as_secs_f64() * 1000.0),
+            request_id = ctx.request_id.to_str().unwrap_or("-"),
             error = e.map(|e| e.etype().as_str()).unwrap_or("-"),
             "request"
         );

@@ -1,6 +1,7 @@
 //! Assembles the pingora server: the proxy service on the main listener and the background work
 //! (htpasswd watcher), from validated config.
 
+use crate::admin::{AdminApp, Readiness};
 use crate::auth::{self, Authenticator};
 use crate::config::{AuthMode, Backend, Config};
 use crate::proxy::{BackendHandle, Gatehouse};
@@ -59,10 +60,29 @@ pub fn run(config: Config) -> Result<(), StartError> {
     conf.upstream_keepalive_pool_size = 128;
     let mut server = Server::new_with_opt_and_conf(None, conf);
     server.bootstrap();
+    let authenticator_for_ready = authenticator.clone();
     let door = Gatehouse::new(config.clone(), authenticator, backend);
     let mut service = pingora::proxy::http_proxy_service(&server.configuration, door);
     service.add_tcp(&config.listen.to_string());
     server.add_service(service);
+    if let Some(m) = &config.metrics {
+        let readiness = Readiness {
+            auth: authenticator_for_ready,
+            storage_root: match &config.backend {
+                Backend::Embedded => Some(config.storage.root.clone()),
+                Backend::Upstream(_) => None,
+            },
+            upstream: match &config.backend {
+                Backend::Upstream(u) => Some(u.address.clone()),
+                Backend::Embedded => None,
+            },
+        };
+        let app = AdminApp::new(readiness, m.basic_auth.clone());
+        let mut admin = pingora::services::listening::Service::new("gatehouse metrics".into(), app);
+        admin.add_tcp(&m.listen.to_string());
+        server.add_service(admin);
+        tracing::info!(listen = %m.listen, "metrics and health listener");
+    }
     tracing::info!(listen = %config.listen, "gatehouse serving");
     server.run_forever();
 }

@@ -103,6 +103,9 @@ impl Authenticator {
             users = parsed.credentials.len(),
             "htpasswd loaded"
         );
+        let m = crate::metrics::metrics();
+        m.htpasswd_users.set(parsed.credentials.len() as i64);
+        m.htpasswd_last_reload.set(watch::unix_now());
         Ok(Authenticator {
             path: config.htpasswd.clone(),
             credentials: ArcSwap::from_pointee(parsed.credentials),

@@ -71,6 +71,27 @@ pub fn reload(auth: &Authenticator) -> Reload {
     }
 }
 
+/// Counts a reload in the metrics.
+fn record(result: &Reload) {
+    let m = crate::metrics::metrics();
+    match result {
+        Reload::Ok { users } => {
+            m.htpasswd_reloads.with_label_values(&["ok"]).inc();
+            m.htpasswd_users.set(*users as i64);
+            m.htpasswd_last_reload.set(unix_now());
+        }
+        Reload::Failed { .. } => m.htpasswd_reloads.with_label_values(&["failed"]).inc(),
+    }
+}
+
+/// Seconds since the Unix epoch.
+pub fn unix_now() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
+}
+
 /// Starts the poller on its own thread; it runs for the life of the process.
 pub fn spawn(auth: Arc<Authenticator>) {
     std::thread::Builder::new()
@@ -84,6 +105,7 @@ pub fn spawn(auth: Arc<Authenticator>) {
                     continue;
                 }
                 let result = reload(&auth);
+                record(&result);
                 match &result {
                     Reload::Ok { users } => tracing::info!(
                         file = %auth.path().display(),

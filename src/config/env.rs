@@ -35,6 +35,8 @@ pub fn apply(
             "GATEHOUSE_UPSTREAM_URL" => file.upstream.url = value,
             "GATEHOUSE_UPSTREAM_USERNAME" => file.upstream.username = value,
             "GATEHOUSE_UPSTREAM_PASSWORD" => file.upstream.password = value,
+            "GATEHOUSE_METRICS_ADDR" => file.metrics.listen = value,
+            "GATEHOUSE_LOG_FORMAT" => file.log.format = value,
             _ => {
                 if let Some(header) = key.strip_prefix(HEADERS_PREFIX) {
                     let values = parse_list(&value);

@@ -148,8 +148,30 @@ pub struct Config {
     pub storage: StorageSettings,
     /// The backend.
     pub backend: Backend,
+    /// The metrics/health listener, when enabled.
+    pub metrics: Option<MetricsConfig>,
+    /// Logging.
+    pub log: LogConfig,
     /// Things the user should hear about (deprecated spellings, odd values).
     pub warnings: Vec<String>,
+}
+
+/// Validated metrics listener settings.
+#[derive(Debug, Clone)]
+pub struct MetricsConfig {
+    /// The listen address.
+    pub listen: SocketAddr,
+    /// `(user, password)` required for `/metrics`, when set.
+    pub basic_auth: Option<(String, String)>,
+}
+
+/// Validated logging settings.
+#[derive(Debug, Clone)]
+pub struct LogConfig {
+    /// JSON lines instead of text.
+    pub json: bool,
+    /// One line per request.
+    pub access_log: bool,
 }
 
 /// Loads the file (when given) and the process environment into a merged schema, plus warnings.
@@ -182,8 +204,10 @@ pub fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
 /// The merged schema as TOML, with secrets elided, for `check-config`.
 pub fn render(file: &FileConfig) -> String {
     let mut shown = file.clone();
-    if !shown.upstream.password.is_empty() {
-        shown.upstream.password = "<elided>".into();
+    for secret in [&mut shown.upstream.password, &mut shown.metrics.password] {
+        if !secret.is_empty() {
+            *secret = "<elided>".into();
+        }
     }
     toml::to_string_pretty(&shown).expect("config renders as TOML")
 }
@@ -259,6 +283,42 @@ pub fn validate(file: FileConfig) -> Result<Config, ConfigError> {
     } else {
         Backend::Upstream(parse_upstream(&file.upstream)?)
     };
+    let metrics = if file.metrics.listen.is_empty() {
+        None
+    } else {
+        let listen =
+            parse_listen(&file.metrics.listen).map_err(|problem| ConfigError::Invalid {
+                key: "metrics.listen",
+                problem,
+            })?;
+        if listen == parse_listen(&file.server.listen).unwrap_or(listen) && listen.port() != 0 {
+            return Err(invalid("metrics.listen", "must differ from server.listen"));
+        }
+        let basic_auth = match (
+            file.metrics.username.is_empty(),
+            file.metrics.password.is_empty(),
+        ) {
+            (true, true) => None,
+            (false, false) => Some((file.metrics.username.clone(), file.metrics.password.clone())),
+            _ => {
+                return Err(invalid(
+                    "metrics.username",
+                    "username and password go together",
+                ))
+            }
+        };
+        Some(MetricsConfig { listen, basic_auth })
+    };
+    let json = match file.log.format.as_str() {
+        "text" | "" => false,
+        "json" => true,
+        other => {
+            return Err(invalid(
+                "log.format",
+                format!("`{other}` is not text or json"),
+            ))
+        }
+    };
     if file.storage.root.is_empty() {
         return Err(invalid("storage.root", "is empty"));
     }
@@ -288,6 +348,11 @@ pub fn validate(file: FileConfig) -> Result<Config, ConfigError> {
             delete_enabled: file.storage.delete_enabled,
         },
         backend,
+        metrics,
+        log: LogConfig {
+            json,
+            access_log: file.log.access_log,
+        },
         warnings,
     })
 }

@@ -22,6 +22,10 @@ pub struct FileConfig {
     pub storage: StorageSection,
     /// The upstream registry; when `url` is set, gatehouse fronts it instead of the embedded backend.
     pub upstream: UpstreamSection,
+    /// The metrics and health listener.
+    pub metrics: MetricsSection,
+    /// Logging.
+    pub log: LogSection,
 }
 
 /// `[server]`
@@ -158,6 +162,47 @@ impl Default for UpstreamSection {
             connect_timeout_seconds: 5,
             io_timeout_seconds: 300,
             tls_verify: true,
+        }
+    }
+}
+
+/// `[metrics]`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MetricsSection {
+    /// Address of the metrics/health listener (`/metrics`, `/healthz`, `/readyz`); empty disables it.
+    pub listen: String,
+    /// Optional Basic auth user for the listener (health endpoints stay open).
+    pub username: String,
+    /// Password for `username`.
+    pub password: String,
+}
+
+impl Default for MetricsSection {
+    fn default() -> Self {
+        MetricsSection {
+            listen: "127.0.0.1:9090".into(),
+            username: String::new(),
+            password: String::new(),
+        }
+    }
+}
+
+/// `[log]`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogSection {
+    /// `text` or `json`.
+    pub format: String,
+    /// Whether to write one access-log line per request.
+    pub access_log: bool,
+}
+
+impl Default for LogSection {
+    fn default() -> Self {
+        LogSection {
+            format: "text".into(),
+            access_log: true,
         }
     }
 }

@@ -1,0 +1,135 @@
+//! The metrics and health listener: `/metrics` (Prometheus text format, optionally behind Basic auth),
+//! `/healthz` (the process answers) and `/readyz` (credentials loaded; storage writable or upstream reachable).
+//! It runs as its own pingora service on its own address, loopback by default.
+
+use crate::auth::Authenticator;
+use async_trait::async_trait;
+use base64::Engine;
+use http::{Response, StatusCode};
+use pingora::apps::http_app::ServeHttp;
+use pingora::protocols::http::ServerSession;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// What `/readyz` checks.
+pub struct Readiness {
+    /// The authenticator, when auth is on: ready once users are loaded.
+    pub auth: Option<Arc<Authenticator>>,
+    /// The embedded storage root: ready when a file can be written there.
+    pub storage_root: Option<PathBuf>,
+    /// The upstream `host:port`: ready when a TCP connection opens.
+    pub upstream: Option<String>,
+}
+
+impl Readiness {
+    /// Runs the checks; `Err` names the first one that failed.
+    pub async fn check(&self) -> Result<(), String> {
+        if let Some(auth) = &self.auth {
+            if auth.users() == 0 {
+                return Err(format!("no users loaded from {}", auth.path().display()));
+            }
+        }
+        if let Some(root) = &self.storage_root {
+            let probe = root.join(format!(".gatehouse-ready-{}", std::process::id()));
+            tokio::fs::write(&probe, b"ok")
+                .await
+                .map_err(|e| format!("storage {} not writable: {e}", root.display()))?;
+            let _ = tokio::fs::remove_file(&probe).await;
+        }
+        if let Some(addr) = &self.upstream {
+            let connect = tokio::net::TcpStream::connect(addr.as_str());
+            match tokio::time::timeout(Duration::from_secs(2), connect).await {
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => return Err(format!("upstream {addr} unreachable: {e}")),
+                Err(_) => return Err(format!("upstream {addr} unreachable: timed out")),
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The listener's request handler.
+pub struct AdminApp {
+    /// The readiness checks.
+    pub readiness: Readiness,
+    /// The expected `Authorization` value for `/metrics`, when protected.
+    pub metrics_auth: Option<String>,
+}
+
+impl AdminApp {
+    /// Builds the app; `basic_auth` protects `/metrics`.
+    pub fn new(readiness: Readiness, basic_auth: Option<(String, String)>) -> AdminApp {
+        let metrics_auth = basic_auth.map(|(u, p)| {
+            format!(
+                "Basic {}",
+                base64::engine::general_purpose::STANDARD.encode(format!("{u}:{p}"))
+            )
+        });
+        AdminApp {
+            readiness,
+            metrics_auth,
+        }
+    }
+
+    fn authorized(&self, session: &ServerSession) -> bool {
+        let Some(expected) = &self.metrics_auth else {
+            return true;
+        };
+        let given = session
+            .req_header()
+            .headers
+            .get(http::header::AUTHORIZATION)
+            .map(|v| v.as_bytes())
+            .unwrap_or_default();
+        constant_time_eq(given, expected.as_bytes())
+    }
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+fn text(status: StatusCode, body: impl Into<Vec<u8>>, content_type: &str) -> Response<Vec<u8>> {
+    let body = body.into();
+    Response::builder()
+        .status(status)
+        .header(http::header::CONTENT_TYPE, content_type)
+        .header(http::header::CONTENT_LENGTH, body.len())
+        .body(body)
+        .expect("static response parts")
+}
+
+#[async_trait]
+impl ServeHttp for AdminApp {
+    async fn response(&self, session: &mut ServerSession) -> Response<Vec<u8>> {
+        let path = session.req_header().uri.path().to_string();
+        let plain = "text/plain; charset=utf-8";
+        match path.as_str() {
+            "/healthz" => text(StatusCode::OK, "ok\n", plain),
+            "/readyz" => match self.readiness.check().await {
+                Ok(()) => text(StatusCode::OK, "ready\n", plain),
+                Err(why) => text(StatusCode::SERVICE_UNAVAILABLE, format!("{why}\n"), plain),
+            },
+            "/metrics" => {
+                if !self.authorized(session) {
+                    let mut r = text(StatusCode::UNAUTHORIZED, "authentication required\n", plain);
+                    r.headers_mut().insert(
+                        http::header::WWW_AUTHENTICATE,
+                        http::HeaderValue::from_static("Basic realm=\"metrics\""),
+                    );
+                    return r;
+                }
+                text(
+                    StatusCode::OK,
+                    crate::metrics::render(),
+                    "text/plain; version=0.0.4; charset=utf-8",
+                )
+            }
+            _ => text(StatusCode::NOT_FOUND, "not found\n", plain),
+        }
+    }
+}
