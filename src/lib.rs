@@ -24,6 +24,8 @@ pub mod errcode;
 pub mod headers;
 pub mod metrics;
 pub mod names;
+pub mod net;
+pub mod passwd;
 pub mod proxy;
 pub mod registry;
 pub mod route;

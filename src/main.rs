@@ -1,4 +1,4 @@
-//! The `gatehouse` command: `serve`, `check-config`, `healthcheck`.
+//! The `gatehouse` command: `serve`, `check-config`, `passwd`, `healthcheck`.
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
@@ -27,6 +27,20 @@ enum Command {
         #[arg(long, short, env = "GATEHOUSE_CONFIG")]
         config: Option<PathBuf>,
     },
+    /// Manage users in the htpasswd file (a running gatehouse picks changes up within a second).
+    Passwd {
+        #[command(subcommand)]
+        action: PasswdAction,
+        /// The htpasswd file (default: auth.htpasswd from the config).
+        #[arg(long, global = true)]
+        file: Option<PathBuf>,
+        /// The TOML config file that names the htpasswd file.
+        #[arg(long, short, global = true, env = "GATEHOUSE_CONFIG")]
+        config: Option<PathBuf>,
+        /// Rewrite the file in place instead of replacing it (for a file bind-mounted on its own).
+        #[arg(long, global = true)]
+        in_place: bool,
+    },
     /// Exit 0 when the running gatehouse is ready (asks `/readyz` on the metrics listener): a docker
     /// HEALTHCHECK.
     Healthcheck {
@@ -34,6 +48,113 @@ enum Command {
         #[arg(long, short, env = "GATEHOUSE_CONFIG")]
         config: Option<PathBuf>,
     },
+}
+
+#[derive(Subcommand)]
+enum PasswdAction {
+    /// Add a user, or change its password.
+    Add {
+        /// The user name.
+        name: String,
+        /// Read the password from the first line of standard input instead of prompting.
+        #[arg(long)]
+        password_stdin: bool,
+        /// bcrypt cost (4-31).
+        #[arg(long, default_value_t = gatehouse::passwd::DEFAULT_COST)]
+        cost: u32,
+    },
+    /// Remove a user.
+    Remove {
+        /// The user name.
+        name: String,
+    },
+    /// List the users gatehouse would accept.
+    List,
+    /// Check a password (exit 0 when it is right).
+    Verify {
+        /// The user name.
+        name: String,
+        /// Read the password from the first line of standard input instead of prompting.
+        #[arg(long)]
+        password_stdin: bool,
+    },
+}
+
+fn read_password(from_stdin: bool, confirm: bool) -> anyhow::Result<String> {
+    let password = if from_stdin {
+        let mut line = String::new();
+        std::io::stdin().read_line(&mut line)?;
+        line.trim_end_matches(['\n', '\r']).to_string()
+    } else {
+        let first = rpassword::prompt_password("Password: ")?;
+        if confirm && rpassword::prompt_password("Again: ")? != first {
+            anyhow::bail!("the passwords differ");
+        }
+        first
+    };
+    anyhow::ensure!(!password.is_empty(), "the password is empty");
+    anyhow::ensure!(
+        password.len() <= 72,
+        "bcrypt uses at most 72 bytes of a password"
+    );
+    Ok(password)
+}
+
+fn passwd(
+    action: PasswdAction,
+    file: Option<PathBuf>,
+    config: Option<PathBuf>,
+    in_place: bool,
+) -> anyhow::Result<()> {
+    use gatehouse::passwd;
+    let file = match file {
+        Some(f) => f,
+        None => gatehouse::config::load(config.as_deref())?.auth.htpasswd,
+    };
+    match action {
+        PasswdAction::Add {
+            name,
+            password_stdin,
+            cost,
+        } => {
+            passwd::check_name(&name)?;
+            anyhow::ensure!((4..=31).contains(&cost), "--cost must be 4 to 31");
+            let password = read_password(password_stdin, true)?;
+            let existed = passwd::add(&file, &name, &password, cost, in_place)?;
+            let what = if existed {
+                "changed the password of"
+            } else {
+                "added"
+            };
+            eprintln!("{}: {what} {name}", file.display());
+        }
+        PasswdAction::Remove { name } => {
+            passwd::remove(&file, &name, in_place)?;
+            eprintln!("{}: removed {name}", file.display());
+        }
+        PasswdAction::List => {
+            let (names, warnings) = passwd::list(&file)?;
+            for n in names {
+                println!("{n}");
+            }
+            for w in warnings {
+                eprintln!("warning: {}: {w}", file.display());
+            }
+        }
+        PasswdAction::Verify {
+            name,
+            password_stdin,
+        } => {
+            let password = read_password(password_stdin, false)?;
+            anyhow::ensure!(
+                passwd::verify(&file, &name, &password)?,
+                "{}: wrong password for {name}",
+                file.display()
+            );
+            eprintln!("{}: password ok for {name}", file.display());
+        }
+    }
+    Ok(())
 }
 
 fn init_logging(json: bool) {
@@ -77,6 +198,12 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             }
             Ok(())
         }
+        Command::Passwd {
+            action,
+            file,
+            config,
+            in_place,
+        } => passwd(action, file, config, in_place),
         Command::Healthcheck { config } => {
             let config = gatehouse::config::load(config.as_deref())?;
             let m = config

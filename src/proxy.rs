@@ -4,15 +4,15 @@
 //! backend, or any error) or lets pingora forward the request upstream. Every response, forwarded or our own,
 //! gets its common headers from [`crate::headers::decorate`], and `logging` writes one access-log line.
 
-use crate::auth::{Authenticator, Outcome};
-use crate::authz::{self, Permit};
+use crate::auth::{Authenticator, Outcome, Principal};
+use crate::authz::{self, Permit, Refusal};
 use crate::config::{Config, UpstreamConfig};
 use crate::cors::Cors;
 use crate::errcode::{ApiError, Code};
 use crate::headers::{self, Decoration};
 use crate::metrics::metrics;
 use crate::registry::{Registry, Reply, ReplyBody, Request, RequestBody};
-use crate::route::{self, Route};
+use crate::route::{self, Action, Route, Target};
 use crate::upstream::{self, ClientView};
 use async_trait::async_trait;
 use bytes::{Bytes, BytesMut};
@@ -50,12 +50,17 @@ pub struct Ctx {
     request_id: HeaderValue,
     upstream_start: Option<Instant>,
     upstream_time: Option<std::time::Duration>,
+    /// The query sent to the backend when it differs from the client's (a refused mount dropped).
+    query: Option<String>,
+    /// A catalog answer being collected for filtering by the access rules.
+    catalog: Option<BytesMut>,
     route: Option<Route>,
     kind: &'static str,
     origin: Option<HeaderValue>,
     user: Option<String>,
     auth: &'static str,
     client: ClientView,
+    principal: Option<Principal>,
 }
 
 impl Gatehouse {
@@ -139,7 +144,7 @@ impl Gatehouse {
         route: &Route,
         session: &mut Session,
         ctx: &Ctx,
-    ) -> Result<()> {
+    ) -> Result<Reply> {
         let req = session.req_header().clone();
         let has_body = matches!(req.method, Method::PUT | Method::PATCH | Method::POST);
         if has_body
@@ -154,13 +159,13 @@ impl Gatehouse {
             route,
             method: &req.method,
             headers: &req.headers,
-            query: req.uri.query().unwrap_or(""),
+            query: ctx
+                .query
+                .as_deref()
+                .unwrap_or(req.uri.query().unwrap_or("")),
         };
-        let reply = {
-            let mut body = SessionBody { session };
-            registry.handle(&request, &mut body).await
-        };
-        self.respond(session, ctx, reply).await
+        let mut body = SessionBody { session };
+        Ok(registry.handle(&request, &mut body).await)
     }
 }
 
@@ -210,6 +215,40 @@ async fn stream_file(
     Ok(())
 }
 
+/// The largest upstream catalog answer gatehouse will hold to filter.
+const MAX_CATALOG_BODY: usize = 16 * 1024 * 1024;
+
+/// Keeps the catalog's repositories the caller may pull; anything unparsable becomes an empty list.
+fn filter_catalog(body: &[u8], keep: impl Fn(&str) -> bool) -> Bytes {
+    let mut v: serde_json::Value =
+        serde_json::from_slice(body).unwrap_or_else(|_| serde_json::json!({ "repositories": [] }));
+    if let Some(list) = v.get_mut("repositories").and_then(|r| r.as_array_mut()) {
+        list.retain(|r| r.as_str().is_some_and(&keep));
+    }
+    Bytes::from(serde_json::to_vec(&v).unwrap_or_default())
+}
+
+/// Replaces a reply's in-memory body, fixing its Content-Length.
+fn set_body(reply: &mut Reply, body: Bytes) {
+    reply
+        .headers
+        .retain(|(n, _)| n != http::header::CONTENT_LENGTH);
+    reply
+        .headers
+        .push((http::header::CONTENT_LENGTH, HeaderValue::from(body.len())));
+    reply.body = ReplyBody::Bytes(body);
+}
+
+/// A fixed label for an action.
+fn action_label(a: Action) -> &'static str {
+    match a {
+        Action::None => "none",
+        Action::Pull => "pull",
+        Action::Push => "push",
+        Action::Delete => "delete",
+    }
+}
+
 /// A fixed label for the request method.
 fn method_label(m: &Method) -> &'static str {
     match *m {
@@ -240,7 +279,7 @@ fn request_id(headers: &http::HeaderMap) -> HeaderValue {
 }
 
 /// How the client reached us: `X-Forwarded-Proto/Host` from a fronting proxy (Caprover's nginx), else ours.
-fn client_view(session: &Session) -> ClientView {
+fn client_view(session: &Session, trusted: &[crate::net::Cidr]) -> ClientView {
     let h = &session.req_header().headers;
     let text = |name: &str| {
         h.get(name)
@@ -251,13 +290,16 @@ fn client_view(session: &Session) -> ClientView {
         Some("https") => "https",
         _ => "http",
     };
+    let peer = session
+        .client_addr()
+        .and_then(|a| a.as_inet())
+        .map(|a| a.ip());
+    let ip = crate::net::client_ip(peer, text("x-forwarded-for").as_deref(), trusted);
     ClientView {
         proto: proto.to_string(),
         host: text("x-forwarded-host").or_else(|| text("host")),
-        addr: session
-            .client_addr()
-            .and_then(|a| a.as_inet())
-            .map(|a| a.ip().to_string()),
+        addr: peer.map(|ip| ip.to_string()),
+        ip,
     }
 }
 
@@ -272,12 +314,15 @@ impl ProxyHttp for Gatehouse {
             request_id: HeaderValue::from_static("-"),
             upstream_start: None,
             upstream_time: None,
+            query: None,
+            catalog: None,
             route: None,
             kind: "unparsed",
             origin: None,
             user: None,
             auth: "none",
             client: ClientView::default(),
+            principal: None,
         }
     }
 
@@ -287,7 +332,7 @@ impl ProxyHttp for Gatehouse {
         let req = session.req_header();
         ctx.request_id = request_id(&req.headers);
         ctx.origin = self.cors.allowed_origin(&req.headers);
-        ctx.client = client_view(session);
+        ctx.client = client_view(session, &self.config.trusted_proxies);
 
         // cors: a preflight is answered here, on any path, without auth, and never forwarded.
         if Cors::is_preflight(&req.method, &req.headers) {
@@ -317,18 +362,28 @@ impl ProxyHttp for Gatehouse {
         ctx.kind = route.kind();
 
         // auth
-        let principal = match &self.auth {
-            None => None,
-            Some(auth) => {
-                let outcome = auth
-                    .authenticate(req.headers.get(http::header::AUTHORIZATION))
-                    .await;
+        let header = req.headers.get(http::header::AUTHORIZATION);
+        let (principal, authenticated) = match (&self.auth, header) {
+            (None, _) => (None, true),
+            // No credentials: maybe a public pull; authz decides between that and a challenge.
+            (Some(_), None) => (None, false),
+            (Some(auth), Some(header)) => {
+                let outcome = auth.authenticate(Some(header), ctx.client.ip).await;
                 ctx.auth = outcome.label();
-                if outcome != Outcome::Missing {
-                    metrics().auth_attempts.with_label_values(&[ctx.auth]).inc();
-                }
+                metrics().auth_attempts.with_label_values(&[ctx.auth]).inc();
                 match outcome {
-                    Outcome::Ok { principal, .. } => Some(principal),
+                    Outcome::Ok { principal, .. } => (Some(principal), true),
+                    Outcome::Throttled { retry_after } => {
+                        let mut reply =
+                            Reply::from(ApiError::new(Code::TooManyRequests).message(
+                                "too many failed logins from this address; try again later",
+                            ));
+                        reply
+                            .headers
+                            .push((http::header::RETRY_AFTER, HeaderValue::from(retry_after)));
+                        self.respond(session, ctx, reply).await?;
+                        return Ok(true);
+                    }
                     _ => {
                         self.challenge(session, ctx).await?;
                         return Ok(true);
@@ -339,15 +394,51 @@ impl ProxyHttp for Gatehouse {
         ctx.user = principal.as_ref().map(|p| p.user.clone());
 
         // authz, then the backend
-        let permit = authz::decide(&route, principal.as_ref());
+        let query = req.uri.query().unwrap_or("");
+        let policy = &self.config.policy;
+        let permit = match policy.decide(&route, principal.as_ref(), authenticated, query) {
+            Ok(permit) => permit,
+            Err(refusal) => {
+                metrics()
+                    .authz_denials
+                    .with_label_values(&[action_label(route.action)])
+                    .inc();
+                match refusal {
+                    Refusal::NeedCredentials => self.challenge(session, ctx).await?,
+                    Refusal::Denied => {
+                        self.respond_error(session, ctx, ApiError::new(Code::Denied))
+                            .await?
+                    }
+                }
+                return Ok(true);
+            }
+        };
+        if !permit.mount_allowed() {
+            ctx.query = Some(authz::strip_mount(query));
+        }
+        if policy.is_restrictive() && route.target == Target::Catalog {
+            ctx.catalog = Some(BytesMut::new());
+        }
+        let principal_for_filter = principal;
         match &self.backend {
             BackendHandle::Upstream(_) => {
                 ctx.route = Some(route);
+                ctx.principal = principal_for_filter;
                 Ok(false)
             }
             BackendHandle::Embedded(registry) => {
-                self.serve_embedded(registry, &permit, &route, session, ctx)
+                let mut reply = self
+                    .serve_embedded(registry, &permit, &route, session, ctx)
                     .await?;
+                if ctx.catalog.take().is_some() {
+                    if let ReplyBody::Bytes(body) = &reply.body {
+                        let filtered = filter_catalog(body, |repo| {
+                            policy.allows(principal_for_filter.as_ref(), repo, Action::Pull)
+                        });
+                        set_body(&mut reply, filtered);
+                    }
+                }
+                self.respond(session, ctx, reply).await?;
                 ctx.route = Some(route);
                 Ok(true)
             }
@@ -372,6 +463,17 @@ impl ProxyHttp for Gatehouse {
     ) -> Result<()> {
         if let BackendHandle::Upstream(config) = &self.backend {
             upstream::prepare_request(upstream_request, config, &ctx.client);
+            if let Some(q) = &ctx.query {
+                let path = upstream_request.uri.path();
+                let uri = if q.is_empty() {
+                    path.to_string()
+                } else {
+                    format!("{path}?{q}")
+                };
+                if let Ok(uri) = uri.parse() {
+                    upstream_request.set_uri(uri);
+                }
+            }
             upstream_request.insert_header("X-Request-Id", ctx.request_id.clone())?;
         }
         ctx.upstream_start = Some(Instant::now());
@@ -405,8 +507,45 @@ impl ProxyHttp for Gatehouse {
         if let BackendHandle::Upstream(config) = &self.backend {
             upstream::rewrite_location(resp, config, &ctx.client);
         }
+        if ctx.catalog.is_some() {
+            // The filtered catalog is shorter: it goes out chunked.
+            resp.remove_header(&http::header::CONTENT_LENGTH);
+            if resp.status != StatusCode::OK {
+                ctx.catalog = None;
+            }
+        }
         headers::decorate(resp, &self.decoration(ctx));
         Ok(())
+    }
+
+    fn response_body_filter(
+        &self,
+        _session: &mut Session,
+        body: &mut Option<Bytes>,
+        end_of_stream: bool,
+        ctx: &mut Ctx,
+    ) -> Result<Option<std::time::Duration>> {
+        let Some(buf) = ctx.catalog.as_mut() else {
+            return Ok(None);
+        };
+        if let Some(chunk) = body.take() {
+            if buf.len() + chunk.len() > MAX_CATALOG_BODY {
+                return Error::e_explain(
+                    ErrorType::InternalError,
+                    "catalog answer too large to filter",
+                );
+            }
+            buf.extend_from_slice(&chunk);
+        }
+        if end_of_stream {
+            let all = ctx.catalog.take().unwrap_or_default().freeze();
+            let policy = &self.config.policy;
+            let principal = ctx.principal.as_ref();
+            *body = Some(filter_catalog(&all, |repo| {
+                policy.allows(principal, repo, Action::Pull)
+            }));
+        }
+        Ok(None)
     }
 
     async fn fail_to_proxy(&self, session: &mut Session, e: &Error, ctx: &mut Ctx) -> FailToProxy {
@@ -478,7 +617,7 @@ impl ProxyHttp for Gatehouse {
         }
         tracing::info!(
             target: "gatehouse::access",
-            client = ctx.client.addr.as_deref().unwrap_or("-"),
+            client = %ctx.client.ip.map(|ip| ip.to_string()).unwrap_or_else(|| "-".into()),
             user = ctx.user.as_deref().unwrap_or("-"),
             method = %req.method,
             route = ctx.kind,

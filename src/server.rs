@@ -38,7 +38,7 @@ pub fn run(config: Config) -> Result<(), StartError> {
             None
         }
         AuthMode::Htpasswd => {
-            let a = Arc::new(Authenticator::open(&config.auth)?);
+            let a = Arc::new(Authenticator::open(&config.auth, config.guard.as_ref())?);
             auth::watch::spawn(a.clone());
             Some(a)
         }

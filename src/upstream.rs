@@ -27,8 +27,10 @@ pub struct ClientView {
     pub proto: String,
     /// The `Host` the client used (or a fronting proxy's `X-Forwarded-Host`).
     pub host: Option<String>,
-    /// The client's address.
+    /// The TCP peer's address (appended to `X-Forwarded-For`).
     pub addr: Option<String>,
+    /// The client's address: the peer, or the client behind a trusted proxy.
+    pub ip: Option<std::net::IpAddr>,
 }
 
 /// Rewrites the request for the upstream: drops the client's credentials, sets the upstream's, adds
@@ -112,6 +114,7 @@ mod tests {
             proto: "https".into(),
             host: Some("registry.example.com".into()),
             addr: Some("203.0.113.9".into()),
+            ip: None,
         }
     }
 

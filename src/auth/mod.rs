@@ -6,6 +6,7 @@
 //! unknown user costs a bcrypt like a wrong password, so user names do not leak by timing.
 
 pub mod cache;
+pub mod guard;
 pub mod htpasswd;
 pub mod watch;
 
@@ -16,6 +17,7 @@ use cache::CredentialCache;
 use htpasswd::Credentials;
 use http::HeaderValue;
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use tokio::sync::Semaphore;
@@ -48,6 +50,11 @@ pub enum Outcome {
     UnknownUser,
     /// A known user with the wrong password.
     BadPassword,
+    /// Too many failed logins from this address: refused without checking.
+    Throttled {
+        /// Seconds until the next attempt is allowed.
+        retry_after: u64,
+    },
 }
 
 impl Outcome {
@@ -60,6 +67,7 @@ impl Outcome {
             Outcome::Malformed => "malformed",
             Outcome::UnknownUser => "unknown_user",
             Outcome::BadPassword => "bad_password",
+            Outcome::Throttled { .. } => "throttled",
         }
     }
 }
@@ -84,11 +92,15 @@ pub struct Authenticator {
     cache: CredentialCache,
     bcrypt_slots: Semaphore,
     dummy_hashes: Mutex<HashMap<u32, String>>,
+    guard: Option<guard::Guard>,
 }
 
 impl Authenticator {
     /// Loads the file (creating it with one random `admin` user when it does not exist).
-    pub fn open(config: &AuthConfig) -> Result<Authenticator, AuthError> {
+    pub fn open(
+        config: &AuthConfig,
+        guard: Option<&crate::config::GuardConfig>,
+    ) -> Result<Authenticator, AuthError> {
         let io = |source| AuthError::Io {
             path: config.htpasswd.clone(),
             source,
@@ -112,6 +124,7 @@ impl Authenticator {
             cache: CredentialCache::new(config.cache_ttl, config.cache_capacity),
             bcrypt_slots: Semaphore::new(config.bcrypt_concurrency),
             dummy_hashes: Mutex::new(HashMap::new()),
+            guard: guard.map(guard::Guard::new),
         })
     }
 
@@ -130,27 +143,59 @@ impl Authenticator {
         self.credentials.store(Arc::new(credentials));
     }
 
-    /// Checks the request's `Authorization` header.
-    pub async fn authenticate(&self, header: Option<&HeaderValue>) -> Outcome {
+    /// Checks the request's `Authorization` header; `client` is the caller's address for the guard.
+    pub async fn authenticate(
+        &self,
+        header: Option<&HeaderValue>,
+        client: Option<IpAddr>,
+    ) -> Outcome {
         let Some(header) = header else {
             return Outcome::Missing;
         };
-        let Some((user, password)) = parse_basic(header) else {
+        let parsed = parse_basic(header);
+        let credentials = self.credentials.load_full();
+        // A cached success is never throttled: it costs nothing and proves nothing new.
+        if let Some((user, password)) = &parsed {
+            if let Some(hash) = credentials.hash_of(user) {
+                if self.cache.contains(user, password, hash) {
+                    return Outcome::Ok {
+                        principal: Principal { user: user.clone() },
+                        cached: true,
+                    };
+                }
+            }
+        }
+        if let (Some(guard), Some(ip)) = (&self.guard, client) {
+            if let Some(wait) = guard.retry_after(ip) {
+                crate::metrics::metrics().guard_throttled.inc();
+                return Outcome::Throttled {
+                    retry_after: wait.as_secs().max(1),
+                };
+            }
+        }
+        let outcome = self.verify_uncached(parsed, &credentials).await;
+        if !matches!(outcome, Outcome::Ok { .. }) {
+            if let (Some(guard), Some(ip)) = (&self.guard, client) {
+                guard.record_failure(ip);
+            }
+        }
+        outcome
+    }
+
+    async fn verify_uncached(
+        &self,
+        parsed: Option<(String, Vec<u8>)>,
+        credentials: &Credentials,
+    ) -> Outcome {
+        let Some((user, password)) = parsed else {
             return Outcome::Malformed;
         };
-        let credentials = self.credentials.load_full();
         let Some(hash) = credentials.hash_of(&user) else {
             // Spend what a real verification would, so unknown names are not told apart by timing.
             let dummy = self.dummy_hash(credentials.typical_cost()).await;
             self.verify(password, dummy).await;
             return Outcome::UnknownUser;
         };
-        if self.cache.contains(&user, &password, hash) {
-            return Outcome::Ok {
-                principal: Principal { user },
-                cached: true,
-            };
-        }
         let hash = hash.to_string();
         if self.verify(password.clone(), hash.clone()).await {
             self.cache.insert(&user, &password, &hash);
@@ -254,14 +299,21 @@ mod tests {
     fn authenticator(dir: &Path, lines: &str) -> Authenticator {
         let path = dir.join("htpasswd");
         std::fs::write(&path, lines).unwrap();
-        Authenticator::open(&AuthConfig {
-            mode: crate::config::AuthMode::Htpasswd,
-            realm: "r".into(),
-            htpasswd: path,
-            bcrypt_concurrency: 2,
-            cache_ttl: Duration::from_secs(60),
-            cache_capacity: 100,
-        })
+        Authenticator::open(
+            &AuthConfig {
+                mode: crate::config::AuthMode::Htpasswd,
+                realm: "r".into(),
+                htpasswd: path,
+                bcrypt_concurrency: 2,
+                cache_ttl: Duration::from_secs(60),
+                cache_capacity: 100,
+            },
+            Some(&crate::config::GuardConfig {
+                burst: 3,
+                per_minute: 1,
+                max_tracked: 100,
+            }),
+        )
         .unwrap()
     }
 
@@ -270,36 +322,78 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let hash = bcrypt::hash("pw", 4).unwrap();
         let a = authenticator(dir.path(), &format!("alice:{hash}\n"));
-        let ok = a.authenticate(Some(&basic("alice:pw"))).await;
+        let ok = a.authenticate(Some(&basic("alice:pw")), None).await;
         assert_eq!(ok.label(), "ok");
         assert_eq!(
-            a.authenticate(Some(&basic("alice:pw"))).await.label(),
+            a.authenticate(Some(&basic("alice:pw")), None).await.label(),
             "cached"
         );
         assert_eq!(
-            a.authenticate(Some(&basic("alice:no"))).await,
+            a.authenticate(Some(&basic("alice:no")), None).await,
             Outcome::BadPassword
         );
         assert_eq!(
-            a.authenticate(Some(&basic("bob:pw"))).await,
+            a.authenticate(Some(&basic("bob:pw")), None).await,
             Outcome::UnknownUser
         );
-        assert_eq!(a.authenticate(None).await, Outcome::Missing);
+        assert_eq!(a.authenticate(None, None).await, Outcome::Missing);
         for bad in ["Bearer x", "Basic !!!", "Basic", "basic Og=="] {
             let v = HeaderValue::from_str(bad).unwrap();
-            assert_eq!(a.authenticate(Some(&v)).await, Outcome::Malformed, "{bad}");
+            assert_eq!(
+                a.authenticate(Some(&v), None).await,
+                Outcome::Malformed,
+                "{bad}"
+            );
         }
         // A password with a colon is fine: only the first colon splits.
         let hash2 = bcrypt::hash("a:b", 4).unwrap();
         a.replace(htpasswd::parse(&format!("carol:{hash2}\n")).credentials);
         assert_eq!(
-            a.authenticate(Some(&basic("carol:a:b"))).await.label(),
+            a.authenticate(Some(&basic("carol:a:b")), None)
+                .await
+                .label(),
             "ok"
         );
         // alice was removed: her cached verification no longer counts.
         assert_eq!(
-            a.authenticate(Some(&basic("alice:pw"))).await,
+            a.authenticate(Some(&basic("alice:pw")), None).await,
             Outcome::UnknownUser
+        );
+    }
+
+    #[tokio::test]
+    async fn guard_throttles_failures_but_not_cached_successes() {
+        let dir = tempfile::tempdir().unwrap();
+        let hash = bcrypt::hash("pw", 4).unwrap();
+        let a = authenticator(dir.path(), &format!("alice:{hash}\n"));
+        let ip: IpAddr = "192.0.2.9".parse().unwrap();
+        let other: IpAddr = "192.0.2.10".parse().unwrap();
+        assert_eq!(
+            a.authenticate(Some(&basic("alice:pw")), Some(ip))
+                .await
+                .label(),
+            "ok"
+        );
+        for _ in 0..3 {
+            assert_eq!(
+                a.authenticate(Some(&basic("alice:x")), Some(ip)).await,
+                Outcome::BadPassword
+            );
+        }
+        let t = a.authenticate(Some(&basic("alice:y")), Some(ip)).await;
+        assert!(
+            matches!(t, Outcome::Throttled { retry_after } if retry_after >= 1),
+            "{t:?}"
+        );
+        assert_eq!(
+            a.authenticate(Some(&basic("alice:pw")), Some(ip))
+                .await
+                .label(),
+            "cached"
+        );
+        assert_eq!(
+            a.authenticate(Some(&basic("alice:x")), Some(other)).await,
+            Outcome::BadPassword
         );
     }
 

@@ -152,6 +152,12 @@ pub struct Config {
     pub metrics: Option<MetricsConfig>,
     /// Logging.
     pub log: LogConfig,
+    /// Access rules.
+    pub policy: crate::authz::Policy,
+    /// The brute-force guard, when enabled.
+    pub guard: Option<GuardConfig>,
+    /// Proxies whose `X-Forwarded-For` is believed.
+    pub trusted_proxies: Vec<crate::net::Cidr>,
     /// Things the user should hear about (deprecated spellings, odd values).
     pub warnings: Vec<String>,
 }
@@ -163,6 +169,17 @@ pub struct MetricsConfig {
     pub listen: SocketAddr,
     /// `(user, password)` required for `/metrics`, when set.
     pub basic_auth: Option<(String, String)>,
+}
+
+/// Validated brute-force guard settings.
+#[derive(Debug, Clone)]
+pub struct GuardConfig {
+    /// Failures allowed in a burst.
+    pub burst: u32,
+    /// Failures earned back per minute.
+    pub per_minute: u32,
+    /// Addresses tracked at most.
+    pub max_tracked: usize,
 }
 
 /// Validated logging settings.
@@ -319,6 +336,31 @@ pub fn validate(file: FileConfig) -> Result<Config, ConfigError> {
             ))
         }
     };
+    let policy = parse_access(&file.access)?;
+    let guard = if file.guard.enabled {
+        if file.guard.failures_burst == 0 || file.guard.failures_per_minute == 0 {
+            return Err(invalid(
+                "guard.failures_burst",
+                "burst and per-minute must be at least 1",
+            ));
+        }
+        Some(GuardConfig {
+            burst: file.guard.failures_burst,
+            per_minute: file.guard.failures_per_minute,
+            max_tracked: file.guard.max_tracked.max(16),
+        })
+    } else {
+        None
+    };
+    let trusted_proxies = file
+        .server
+        .trusted_proxies
+        .iter()
+        .map(|c| {
+            c.parse::<crate::net::Cidr>()
+                .map_err(|e| invalid("server.trusted_proxies", format!("`{c}`: {e}")))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
     if file.storage.root.is_empty() {
         return Err(invalid("storage.root", "is empty"));
     }
@@ -349,6 +391,9 @@ pub fn validate(file: FileConfig) -> Result<Config, ConfigError> {
         },
         backend,
         metrics,
+        policy,
+        guard,
+        trusted_proxies,
         log: LogConfig {
             json,
             access_log: file.log.access_log,
@@ -362,6 +407,56 @@ fn invalid(key: &'static str, problem: impl Into<String>) -> ConfigError {
         key,
         problem: problem.into(),
     }
+}
+
+fn parse_access(a: &schema::AccessSection) -> Result<crate::authz::Policy, ConfigError> {
+    use crate::route::Action;
+    let mut rules = Vec::new();
+    for (i, r) in a.rules.iter().enumerate() {
+        let n = i + 1;
+        if r.repositories.is_empty() || r.principals.is_empty() || r.actions.is_empty() {
+            return Err(invalid(
+                "access.rules",
+                format!("rule {n} needs repositories, principals and actions"),
+            ));
+        }
+        let mut actions = Vec::new();
+        for act in &r.actions {
+            let granted: &[Action] = match act.as_str() {
+                "pull" => &[Action::Pull],
+                "push" => &[Action::Push],
+                "delete" => &[Action::Delete],
+                "*" => &[Action::Pull, Action::Push, Action::Delete],
+                other => {
+                    return Err(invalid(
+                        "access.rules",
+                        format!("rule {n}: action `{other}` is not pull, push, delete or *"),
+                    ))
+                }
+            };
+            actions.extend_from_slice(granted);
+        }
+        for who in &r.principals {
+            if let Some(g) = who.strip_prefix("group:") {
+                if !a.groups.contains_key(g) {
+                    return Err(invalid(
+                        "access.rules",
+                        format!("rule {n}: group `{g}` is not defined in [access.groups]"),
+                    ));
+                }
+            }
+        }
+        rules.push(crate::authz::Rule {
+            repositories: r.repositories.clone(),
+            principals: r.principals.clone(),
+            actions,
+        });
+    }
+    Ok(crate::authz::Policy {
+        groups: a.groups.clone(),
+        rules,
+        public_pull: a.public_pull.clone(),
+    })
 }
 
 /// Parses `host:port` or distribution's `:port`.

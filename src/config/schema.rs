@@ -26,6 +26,10 @@ pub struct FileConfig {
     pub metrics: MetricsSection,
     /// Logging.
     pub log: LogSection,
+    /// Per-repository access rules.
+    pub access: AccessSection,
+    /// The brute-force guard on failed logins.
+    pub guard: GuardSection,
 }
 
 /// `[server]`
@@ -38,6 +42,8 @@ pub struct ServerSection {
     pub threads: usize,
     /// Seconds to let in-flight requests finish on shutdown.
     pub grace_period_seconds: u64,
+    /// Proxies (CIDRs) whose `X-Forwarded-For` names the real client, such as Caprover's nginx.
+    pub trusted_proxies: Vec<String>,
 }
 
 impl Default for ServerSection {
@@ -46,6 +52,7 @@ impl Default for ServerSection {
             listen: "0.0.0.0:5000".into(),
             threads: 2,
             grace_period_seconds: 10,
+            trusted_proxies: Vec::new(),
         }
     }
 }
@@ -203,6 +210,55 @@ impl Default for LogSection {
         LogSection {
             format: "text".into(),
             access_log: true,
+        }
+    }
+}
+
+/// `[access]`
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AccessSection {
+    /// Repository globs anyone may pull without credentials.
+    pub public_pull: Vec<String>,
+    /// Named groups of users.
+    pub groups: BTreeMap<String, Vec<String>>,
+    /// Rules; with none, every authenticated user may do everything.
+    pub rules: Vec<RuleSection>,
+}
+
+/// One `[[access.rules]]` entry.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RuleSection {
+    /// Repository globs (`*` within a component, `**` across).
+    pub repositories: Vec<String>,
+    /// Users, `group:<name>`, or `*` for any authenticated user.
+    pub principals: Vec<String>,
+    /// `pull`, `push`, `delete`.
+    pub actions: Vec<String>,
+}
+
+/// `[guard]`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct GuardSection {
+    /// Whether failed logins are limited per client address.
+    pub enabled: bool,
+    /// Failed logins an address may make in a burst.
+    pub failures_burst: u32,
+    /// Failed logins per minute an address earns back.
+    pub failures_per_minute: u32,
+    /// The most addresses tracked at once (memory stays bounded under address spray).
+    pub max_tracked: usize,
+}
+
+impl Default for GuardSection {
+    fn default() -> Self {
+        GuardSection {
+            enabled: true,
+            failures_burst: 10,
+            failures_per_minute: 10,
+            max_tracked: 65_536,
         }
     }
 }
