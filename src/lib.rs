@@ -30,4 +30,5 @@ pub mod proxy;
 pub mod registry;
 pub mod route;
 pub mod server;
+pub mod storage;
 pub mod upstream;

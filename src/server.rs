@@ -6,6 +6,7 @@ use crate::auth::{self, Authenticator};
 use crate::config::{AuthMode, Backend, Config};
 use crate::proxy::{BackendHandle, Gatehouse};
 use crate::registry::Registry;
+use crate::storage::StorageConfig;
 use pingora::server::configuration::ServerConf;
 use pingora::server::Server;
 use std::sync::Arc;
@@ -87,6 +88,25 @@ pub fn run(config: Config) -> Result<(), StartError> {
     server.run_forever();
 }
 
-fn open_registry(_config: &Config) -> Result<Registry, StartError> {
-    Ok(Registry)
+/// Opens the embedded store (creating its directories, cleaning a killed process's temp files).
+fn open_registry(config: &Config) -> Result<Registry, StartError> {
+    let storage = StorageConfig {
+        root: config.storage.root.clone(),
+        delete_enabled: config.storage.delete_enabled,
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| StartError::Storage {
+            root: config.storage.root.display().to_string(),
+            message: e.to_string(),
+        })?;
+    let registry = runtime
+        .block_on(Registry::open(storage))
+        .map_err(|e| StartError::Storage {
+            root: config.storage.root.display().to_string(),
+            message: e.to_string(),
+        })?;
+    tracing::info!(root = %config.storage.root.display(), "embedded registry open");
+    Ok(registry)
 }

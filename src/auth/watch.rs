@@ -1,12 +1,14 @@
-//! Hot reload of the htpasswd file: a stat poll that notices in-place edits, write-to-temp + rename, symlink
-//! swaps and delete + recreate, and swaps the credential set atomically.
+//! Hot reload of the htpasswd file: in-place edits, write-to-temp + rename, symlink swaps and delete +
+//! recreate all take effect within a second, by an atomic swap of the credential set.
 //!
-//! Polling the path (following symlinks) every [`POLL_INTERVAL`] also works for a single-file bind mount, where no
-//! directory event would arrive. A file that cannot be read, or is empty mid-write, keeps the last good set.
+//! A watch on the file's directory wakes the checker at once; a stat poll of the path (following symlinks)
+//! every [`POLL_INTERVAL`] catches what no event reports, such as a single-file bind mount. A change is seen
+//! as a new (device, inode, size, mtime, ctime) of the path. A file that cannot be read, or is empty
+//! mid-write, keeps the last good set.
 
 use super::{htpasswd, log_warnings, Authenticator};
 use std::os::unix::fs::MetadataExt;
-use std::sync::Arc;
+use std::sync::{mpsc, Arc};
 use std::time::Duration;
 
 /// How often the file is checked.
@@ -92,14 +94,39 @@ pub fn unix_now() -> f64 {
         .unwrap_or(0.0)
 }
 
-/// Starts the poller on its own thread; it runs for the life of the process.
+/// Watches the file's directory; each event wakes the checker. `None` when no watch could be set up.
+fn watch_dir(path: &std::path::Path, wake: mpsc::Sender<()>) -> Option<notify::RecommendedWatcher> {
+    use notify::Watcher;
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => std::path::PathBuf::from("."),
+    };
+    let mut watcher = notify::recommended_watcher(move |_event| {
+        let _ = wake.send(());
+    })
+    .ok()?;
+    match watcher.watch(&dir, notify::RecursiveMode::NonRecursive) {
+        Ok(()) => Some(watcher),
+        Err(e) => {
+            tracing::debug!(dir = %dir.display(), "no directory watch, polling only: {e}");
+            None
+        }
+    }
+}
+
+/// Starts the checker on its own thread; it runs for the life of the process.
 pub fn spawn(auth: Arc<Authenticator>) {
+    let (wake, events) = mpsc::channel();
+    let watcher = watch_dir(auth.path(), wake);
     std::thread::Builder::new()
         .name("htpasswd-watch".into())
         .spawn(move || {
+            let _watcher = watcher;
             let mut last = stamp(auth.path());
             loop {
-                std::thread::sleep(POLL_INTERVAL);
+                // An event or the poll interval, whichever comes first; drain bursts of events.
+                let _ = events.recv_timeout(POLL_INTERVAL);
+                while events.try_recv().is_ok() {}
                 let now = stamp(auth.path());
                 if now == last {
                     continue;

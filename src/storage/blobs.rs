@@ -1,0 +1,144 @@
+//! The blob store: content-addressed data shared by all repositories, reached only through a repository's links.
+//!
+//! A blob is visible in a repository when `_layers/<alg>/<hex>/link` exists there (or, for a manifest fetched as a
+//! blob, `_manifests/revisions/<alg>/<hex>/link`) and its `blobs/.../data` exists.
+
+use super::driver::ReadHandle;
+use super::{paths, StorageError, Store};
+use crate::names::{Digest, Name};
+
+/// Which link kinds make a digest visible in a repository.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LinkKind {
+    /// Only `_layers` links (blob uploads and mounts).
+    Layer,
+    /// `_layers` or `_manifests/revisions` links.
+    LayerOrManifest,
+}
+
+impl Store {
+    /// The size of a blob in the global store, `None` when it is not there.
+    pub async fn blob_size(&self, digest: &Digest) -> Result<Option<u64>, StorageError> {
+        Ok(self
+            .driver
+            .stat(&paths::blob_data(digest))
+            .await?
+            .filter(|m| !m.is_dir)
+            .map(|m| m.size))
+    }
+
+    /// The digest a repository's link resolves to, `None` when the repository has no such link.
+    async fn linked(
+        &self,
+        repo: &Name,
+        digest: &Digest,
+        kind: LinkKind,
+    ) -> Result<Option<Digest>, StorageError> {
+        if let Some(d) = self.read_link(&paths::layer_link(repo, digest)).await? {
+            return Ok(Some(d));
+        }
+        if kind == LinkKind::LayerOrManifest {
+            return self.read_link(&paths::revision_link(repo, digest)).await;
+        }
+        Ok(None)
+    }
+
+    /// The size of a blob visible in `repo`; [`StorageError::BlobUnknown`] when it is not linked or its data is gone.
+    pub async fn stat_blob(
+        &self,
+        repo: &Name,
+        digest: &Digest,
+        kind: LinkKind,
+    ) -> Result<u64, StorageError> {
+        let unknown = || StorageError::BlobUnknown {
+            repo: repo.clone(),
+            digest: digest.clone(),
+        };
+        let target = self.linked(repo, digest, kind).await?.ok_or_else(unknown)?;
+        self.blob_size(&target).await?.ok_or_else(unknown)
+    }
+
+    /// Opens a blob visible in `repo` for streaming: the file and its length.
+    pub async fn open_blob(
+        &self,
+        repo: &Name,
+        digest: &Digest,
+    ) -> Result<(tokio::fs::File, u64), StorageError> {
+        let unknown = || StorageError::BlobUnknown {
+            repo: repo.clone(),
+            digest: digest.clone(),
+        };
+        let target = self
+            .linked(repo, digest, LinkKind::LayerOrManifest)
+            .await?
+            .ok_or_else(unknown)?;
+        match self.driver.open(&paths::blob_data(&target)).await {
+            Ok(ReadHandle::File { file, len }) => Ok((file, len)),
+            Err(e) if e.is_not_found() => Err(unknown()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Whether `repo` has a layer link for `digest` whose data exists.
+    pub async fn has_layer(&self, repo: &Name, digest: &Digest) -> Result<bool, StorageError> {
+        match self.stat_blob(repo, digest, LinkKind::Layer).await {
+            Ok(_) => Ok(true),
+            Err(StorageError::BlobUnknown { .. }) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Links a blob that is in the global store into `repo`.
+    pub async fn link_layer(&self, repo: &Name, digest: &Digest) -> Result<(), StorageError> {
+        self.write_link(&paths::layer_link(repo, digest), digest)
+            .await
+    }
+
+    /// Mounts a blob from `from` into `repo`: links it when `from` has it; returns its size, or `None`.
+    pub async fn mount_blob(
+        &self,
+        repo: &Name,
+        from: &Name,
+        digest: &Digest,
+    ) -> Result<Option<u64>, StorageError> {
+        match self.stat_blob(from, digest, LinkKind::Layer).await {
+            Ok(size) => {
+                self.link_layer(repo, digest).await?;
+                Ok(Some(size))
+            }
+            Err(StorageError::BlobUnknown { .. }) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Removes `repo`'s layer link for `digest` (the data stays for garbage collection, as in distribution).
+    pub async fn delete_layer_link(
+        &self,
+        repo: &Name,
+        digest: &Digest,
+    ) -> Result<(), StorageError> {
+        let link = paths::layer_link(repo, digest);
+        if self.read_link(&link).await?.is_none() {
+            return Err(StorageError::BlobUnknown {
+                repo: repo.clone(),
+                digest: digest.clone(),
+            });
+        }
+        Ok(self.driver.delete(&link).await?)
+    }
+
+    /// Stores small content (a manifest) in the global store under its digest, unless it is already there.
+    pub(crate) async fn put_blob_bytes(
+        &self,
+        digest: &Digest,
+        data: &[u8],
+    ) -> Result<(), StorageError> {
+        if self.blob_size(digest).await? == Some(data.len() as u64) {
+            return Ok(());
+        }
+        Ok(self
+            .driver
+            .write_atomic(&paths::blob_data(digest), data)
+            .await?)
+    }
+}

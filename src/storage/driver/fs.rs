@@ -1,0 +1,390 @@
+//! The filesystem driver: distribution's `filesystem` storage driver layout on a local directory.
+//!
+//! Atomic writes go to a staging directory on the same filesystem (`<root>/docker/registry/.gatehouse-tmp`,
+//! outside what distribution reads), are synced, then renamed into place and the parent directory synced. The
+//! staging directory is emptied when the driver is opened, which is all the cleanup a killed process needs.
+
+use super::{AppendFile, DirEntry, Driver, DriverError, Metadata, ReadHandle};
+use async_trait::async_trait;
+use bytes::Bytes;
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use tokio::io::AsyncWriteExt;
+
+/// Where atomic writes are staged, relative to the root.
+const STAGING: &str = "docker/registry/.gatehouse-tmp";
+
+/// A [`Driver`] over a local directory.
+#[derive(Debug, Clone)]
+pub struct FsDriver {
+    root: PathBuf,
+    staging: PathBuf,
+}
+
+fn io_err(op: &'static str, path: &str, source: io::Error) -> DriverError {
+    if source.kind() == io::ErrorKind::NotFound {
+        DriverError::NotFound {
+            path: path.to_string(),
+        }
+    } else {
+        DriverError::Io {
+            op,
+            path: path.to_string(),
+            source,
+        }
+    }
+}
+
+async fn blocking<T: Send + 'static>(
+    op: &'static str,
+    path: &str,
+    f: impl FnOnce() -> io::Result<T> + Send + 'static,
+) -> Result<T, DriverError> {
+    match tokio::task::spawn_blocking(f).await {
+        Ok(r) => r.map_err(|e| io_err(op, path, e)),
+        Err(join) => Err(io_err(op, path, io::Error::other(join.to_string()))),
+    }
+}
+
+/// Syncs a directory so a rename or create inside it survives a crash.
+fn sync_dir(dir: &Path) -> io::Result<()> {
+    std::fs::File::open(dir)?.sync_all()
+}
+
+fn temp_name() -> String {
+    format!(
+        "tmp-{:016x}{:016x}",
+        rand::random::<u64>(),
+        rand::random::<u64>()
+    )
+}
+
+impl FsDriver {
+    /// Opens a driver on `root`, creating it and emptying the staging directory of leftovers.
+    pub async fn new(root: impl Into<PathBuf>) -> Result<FsDriver, DriverError> {
+        let root = root.into();
+        let staging = root.join(STAGING);
+        let s = staging.clone();
+        blocking("prepare staging", STAGING, move || {
+            match std::fs::remove_dir_all(&s) {
+                Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+                _ => {}
+            }
+            std::fs::create_dir_all(&s)
+        })
+        .await?;
+        Ok(FsDriver { root, staging })
+    }
+
+    /// The root directory.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// Maps a storage path to a local path, refusing anything that could leave the root.
+    fn resolve(&self, path: &str) -> Result<PathBuf, DriverError> {
+        let ok = !path.is_empty()
+            && path
+                .split('/')
+                .all(|c| !c.is_empty() && c != "." && c != ".." && !c.contains(['\\', '\0']));
+        if ok {
+            Ok(self.root.join(path))
+        } else {
+            Err(DriverError::InvalidPath {
+                path: path.to_string(),
+            })
+        }
+    }
+}
+
+/// Writes `data` to a temp file in `tmp_dir`, syncs it and renames it to `target`, syncing the parent.
+fn write_via(tmp_dir: &Path, target: &Path, data: &[u8]) -> io::Result<()> {
+    let tmp = tmp_dir.join(temp_name());
+    let result = (|| {
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(data)?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, target)
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result
+}
+
+#[async_trait]
+impl Driver for FsDriver {
+    async fn stat(&self, path: &str) -> Result<Option<Metadata>, DriverError> {
+        let p = self.resolve(path)?;
+        match tokio::fs::metadata(&p).await {
+            Ok(m) => Ok(Some(Metadata {
+                size: if m.is_dir() { 0 } else { m.len() },
+                is_dir: m.is_dir(),
+            })),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            // A path component that is a file (ENOTDIR) also means "not there".
+            Err(e) if e.raw_os_error() == Some(20) => Ok(None),
+            Err(e) => Err(io_err("stat", path, e)),
+        }
+    }
+
+    async fn read(&self, path: &str, max: u64) -> Result<Bytes, DriverError> {
+        let p = self.resolve(path)?;
+        // One blocking hop for open + read: small files (links, manifests) are on every pull's path.
+        let buf = blocking("read", path, move || {
+            use std::io::Read;
+            let mut buf = Vec::new();
+            std::fs::File::open(&p)?
+                .take(max + 1)
+                .read_to_end(&mut buf)?;
+            Ok(buf)
+        })
+        .await?;
+        if buf.len() as u64 > max {
+            return Err(DriverError::TooLarge {
+                path: path.to_string(),
+                max,
+            });
+        }
+        Ok(Bytes::from(buf))
+    }
+
+    async fn open(&self, path: &str) -> Result<ReadHandle, DriverError> {
+        let p = self.resolve(path)?;
+        let file = tokio::fs::File::open(&p)
+            .await
+            .map_err(|e| io_err("open", path, e))?;
+        let meta = file.metadata().await.map_err(|e| io_err("stat", path, e))?;
+        if meta.is_dir() {
+            return Err(DriverError::NotFound {
+                path: path.to_string(),
+            });
+        }
+        Ok(ReadHandle::File {
+            file,
+            len: meta.len(),
+        })
+    }
+
+    async fn write_atomic(&self, path: &str, data: &[u8]) -> Result<(), DriverError> {
+        let target = self.resolve(path)?;
+        let staging = self.staging.clone();
+        let data = data.to_vec();
+        blocking("write", path, move || {
+            let parent = target
+                .parent()
+                .expect("resolved paths have a parent")
+                .to_path_buf();
+            std::fs::create_dir_all(&parent)?;
+            match write_via(&staging, &target, &data) {
+                // The staging directory sits on another filesystem: stage beside the target instead.
+                Err(e) if e.kind() == io::ErrorKind::CrossesDevices => {
+                    write_via(&parent, &target, &data)?
+                }
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                    std::fs::create_dir_all(&staging)?;
+                    write_via(&staging, &target, &data)?
+                }
+                other => other?,
+            }
+            sync_dir(&parent)
+        })
+        .await
+    }
+
+    async fn append(&self, path: &str) -> Result<Box<dyn AppendFile>, DriverError> {
+        let p = self.resolve(path)?;
+        let file = blocking("create", path, move || {
+            if let Some(parent) = p.parent() {
+                std::fs::create_dir_all(parent)?;
+            }
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&p)
+        })
+        .await?;
+        let len = file.metadata().map_err(|e| io_err("stat", path, e))?.len();
+        Ok(Box::new(FsAppend {
+            file: tokio::fs::File::from_std(file),
+            len,
+            path: path.to_string(),
+        }))
+    }
+
+    async fn rename(&self, from: &str, to: &str) -> Result<(), DriverError> {
+        let src = self.resolve(from)?;
+        let dst = self.resolve(to)?;
+        blocking("rename", from, move || {
+            let parent = dst
+                .parent()
+                .expect("resolved paths have a parent")
+                .to_path_buf();
+            std::fs::create_dir_all(&parent)?;
+            std::fs::rename(&src, &dst)?;
+            sync_dir(&parent)
+        })
+        .await
+    }
+
+    async fn list(&self, dir: &str) -> Result<Vec<DirEntry>, DriverError> {
+        let p = self.resolve(dir)?;
+        let mut rd = tokio::fs::read_dir(&p)
+            .await
+            .map_err(|e| io_err("list", dir, e))?;
+        let mut out = Vec::new();
+        while let Some(e) = rd.next_entry().await.map_err(|e| io_err("list", dir, e))? {
+            let Ok(name) = e.file_name().into_string() else {
+                continue; // Not UTF-8: nothing the registry could have written.
+            };
+            let is_dir = match e.file_type().await {
+                Ok(t) if t.is_symlink() => tokio::fs::metadata(e.path())
+                    .await
+                    .map(|m| m.is_dir())
+                    .unwrap_or(false),
+                Ok(t) => t.is_dir(),
+                Err(_) => false,
+            };
+            out.push(DirEntry { name, is_dir });
+        }
+        out.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(out)
+    }
+
+    async fn delete(&self, path: &str) -> Result<(), DriverError> {
+        let p = self.resolve(path)?;
+        let r = blocking("delete", path, move || {
+            let meta = std::fs::symlink_metadata(&p)?;
+            if meta.is_dir() {
+                std::fs::remove_dir_all(&p)
+            } else {
+                std::fs::remove_file(&p)
+            }
+        })
+        .await;
+        match r {
+            Err(e) if e.is_not_found() => Ok(()),
+            other => other,
+        }
+    }
+}
+
+/// An upload data file open for appending.
+struct FsAppend {
+    file: tokio::fs::File,
+    len: u64,
+    path: String,
+}
+
+#[async_trait]
+impl AppendFile for FsAppend {
+    fn len(&self) -> u64 {
+        self.len
+    }
+
+    async fn write_all(&mut self, data: &[u8]) -> Result<(), DriverError> {
+        self.file
+            .write_all(data)
+            .await
+            .map_err(|e| io_err("write", &self.path, e))?;
+        self.len += data.len() as u64;
+        Ok(())
+    }
+
+    async fn truncate(&mut self, len: u64) -> Result<(), DriverError> {
+        self.file
+            .flush()
+            .await
+            .map_err(|e| io_err("flush", &self.path, e))?;
+        self.file
+            .set_len(len)
+            .await
+            .map_err(|e| io_err("truncate", &self.path, e))?;
+        self.len = len;
+        Ok(())
+    }
+
+    async fn sync(&mut self) -> Result<(), DriverError> {
+        self.file
+            .flush()
+            .await
+            .map_err(|e| io_err("flush", &self.path, e))?;
+        self.file
+            .sync_all()
+            .await
+            .map_err(|e| io_err("sync", &self.path, e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn atomic_write_list_rename_delete() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = FsDriver::new(dir.path()).await.unwrap();
+        d.write_atomic("a/b/link", b"sha256:x").await.unwrap();
+        assert_eq!(&d.read("a/b/link", 100).await.unwrap()[..], b"sha256:x");
+        assert!(matches!(
+            d.read("a/b/link", 3).await,
+            Err(DriverError::TooLarge { .. })
+        ));
+        assert_eq!(
+            d.stat("a/b/link").await.unwrap(),
+            Some(Metadata {
+                size: 8,
+                is_dir: false
+            })
+        );
+        assert_eq!(d.stat("a/b/link/x").await.unwrap(), None);
+        let names: Vec<_> = d
+            .list("a")
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|e| (e.name, e.is_dir))
+            .collect();
+        assert_eq!(names, vec![("b".to_string(), true)]);
+        let mut w = d.append("u/data").await.unwrap();
+        w.write_all(b"hello").await.unwrap();
+        w.write_all(b" world").await.unwrap();
+        w.truncate(5).await.unwrap();
+        w.sync().await.unwrap();
+        assert_eq!(w.len(), 5);
+        d.rename("u/data", "z/y/data").await.unwrap();
+        assert_eq!(&d.read("z/y/data", 100).await.unwrap()[..], b"hello");
+        d.delete("z").await.unwrap();
+        d.delete("z").await.unwrap();
+        assert!(d.list("z").await.unwrap_err().is_not_found());
+        // Nothing is left in staging.
+        assert!(std::fs::read_dir(dir.path().join(STAGING))
+            .unwrap()
+            .next()
+            .is_none());
+    }
+
+    #[tokio::test]
+    async fn hostile_paths_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = FsDriver::new(dir.path()).await.unwrap();
+        for bad in ["", "/etc/passwd", "a/../../x", "a//b", "./a", "a\\b"] {
+            assert!(
+                matches!(d.stat(bad).await, Err(DriverError::InvalidPath { .. })),
+                "{bad}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn staging_leftovers_are_removed_on_open() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join(STAGING)).unwrap();
+        std::fs::write(dir.path().join(STAGING).join("tmp-dead"), b"partial").unwrap();
+        FsDriver::new(dir.path()).await.unwrap();
+        assert!(std::fs::read_dir(dir.path().join(STAGING))
+            .unwrap()
+            .next()
+            .is_none());
+    }
+}

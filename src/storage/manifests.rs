@@ -1,0 +1,204 @@
+//! Manifests and tags: manifests are blobs in the global store, linked from `_manifests/revisions`; a tag is
+//! `_manifests/tags/<tag>/current/link` plus an `index/<alg>/<hex>/link` history entry, as distribution writes them.
+
+use super::blobs::LinkKind;
+use super::digester::digest_bytes;
+use super::manifest::{self, Kind, MAX_MANIFEST_BYTES};
+use super::{paths, StorageError, Store};
+use crate::names::{Algorithm, Digest, Name, Reference, Tag};
+use bytes::Bytes;
+use std::sync::atomic::Ordering;
+
+/// The largest stored manifest served (larger ones may have been written by other tools).
+const MAX_STORED_MANIFEST: u64 = 32 << 20;
+
+/// What a successful manifest PUT stored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PutManifest {
+    /// The manifest's digest.
+    pub digest: Digest,
+    /// The digest of its `subject`, when it has one.
+    pub subject: Option<Digest>,
+}
+
+/// A stored manifest.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredManifest {
+    /// Its digest.
+    pub digest: Digest,
+    /// Its media type (from its JSON, else sniffed from its shape).
+    pub media_type: String,
+    /// Its bytes, exactly as pushed.
+    pub body: Bytes,
+}
+
+impl Store {
+    /// The digest a tag points at, `None` when the tag does not exist.
+    pub async fn resolve_tag(
+        &self,
+        repo: &Name,
+        tag: &Tag,
+    ) -> Result<Option<Digest>, StorageError> {
+        self.read_link(&paths::tag_current_link(repo, tag)).await
+    }
+
+    /// Whether `repo` has a revision (or, as distribution 2.1.0 wrote them, a layer link) for the manifest.
+    async fn manifest_linked(
+        &self,
+        repo: &Name,
+        digest: &Digest,
+    ) -> Result<Option<Digest>, StorageError> {
+        if let Some(d) = self.read_link(&paths::revision_link(repo, digest)).await? {
+            return Ok(Some(d));
+        }
+        self.read_link(&paths::layer_link(repo, digest)).await
+    }
+
+    /// Stores a manifest pushed to `repo` under `reference` after checking its shape and references.
+    pub async fn put_manifest(
+        &self,
+        repo: &Name,
+        reference: &Reference,
+        body: Bytes,
+        content_type: Option<&str>,
+    ) -> Result<PutManifest, StorageError> {
+        if body.len() as u64 > MAX_MANIFEST_BYTES {
+            return Err(StorageError::ManifestTooLarge {
+                repo: repo.clone(),
+                max: MAX_MANIFEST_BYTES,
+            });
+        }
+        let parsed = manifest::parse(&body, content_type).map_err(|reason| {
+            StorageError::ManifestInvalid {
+                repo: repo.clone(),
+                reason,
+            }
+        })?;
+        let digest = match reference {
+            Reference::Digest(expected) => {
+                let actual = digest_bytes(expected.algorithm(), &body);
+                if &actual != expected {
+                    return Err(StorageError::DigestMismatch {
+                        repo: repo.clone(),
+                        expected: expected.clone(),
+                        actual,
+                    });
+                }
+                actual
+            }
+            Reference::Tag(_) => digest_bytes(Algorithm::Sha256, &body),
+        };
+        let required: Vec<_> = match parsed.kind {
+            Kind::Image => parsed
+                .config
+                .iter()
+                .chain(&parsed.layers)
+                .filter(|d| !d.has_urls)
+                .collect(),
+            Kind::Index => parsed.manifests.iter().collect(),
+        };
+        for d in required {
+            let present = match parsed.kind {
+                Kind::Image => self
+                    .stat_blob(repo, &d.digest, LinkKind::LayerOrManifest)
+                    .await
+                    .map(|_| true),
+                Kind::Index => self
+                    .manifest_linked(repo, &d.digest)
+                    .await
+                    .map(|l| l.is_some()),
+            };
+            match present {
+                Ok(true) => {}
+                Ok(false) | Err(StorageError::BlobUnknown { .. }) => {
+                    return Err(StorageError::ManifestBlobUnknown {
+                        repo: repo.clone(),
+                        digest: d.digest.clone(),
+                    })
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        self.put_blob_bytes(&digest, &body).await?;
+        self.write_link(&paths::revision_link(repo, &digest), &digest)
+            .await?;
+        if let Reference::Tag(tag) = reference {
+            self.write_link(&paths::tag_index_link(repo, tag, &digest), &digest)
+                .await?;
+            self.write_link(&paths::tag_current_link(repo, tag), &digest)
+                .await?;
+        }
+        self.stats.manifests_put.fetch_add(1, Ordering::Relaxed);
+        Ok(PutManifest {
+            digest,
+            subject: parsed.subject.map(|s| s.digest),
+        })
+    }
+
+    /// Reads a manifest of `repo` by tag or digest.
+    pub async fn get_manifest(
+        &self,
+        repo: &Name,
+        reference: &Reference,
+    ) -> Result<StoredManifest, StorageError> {
+        let unknown = || StorageError::ManifestUnknown {
+            repo: repo.clone(),
+            reference: reference.to_string(),
+        };
+        let digest = match reference {
+            Reference::Tag(tag) => self.resolve_tag(repo, tag).await?.ok_or_else(unknown)?,
+            Reference::Digest(d) => d.clone(),
+        };
+        let target = self
+            .manifest_linked(repo, &digest)
+            .await?
+            .ok_or_else(unknown)?;
+        let body = match self
+            .driver
+            .read(&paths::blob_data(&target), MAX_STORED_MANIFEST)
+            .await
+        {
+            Ok(b) => b,
+            Err(e) if e.is_not_found() => return Err(unknown()),
+            Err(e) => return Err(e.into()),
+        };
+        Ok(StoredManifest {
+            media_type: manifest::media_type_of(&body),
+            digest,
+            body,
+        })
+    }
+
+    /// Deletes by tag (the tag only) or by digest (its revision link and every tag pointing at it).
+    pub async fn delete_manifest(
+        &self,
+        repo: &Name,
+        reference: &Reference,
+    ) -> Result<(), StorageError> {
+        let unknown = || StorageError::ManifestUnknown {
+            repo: repo.clone(),
+            reference: reference.to_string(),
+        };
+        match reference {
+            Reference::Tag(tag) => {
+                // A tag directory without its current link (a crash between the two link writes) is deletable too.
+                let dir = paths::tag_dir(repo, tag);
+                if self.driver.stat(&dir).await?.is_none_or(|m| !m.is_dir) {
+                    return Err(unknown());
+                }
+                Ok(self.driver.delete(&dir).await?)
+            }
+            Reference::Digest(digest) => {
+                let link = paths::revision_link(repo, digest);
+                if self.read_link(&link).await?.is_none() {
+                    return Err(unknown());
+                }
+                self.driver.delete(&link).await?;
+                for tag in self.tags_pointing_to(repo, digest).await? {
+                    self.driver.delete(&paths::tag_dir(repo, &tag)).await?;
+                }
+                Ok(())
+            }
+        }
+    }
+}
