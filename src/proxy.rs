@@ -5,7 +5,7 @@
 //! gets its common headers from [`crate::headers::decorate`], and `logging` writes one access-log line.
 
 use crate::auth::{Authenticator, Outcome, Principal};
-use crate::authz::{self, Permit, Refusal};
+use crate::authz::{Permit, Refusal};
 use crate::config::{Config, UpstreamConfig};
 use crate::cors::Cors;
 use crate::errcode::{ApiError, Code};
@@ -228,17 +228,6 @@ fn filter_catalog(body: &[u8], keep: impl Fn(&str) -> bool) -> Bytes {
     Bytes::from(serde_json::to_vec(&v).unwrap_or_default())
 }
 
-/// Replaces a reply's in-memory body, fixing its Content-Length.
-fn set_body(reply: &mut Reply, body: Bytes) {
-    reply
-        .headers
-        .retain(|(n, _)| n != http::header::CONTENT_LENGTH);
-    reply
-        .headers
-        .push((http::header::CONTENT_LENGTH, HeaderValue::from(body.len())));
-    reply.body = ReplyBody::Bytes(body);
-}
-
 /// A fixed label for an action.
 fn action_label(a: Action) -> &'static str {
     match a {
@@ -414,7 +403,7 @@ impl ProxyHttp for Gatehouse {
             }
         };
         if !permit.mount_allowed() {
-            ctx.query = Some(authz::strip_mount(query));
+            ctx.query = Some(crate::registry::query_without_mount(query));
         }
         if policy.is_restrictive() && route.target == Target::Catalog {
             ctx.catalog = Some(BytesMut::new());
@@ -427,17 +416,23 @@ impl ProxyHttp for Gatehouse {
                 Ok(false)
             }
             BackendHandle::Embedded(registry) => {
-                let mut reply = self
-                    .serve_embedded(registry, &permit, &route, session, ctx)
-                    .await?;
-                if ctx.catalog.take().is_some() {
-                    if let ReplyBody::Bytes(body) = &reply.body {
-                        let filtered = filter_catalog(body, |repo| {
-                            policy.allows(principal_for_filter.as_ref(), repo, Action::Pull)
-                        });
-                        set_body(&mut reply, filtered);
-                    }
-                }
+                let reply = if ctx.catalog.take().is_some() {
+                    // Filter before paging, so `n` and `Link` count only what the caller may see.
+                    let req = session.req_header();
+                    let request = Request {
+                        route: &route,
+                        method: &req.method,
+                        headers: &req.headers,
+                        query: req.uri.query().unwrap_or(""),
+                    };
+                    let visible = |name: &crate::names::Name| {
+                        policy.allows(principal_for_filter.as_ref(), name.as_str(), Action::Pull)
+                    };
+                    registry.catalog_visible(&request, &visible).await
+                } else {
+                    self.serve_embedded(registry, &permit, &route, session, ctx)
+                        .await?
+                };
                 self.respond(session, ctx, reply).await?;
                 ctx.route = Some(route);
                 Ok(true)
