@@ -573,6 +573,9 @@ impl ProxyHttp for Gatehouse {
             _ => ApiError::new(Code::Unknown),
         };
         let code = api.status.as_u16();
+        // pingora closes the connection after a failed proxy attempt: say so, or a client that trusts
+        // `keep-alive` sends its next request into a closed socket.
+        session.set_keepalive(None);
         if let Err(err) = self.respond_error(session, ctx, api).await {
             tracing::debug!("could not send the error response: {err}");
         }

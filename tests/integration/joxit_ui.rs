@@ -1,0 +1,180 @@
+//! The joxit docker-registry-ui 2.5.0 sequence (shared/FACTS.md), replayed with an HTTP client against a
+//! gatehouse configured only by the seed's compose env vars (`REGISTRY_AUTH*`, `REGISTRY_HTTP_HEADERS_*`
+//! with the seed's misnamed `Access-Control-Origin` / `Access-Control-Credentials`), in front of a real
+//! distribution holding one pushed image. As a browser does: every call first without credentials (401
+//! with CORS headers so the page can see it), then with them; preflights 204 without credentials;
+//! the manifest's digest readable from the exposed `Docker-Content-Digest`; delete by digest 202.
+
+use crate::util::http::{Http, Reply};
+use crate::util::oci::{self, sha256_digest};
+use crate::util::{htpasswd, net, skopeo, temp_dir, Distribution, Gatehouse, PASS, USER};
+
+const UI: &str = "http://ui.example";
+const SEED_REALM: &str = "Registry Realm";
+const MANIFEST_ACCEPT: &str = "application/vnd.docker.distribution.manifest.v2+json, \
+application/vnd.oci.image.manifest.v1+json, application/vnd.oci.image.index.v1+json, \
+application/vnd.docker.distribution.manifest.list.v2+json";
+
+/// A browser's preflight for `method` on `path`, with the headers the UI sends; must be 204 at the door.
+fn preflight(http: &Http, path: &str, method: &str, request_headers: &str) -> Reply {
+    let reply = http
+        .req("OPTIONS", path)
+        .origin(UI)
+        .header("Access-Control-Request-Method", method)
+        .header("Access-Control-Request-Headers", request_headers)
+        .send();
+    reply
+        .expect(204)
+        .expect_api_version()
+        .expect_cors(UI)
+        .expect_token("Access-Control-Allow-Methods", method);
+    for header in request_headers.split(',') {
+        reply.expect_token("Access-Control-Allow-Headers", header.trim());
+    }
+    reply
+}
+
+/// The UI's call: first without credentials (401 the page can read), then with them; returns the second reply.
+fn browser_get(http: &Http, path: &str, accept: &str) -> Reply {
+    http.req("GET", path)
+        .origin(UI)
+        .header("Accept", accept)
+        .send()
+        .expect_unauthorized(SEED_REALM)
+        .expect_cors(UI)
+        .expect_token("Access-Control-Allow-Credentials", "true");
+    let reply = http
+        .req("GET", path)
+        .origin(UI)
+        .header("Accept", accept)
+        .creds(USER, PASS)
+        .send();
+    reply
+        .expect(200)
+        .expect_api_version()
+        .expect_cors(UI)
+        .expect_token("Access-Control-Allow-Credentials", "true");
+    reply
+}
+
+#[test]
+fn joxit_ui_sequence_works_with_the_seeds_env_vars() {
+    let dist = Distribution::start();
+    let work = temp_dir("joxit");
+    let (layout, image) = oci::small_image(&work.path().join("src"), "latest", "joxit ui");
+    let src = format!("oci:{}:latest", layout.dir().display());
+    skopeo::copy(
+        &src,
+        &format!("docker://{}/joxit/app:latest", dist.host()),
+        None,
+        None,
+        false,
+    );
+
+    let htpasswd_path = work.path().join("htpasswd");
+    htpasswd::write(&htpasswd_path, &[htpasswd::apache_line(USER, PASS, 5)]);
+    let port = net::free_port();
+    let addr = format!("127.0.0.1:{port}");
+    let upstream = dist.url();
+    let htpasswd_path = htpasswd_path.display().to_string();
+    let env = [
+        ("REGISTRY_HTTP_ADDR", addr.as_str()),
+        ("GATEHOUSE_UPSTREAM_URL", upstream.as_str()),
+        (
+            "REGISTRY_HTTP_HEADERS_Access-Control-Origin",
+            "[http://ui.example]",
+        ),
+        (
+            "REGISTRY_HTTP_HEADERS_Access-Control-Allow-Methods",
+            "[HEAD,GET,OPTIONS,DELETE]",
+        ),
+        ("REGISTRY_HTTP_HEADERS_Access-Control-Credentials", "[true]"),
+        (
+            "REGISTRY_HTTP_HEADERS_Access-Control-Allow-Headers",
+            "[Authorization,Accept,Cache-Control]",
+        ),
+        (
+            "REGISTRY_HTTP_HEADERS_Access-Control-Expose-Headers",
+            "[Docker-Content-Digest]",
+        ),
+        ("REGISTRY_AUTH", "htpasswd"),
+        ("REGISTRY_AUTH_HTPASSWD_REALM", SEED_REALM),
+        ("REGISTRY_AUTH_HTPASSWD_PATH", htpasswd_path.as_str()),
+        ("REGISTRY_STORAGE_DELETE_ENABLED", "true"),
+    ];
+    let config = "# Everything comes from the seed's env vars.\n";
+    let gatehouse = Gatehouse::start_with(port, config, &env);
+    let http = Http::new(&gatehouse.url());
+
+    // The catalog and the tag list.
+    let catalog = browser_get(&http, "/v2/_catalog?n=1000", "*/*").json();
+    let repos = catalog["repositories"]
+        .as_array()
+        .expect("repositories in the catalog");
+    assert!(
+        repos.iter().any(|r| r == "joxit/app"),
+        "joxit/app missing from the catalog: {catalog}"
+    );
+    let tags = browser_get(&http, "/v2/joxit/app/tags/list", "*/*").json();
+    assert_eq!(
+        tags["tags"],
+        serde_json::json!(["latest"]),
+        "tags list: {tags}"
+    );
+
+    // The manifest: preflight (the long Accept is not a simple header), then the GET whose digest the UI reads.
+    preflight(&http, "/v2/joxit/app/manifests/latest", "GET", "accept");
+    let manifest = browser_get(&http, "/v2/joxit/app/manifests/latest", MANIFEST_ACCEPT);
+    manifest.expect_token("Access-Control-Expose-Headers", "Docker-Content-Digest");
+    let digest = image.manifest.digest.clone();
+    assert_eq!(
+        manifest.header("Docker-Content-Digest"),
+        Some(digest.clone()),
+        "{manifest:?}"
+    );
+    assert_eq!(
+        sha256_digest(&manifest.body),
+        digest,
+        "manifest bytes changed on the way"
+    );
+
+    // The config blob, for architecture and dates.
+    let config_blob = browser_get(
+        &http,
+        &format!("/v2/joxit/app/blobs/{}", image.config.digest),
+        "*/*",
+    );
+    assert_eq!(
+        sha256_digest(&config_blob.body),
+        image.config.digest,
+        "config blob bytes changed on the way"
+    );
+    assert_eq!(config_blob.json()["architecture"], "amd64");
+
+    // Delete by digest: preflight, then the DELETE (also first without credentials, as the browser does).
+    let by_digest = format!("/v2/joxit/app/manifests/{digest}");
+    preflight(&http, &by_digest, "DELETE", "authorization");
+    http.req("DELETE", &by_digest)
+        .origin(UI)
+        .send()
+        .expect_unauthorized(SEED_REALM)
+        .expect_cors(UI);
+    http.req("DELETE", &by_digest)
+        .origin(UI)
+        .creds(USER, PASS)
+        .send()
+        .expect(202)
+        .expect_api_version()
+        .expect_cors(UI);
+    assert!(
+        !dist.has_manifest_revision("joxit/app", &digest),
+        "the manifest is still in distribution's storage"
+    );
+    http.req("GET", "/v2/joxit/app/manifests/latest")
+        .origin(UI)
+        .header("Accept", MANIFEST_ACCEPT)
+        .creds(USER, PASS)
+        .send()
+        .expect_error(404, "MANIFEST_UNKNOWN")
+        .expect_cors(UI);
+}

@@ -1,0 +1,18 @@
+//! gatehouse's integration tests: one binary that starts the real `gatehouse`, a real distribution 2.8.2
+//! (Debian's `docker-registry`) and real clients (skopeo, htpasswd, an HTTP client), each test on its own
+//! loopback ports and temp dirs. The shared harness lives in `util`; the tests are split by topic.
+
+mod util;
+
+mod access;
+mod auth;
+mod big_blob;
+mod cli;
+mod guard;
+mod harness;
+mod joxit_ui;
+mod metrics;
+mod passwd_cli;
+mod push_pull;
+mod reload;
+mod upstream_down;
