@@ -10,6 +10,7 @@ mod big_blob;
 mod cli;
 mod guard;
 mod harness;
+mod hostile;
 mod joxit_ui;
 mod metrics;
 mod passwd_cli;
