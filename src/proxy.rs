@@ -351,7 +351,10 @@ impl ProxyHttp for Gatehouse {
         ctx.kind = route.kind();
 
         // auth
-        let header = req.headers.get(http::header::AUTHORIZATION);
+        let header = req
+            .headers
+            .get(http::header::AUTHORIZATION)
+            .filter(|h| !crate::auth::is_empty_basic(h));
         let (principal, authenticated) = match (&self.auth, header) {
             (None, _) => (None, true),
             // No credentials: maybe a public pull; authz decides between that and a challenge.

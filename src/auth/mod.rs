@@ -234,6 +234,17 @@ impl Authenticator {
     }
 }
 
+/// Whether the header is `Basic` with an empty user and password (`Og==`), which skopeo `--no-creds` and
+/// other anonymous clients send after a challenge: such a request is anonymous, not a failed login.
+pub fn is_empty_basic(header: &HeaderValue) -> bool {
+    let b = header.as_bytes();
+    b.len() >= 6
+        && b[..6].eq_ignore_ascii_case(b"basic ")
+        && base64::engine::general_purpose::STANDARD
+            .decode(b[6..].trim_ascii())
+            .is_ok_and(|d| d == b":")
+}
+
 /// Decodes `Basic base64(user:password)`.
 fn parse_basic(header: &HeaderValue) -> Option<(String, Vec<u8>)> {
     let bytes = header.as_bytes();
@@ -395,6 +406,15 @@ mod tests {
             a.authenticate(Some(&basic("alice:x")), Some(other)).await,
             Outcome::BadPassword
         );
+    }
+
+    #[test]
+    fn empty_basic_is_anonymous() {
+        assert!(is_empty_basic(&HeaderValue::from_static("Basic Og==")));
+        assert!(is_empty_basic(&HeaderValue::from_static("basic  Og==")));
+        assert!(!is_empty_basic(&basic("a:")));
+        assert!(!is_empty_basic(&basic(":b")));
+        assert!(!is_empty_basic(&HeaderValue::from_static("Bearer Og==")));
     }
 
     #[test]

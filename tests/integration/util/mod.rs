@@ -45,4 +45,5 @@ pub fn temp_dir(what: &str) -> tempfile::TempDir {
         .tempdir()
         .expect("temp dir")
 }
+pub mod embedded;
 pub mod frontdoor;
