@@ -3,6 +3,7 @@
 //! It runs as its own pingora service on its own address, loopback by default.
 
 use crate::auth::Authenticator;
+use crate::registry::Registry;
 use async_trait::async_trait;
 use base64::Engine;
 use http::{Response, StatusCode};
@@ -53,13 +54,19 @@ impl Readiness {
 pub struct AdminApp {
     /// The readiness checks.
     pub readiness: Readiness,
+    /// The embedded registry, whose in-memory counters are copied into the storage gauges at each scrape.
+    pub registry: Option<Arc<Registry>>,
     /// The expected `Authorization` value for `/metrics`, when protected.
     pub metrics_auth: Option<String>,
 }
 
 impl AdminApp {
     /// Builds the app; `basic_auth` protects `/metrics`.
-    pub fn new(readiness: Readiness, basic_auth: Option<(String, String)>) -> AdminApp {
+    pub fn new(
+        readiness: Readiness,
+        registry: Option<Arc<Registry>>,
+        basic_auth: Option<(String, String)>,
+    ) -> AdminApp {
         let metrics_auth = basic_auth.map(|(u, p)| {
             format!(
                 "Basic {}",
@@ -68,6 +75,7 @@ impl AdminApp {
         });
         AdminApp {
             readiness,
+            registry,
             metrics_auth,
         }
     }
@@ -122,6 +130,17 @@ impl ServeHttp for AdminApp {
                         http::HeaderValue::from_static("Basic realm=\"metrics\""),
                     );
                     return r;
+                }
+                if let Some(registry) = &self.registry {
+                    let s = registry.stats();
+                    let m = crate::metrics::metrics();
+                    m.storage_blobs.set(s.blobs as i64);
+                    m.storage_bytes.set(s.blob_bytes as i64);
+                    m.storage_uploads.set(s.uploads_tracked as i64);
+                    let new_failures = s
+                        .commit_failures
+                        .saturating_sub(m.storage_commit_failures.get());
+                    m.storage_commit_failures.inc_by(new_failures);
                 }
                 text(
                     StatusCode::OK,

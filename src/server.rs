@@ -51,6 +51,10 @@ pub fn run(config: Config) -> Result<(), StartError> {
         }
         Backend::Embedded => BackendHandle::Embedded(Arc::new(open_registry(&config)?)),
     };
+    let registry_for_metrics = match &backend {
+        BackendHandle::Embedded(r) => Some(r.clone()),
+        BackendHandle::Upstream(_) => None,
+    };
 
     let mut conf = ServerConf {
         threads: config.threads,
@@ -78,7 +82,7 @@ pub fn run(config: Config) -> Result<(), StartError> {
                 Backend::Embedded => None,
             },
         };
-        let app = AdminApp::new(readiness, m.basic_auth.clone());
+        let app = AdminApp::new(readiness, registry_for_metrics, m.basic_auth.clone());
         let mut admin = pingora::services::listening::Service::new("gatehouse metrics".into(), app);
         admin.add_tcp(&m.listen.to_string());
         server.add_service(admin);

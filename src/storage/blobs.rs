@@ -133,12 +133,16 @@ impl Store {
         digest: &Digest,
         data: &[u8],
     ) -> Result<(), StorageError> {
-        if self.blob_size(digest).await? == Some(data.len() as u64) {
+        let existing = self.blob_size(digest).await?;
+        if existing == Some(data.len() as u64) {
             return Ok(());
         }
-        Ok(self
-            .driver
+        self.driver
             .write_atomic(&paths::blob_data(digest), data)
-            .await?)
+            .await?;
+        if existing.is_none() {
+            self.count_new_blob(data.len() as u64);
+        }
+        Ok(())
     }
 }

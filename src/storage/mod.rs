@@ -151,6 +151,12 @@ pub struct StoreStats {
     pub upload_bytes: AtomicU64,
     /// Manifests stored.
     pub manifests_put: AtomicU64,
+    /// Blobs in the store (counted once at open, then kept up to date as blobs are added).
+    pub blobs: AtomicU64,
+    /// Bytes of blobs in the store.
+    pub blob_bytes: AtomicU64,
+    /// Upload commits that failed after verification (I/O while moving or linking).
+    pub commit_failures: AtomicU64,
 }
 
 /// A point-in-time copy of [`StoreStats`] plus the in-memory upload table size.
@@ -168,6 +174,12 @@ pub struct StatsSnapshot {
     pub manifests_put: u64,
     /// Upload sessions whose hash state is held in memory.
     pub uploads_tracked: u64,
+    /// Blobs in the store.
+    pub blobs: u64,
+    /// Bytes of blobs in the store.
+    pub blob_bytes: u64,
+    /// Failed commits.
+    pub commit_failures: u64,
 }
 
 /// The registry logic over one storage driver.
@@ -176,7 +188,7 @@ pub struct Store {
     delete_enabled: bool,
     uploads: uploads::UploadTable,
     referrers: referrers::SubjectCache,
-    stats: StoreStats,
+    stats: Arc<StoreStats>,
 }
 
 impl Store {
@@ -193,7 +205,43 @@ impl Store {
                     source,
                 })?;
         }
-        Ok(Store::with_driver(Arc::new(fs), config.delete_enabled))
+        let store = Store::with_driver(Arc::new(fs), config.delete_enabled);
+        store.count_blobs_in_background(config.root.join(paths::blobs_root()));
+        Ok(store)
+    }
+
+    /// Counts the blobs already on disk once, on a thread of its own (a large volume must not delay start);
+    /// from then on commits keep the count.
+    fn count_blobs_in_background(&self, blobs_dir: std::path::PathBuf) {
+        let stats = self.stats.clone();
+        let _ = std::thread::Builder::new()
+            .name("blob-count".into())
+            .spawn(move || {
+                let (mut n, mut bytes) = (0u64, 0u64);
+                let mut stack = vec![blobs_dir];
+                while let Some(dir) = stack.pop() {
+                    let Ok(entries) = std::fs::read_dir(&dir) else {
+                        continue;
+                    };
+                    for e in entries.flatten() {
+                        let Ok(t) = e.file_type() else { continue };
+                        if t.is_dir() {
+                            stack.push(e.path());
+                        } else if e.file_name() == "data" {
+                            n += 1;
+                            bytes += e.metadata().map(|m| m.len()).unwrap_or(0);
+                        }
+                    }
+                }
+                stats.blobs.fetch_add(n, Ordering::Relaxed);
+                stats.blob_bytes.fetch_add(bytes, Ordering::Relaxed);
+            });
+    }
+
+    /// Counts a blob newly added to the store.
+    pub(crate) fn count_new_blob(&self, len: u64) {
+        self.stats.blobs.fetch_add(1, Ordering::Relaxed);
+        self.stats.blob_bytes.fetch_add(len, Ordering::Relaxed);
     }
 
     /// A store over any driver.
@@ -203,7 +251,7 @@ impl Store {
             delete_enabled,
             uploads: uploads::UploadTable::new(uploads::DEFAULT_TRACKED_UPLOADS),
             referrers: referrers::SubjectCache::new(referrers::DEFAULT_CACHE_ENTRIES),
-            stats: StoreStats::default(),
+            stats: Arc::new(StoreStats::default()),
         }
     }
 
@@ -227,6 +275,9 @@ impl Store {
             upload_bytes: s.upload_bytes.load(Ordering::Relaxed),
             manifests_put: s.manifests_put.load(Ordering::Relaxed),
             uploads_tracked: self.uploads.len() as u64,
+            blobs: s.blobs.load(Ordering::Relaxed),
+            blob_bytes: s.blob_bytes.load(Ordering::Relaxed),
+            commit_failures: s.commit_failures.load(Ordering::Relaxed),
         }
     }
 

@@ -327,13 +327,24 @@ impl UploadWriter<'_> {
                 actual,
             });
         }
-        if store.blob_size(expected).await? != Some(len) {
-            store
-                .driver
-                .rename(&data, &paths::blob_data(expected))
-                .await?;
+        let committed = async {
+            let existing = store.blob_size(expected).await?;
+            if existing != Some(len) {
+                store
+                    .driver
+                    .rename(&data, &paths::blob_data(expected))
+                    .await?;
+                if existing.is_none() {
+                    store.count_new_blob(len);
+                }
+            }
+            store.link_layer(&self.repo, expected).await
         }
-        store.link_layer(&self.repo, expected).await?;
+        .await;
+        if committed.is_err() {
+            store.stats.commit_failures.fetch_add(1, Ordering::Relaxed);
+        }
+        committed?;
         store
             .driver
             .delete(&paths::upload_dir(&self.repo, &self.id))
