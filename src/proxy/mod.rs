@@ -24,6 +24,9 @@ use std::sync::Arc;
 use std::time::Instant;
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
+mod support;
+use support::*;
+
 /// How much of a file is read per body chunk when serving blobs in-process.
 const FILE_CHUNK: usize = 256 * 1024;
 
@@ -166,129 +169,6 @@ impl Gatehouse {
         };
         let mut body = SessionBody { session };
         Ok(registry.handle(&request, &mut body).await)
-    }
-}
-
-/// Reads the request body from the pingora session.
-struct SessionBody<'a> {
-    session: &'a mut Session,
-}
-
-#[async_trait]
-impl RequestBody for SessionBody<'_> {
-    async fn next_chunk(&mut self) -> std::io::Result<Option<Bytes>> {
-        self.session
-            .read_request_body()
-            .await
-            .map_err(|e| std::io::Error::other(e.to_string()))
-    }
-}
-
-/// Streams `len` bytes of `file` from `offset` as body chunks.
-async fn stream_file(
-    session: &mut Session,
-    mut file: tokio::fs::File,
-    offset: u64,
-    len: u64,
-) -> Result<()> {
-    let io_err = |e: std::io::Error| Error::because(ErrorType::InternalError, "read blob", e);
-    file.seek(std::io::SeekFrom::Start(offset))
-        .await
-        .map_err(io_err)?;
-    let mut left = len;
-    if left == 0 {
-        return session.write_response_body(None, true).await;
-    }
-    while left > 0 {
-        let want = FILE_CHUNK.min(left as usize);
-        let mut buf = BytesMut::zeroed(want);
-        let n = file.read(&mut buf).await.map_err(io_err)?;
-        if n == 0 {
-            return Error::e_explain(ErrorType::InternalError, "blob shorter than its length");
-        }
-        buf.truncate(n);
-        left -= n as u64;
-        session
-            .write_response_body(Some(buf.freeze()), left == 0)
-            .await?;
-    }
-    Ok(())
-}
-
-/// The largest upstream catalog answer gatehouse will hold to filter.
-const MAX_CATALOG_BODY: usize = 16 * 1024 * 1024;
-
-/// Keeps the catalog's repositories the caller may pull; anything unparsable becomes an empty list.
-fn filter_catalog(body: &[u8], keep: impl Fn(&str) -> bool) -> Bytes {
-    let mut v: serde_json::Value =
-        serde_json::from_slice(body).unwrap_or_else(|_| serde_json::json!({ "repositories": [] }));
-    if let Some(list) = v.get_mut("repositories").and_then(|r| r.as_array_mut()) {
-        list.retain(|r| r.as_str().is_some_and(&keep));
-    }
-    Bytes::from(serde_json::to_vec(&v).unwrap_or_default())
-}
-
-/// A fixed label for an action.
-fn action_label(a: Action) -> &'static str {
-    match a {
-        Action::None => "none",
-        Action::Pull => "pull",
-        Action::Push => "push",
-        Action::Delete => "delete",
-    }
-}
-
-/// A fixed label for the request method.
-fn method_label(m: &Method) -> &'static str {
-    match *m {
-        Method::GET => "GET",
-        Method::HEAD => "HEAD",
-        Method::PUT => "PUT",
-        Method::POST => "POST",
-        Method::PATCH => "PATCH",
-        Method::DELETE => "DELETE",
-        Method::OPTIONS => "OPTIONS",
-        _ => "other",
-    }
-}
-
-/// The client's `X-Request-Id` when it is sane (1-128 of `[A-Za-z0-9._:-]`), else a new UUID.
-fn request_id(headers: &http::HeaderMap) -> HeaderValue {
-    if let Some(v) = headers.get("x-request-id") {
-        let b = v.as_bytes();
-        if !b.is_empty()
-            && b.len() <= 128
-            && b.iter()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'.' | b'_' | b':' | b'-'))
-        {
-            return v.clone();
-        }
-    }
-    HeaderValue::from_str(&uuid::Uuid::new_v4().to_string()).expect("uuid is a header value")
-}
-
-/// How the client reached us: `X-Forwarded-Proto/Host` from a fronting proxy (Caprover's nginx), else ours.
-fn client_view(session: &Session, trusted: &[crate::net::Cidr]) -> ClientView {
-    let h = &session.req_header().headers;
-    let text = |name: &str| {
-        h.get(name)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_string)
-    };
-    let proto = match text("x-forwarded-proto").as_deref() {
-        Some("https") => "https",
-        _ => "http",
-    };
-    let peer = session
-        .client_addr()
-        .and_then(|a| a.as_inet())
-        .map(|a| a.ip());
-    let ip = crate::net::client_ip(peer, text("x-forwarded-for").as_deref(), trusted);
-    ClientView {
-        proto: proto.to_string(),
-        host: text("x-forwarded-host").or_else(|| text("host")),
-        addr: peer.map(|ip| ip.to_string()),
-        ip,
     }
 }
 
