@@ -164,7 +164,9 @@ fn write(path: &Path, lines: &[String], in_place: bool) -> Result<(), PasswdErro
     if in_place || is_mount_point(&target) {
         return write_in_place(&target, content.as_bytes());
     }
-    let mode = std::fs::metadata(&target)
+    let existing = std::fs::metadata(&target).ok();
+    let mode = existing
+        .as_ref()
         .map(|m| m.permissions().mode() & 0o777)
         .unwrap_or(0o600);
     let dir = match target.parent() {
@@ -184,6 +186,13 @@ fn write(path: &Path, lines: &[String], in_place: bool) -> Result<(), PasswdErro
             .open(&tmp)?;
         f.write_all(content.as_bytes())?;
         f.sync_all()?;
+        // Run as root on a file the server's user owns: the new file keeps that owner, or the server
+        // could no longer read it.
+        if let Some(m) = &existing {
+            if m.uid() != effective_uid() {
+                std::os::unix::fs::chown(&tmp, Some(m.uid()), Some(m.gid()))?;
+            }
+        }
         match std::fs::rename(&tmp, &target) {
             // EBUSY: the target is a mount point after all.
             Err(e) if e.raw_os_error() == Some(16) => {
@@ -198,6 +207,13 @@ fn write(path: &Path, lines: &[String], in_place: bool) -> Result<(), PasswdErro
         let _ = std::fs::remove_file(&tmp);
     }
     result.map_err(io(&target))
+}
+
+/// This process's effective user id (the owner of files it creates).
+fn effective_uid() -> u32 {
+    std::fs::metadata("/proc/self")
+        .map(|m| m.uid())
+        .unwrap_or(0)
 }
 
 fn write_in_place(path: &Path, content: &[u8]) -> Result<(), PasswdError> {

@@ -58,7 +58,9 @@ pub fn run(config: Config) -> Result<(), StartError> {
 
     let mut conf = ServerConf {
         threads: config.threads,
-        grace_period_seconds: Some(config.grace_period_seconds),
+        // pingora sleeps `grace_period_seconds` after closing its listeners even when idle (it is meant for
+        // handing sockets to a new process); requests in flight get the configured time instead.
+        grace_period_seconds: Some(0),
         graceful_shutdown_timeout_seconds: Some(config.grace_period_seconds),
         ..ServerConf::default()
     };

@@ -13,6 +13,8 @@ use std::time::Duration;
 
 /// How often the file is checked.
 pub const POLL_INTERVAL: Duration = Duration::from_millis(200);
+/// How long the file must hold still before it is read.
+const SETTLE: Duration = Duration::from_millis(25);
 
 /// What identifies one version of the file.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -127,9 +129,18 @@ pub fn spawn(auth: Arc<Authenticator>) {
                 // An event or the poll interval, whichever comes first; drain bursts of events.
                 let _ = events.recv_timeout(POLL_INTERVAL);
                 while events.try_recv().is_ok() {}
-                let now = stamp(auth.path());
+                let mut now = stamp(auth.path());
                 if now == last {
                     continue;
+                }
+                // Let a writer finish (an editor truncates, then writes): wait until the stamp holds still.
+                for _ in 0..5 {
+                    std::thread::sleep(SETTLE);
+                    let again = stamp(auth.path());
+                    if again == now {
+                        break;
+                    }
+                    now = again;
                 }
                 let result = reload(&auth);
                 record(&result);

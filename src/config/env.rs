@@ -36,6 +36,10 @@ pub fn apply(
             "GATEHOUSE_UPSTREAM_USERNAME" => file.upstream.username = value,
             "GATEHOUSE_UPSTREAM_PASSWORD" => file.upstream.password = value,
             "GATEHOUSE_METRICS_ADDR" => file.metrics.listen = value,
+            "GATEHOUSE_METRICS_USERNAME" => file.metrics.username = value,
+            "GATEHOUSE_METRICS_PASSWORD" => file.metrics.password = value,
+            "GATEHOUSE_TRUSTED_PROXIES" => file.server.trusted_proxies = parse_list(&value),
+            "GATEHOUSE_GUARD_ENABLED" => file.guard.enabled = parse_bool(&value).map_err(bad)?,
             "GATEHOUSE_LOG_FORMAT" => file.log.format = value,
             _ => {
                 if let Some(header) = key.strip_prefix(HEADERS_PREFIX) {

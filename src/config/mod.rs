@@ -308,7 +308,10 @@ pub fn validate(file: FileConfig) -> Result<Config, ConfigError> {
                 key: "metrics.listen",
                 problem,
             })?;
-        if listen == parse_listen(&file.server.listen).unwrap_or(listen) && listen.port() != 0 {
+        let main = parse_listen(&file.server.listen).unwrap_or(listen);
+        let overlaps =
+            listen.ip() == main.ip() || listen.ip().is_unspecified() || main.ip().is_unspecified();
+        if overlaps && listen.port() == main.port() && listen.port() != 0 {
             return Err(invalid("metrics.listen", "must differ from server.listen"));
         }
         let basic_auth = match (

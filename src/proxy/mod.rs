@@ -271,13 +271,14 @@ impl ProxyHttp for Gatehouse {
         let permit = match policy.decide(&route, principal.as_ref(), authenticated, query) {
             Ok(permit) => permit,
             Err(refusal) => {
-                metrics()
-                    .authz_denials
-                    .with_label_values(&[action_label(route.action)])
-                    .inc();
                 match refusal {
+                    // An anonymous caller being asked to log in is not a denial (every docker login starts so).
                     Refusal::NeedCredentials => self.challenge(session, ctx).await?,
                     Refusal::Denied => {
+                        metrics()
+                            .authz_denials
+                            .with_label_values(&[action_label(route.action)])
+                            .inc();
                         self.respond_error(session, ctx, ApiError::new(Code::Denied))
                             .await?
                     }
