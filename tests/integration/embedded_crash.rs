@@ -15,7 +15,9 @@ use std::time::{Duration, Instant};
 use reqwest::blocking::{Body, Client};
 use serde_json::json;
 
-use crate::util::embedded::{check_blob_store, check_tags, sha256_of, Embedded, Reg, Setup};
+use crate::util::embedded::{
+    check_blob_store, check_tags, sha256_of, url_path, with_query, Embedded, Reg, Setup,
+};
 use crate::util::frontdoor::{fresh_seed, noise};
 use crate::util::http::client;
 use crate::util::net;
@@ -61,18 +63,6 @@ struct Upload {
     finished: bool,
 }
 
-fn path_of(location: &str) -> String {
-    match location.strip_prefix("http://") {
-        Some(rest) => rest[rest.find('/').unwrap_or(rest.len())..].to_string(),
-        None => location.to_string(),
-    }
-}
-
-fn with_query(url: &str, query: &str) -> String {
-    let sep = if url.contains('?') { '&' } else { '?' };
-    format!("{url}{sep}{query}")
-}
-
 /// Runs uploads one after the other into `repo` until `stop` or an error (the server died); each upload's
 /// progress is kept in `log[slot]`-style entries pushed to `uploads`.
 #[allow(clippy::too_many_arguments)]
@@ -97,7 +87,7 @@ fn uploader(
             return;
         };
         assert_eq!(resp.status().as_u16(), 202, "starting an upload");
-        let mut location = path_of(
+        let mut location = url_path(
             resp.headers()["Location"]
                 .to_str()
                 .expect("Location is text"),
@@ -132,7 +122,7 @@ fn uploader(
             };
             assert_eq!(resp.status().as_u16(), 202, "PATCH {offset}-{}", end - 1);
             if let Some(loc) = resp.headers().get("Location") {
-                location = path_of(loc.to_str().expect("Location is text"));
+                location = url_path(loc.to_str().expect("Location is text"));
             }
             offset = end;
             chunks.fetch_add(1, Ordering::SeqCst);
@@ -240,7 +230,7 @@ fn resume_or_unknown(reg: &Reg, upload: &Upload) -> bool {
             }
             reply.expect(202);
             if let Some(l) = reply.header("Location") {
-                loc = path_of(&l);
+                loc = url_path(&l);
             }
         }
         let digest = sha256_of(&upload.data);

@@ -4,15 +4,11 @@
 //! after every refused write, what was refused is checked to be absent, on the wire and on disk.
 //! The servers run without auth (`REGISTRY_AUTH=none`, a drop-in env var).
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
-use std::path::Path;
-use std::time::Duration;
-
 use serde_json::json;
 
 use crate::util::embedded::{
-    blob_path, sha256_of, sha512_of, strings, walk_files, Embedded, Reg, Setup,
+    all_paths, blob_path, location, next_link, oci_manifest, pages, patch_chunk, raw_status,
+    sha256_of, sha512_of, start_upload, strings, with_query, Embedded, Setup, ACCEPT_ALL,
 };
 use crate::util::frontdoor::noise;
 use crate::util::oci::{INDEX, MANIFEST};
@@ -27,67 +23,6 @@ const NO_AUTH: Setup = Setup {
 /// A fresh embedded gatehouse without auth, its root in `work`.
 fn server(work: &tempfile::TempDir) -> Embedded {
     Embedded::launch(&work.path().join("root"), NO_AUTH)
-}
-
-/// The path of a `Location` header (absolute URLs are cut to their path and query).
-fn location(reply: &crate::util::Reply) -> String {
-    let loc = reply
-        .header("Location")
-        .unwrap_or_else(|| panic!("no Location:\n{reply:?}"));
-    match loc.strip_prefix("http://") {
-        Some(rest) => rest[rest.find('/').unwrap_or(rest.len())..].to_string(),
-        None => loc,
-    }
-}
-
-/// `url` with `key=value` added to its query.
-fn with_query(url: &str, query: &str) -> String {
-    let sep = if url.contains('?') { '&' } else { '?' };
-    format!("{url}{sep}{query}")
-}
-
-/// Starts an upload session in `repo`: 202 with Location and Docker-Upload-UUID; returns the Location.
-fn start_upload(reg: &Reg, repo: &str) -> String {
-    let reply = reg
-        .req("POST", &format!("/v2/{repo}/blobs/uploads/"))
-        .send();
-    reply.expect(202);
-    assert!(
-        reply.header("Docker-Upload-UUID").is_some(),
-        "no Docker-Upload-UUID:\n{reply:?}"
-    );
-    location(&reply)
-}
-
-/// PATCHes `chunk` at `start` (with Content-Range) to the session at `loc`.
-fn patch(reg: &Reg, loc: &str, start: usize, chunk: &[u8]) -> crate::util::Reply {
-    reg.req("PATCH", loc)
-        .header("Content-Type", "application/octet-stream")
-        .header(
-            "Content-Range",
-            &format!("{start}-{}", start + chunk.len() - 1),
-        )
-        .body(chunk.to_vec())
-        .send()
-}
-
-/// An OCI manifest over `config` and `layers` (digest, size) of `repo` with optional extra fields.
-fn manifest(config: (&str, usize), layers: &[(&str, usize)], extra: serde_json::Value) -> Vec<u8> {
-    let mut m = json!({
-        "schemaVersion": 2,
-        "mediaType": MANIFEST,
-        "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
-                   "digest": config.0, "size": config.1},
-        "layers": layers.iter().map(|(d, s)| json!({
-            "mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": d, "size": s,
-        })).collect::<Vec<_>>(),
-    });
-    if let Some(extra) = extra.as_object() {
-        for (k, v) in extra {
-            m[k] = v.clone();
-        }
-    }
-    serde_json::to_vec(&m).expect("manifest JSON")
 }
 
 #[test]
@@ -242,10 +177,10 @@ fn chunked_upload_content_range_out_of_order_and_last_chunk() {
     loc = location(&reply);
 
     // Out of order: a chunk that does not start at the current length.
-    patch(&reg, &loc, 150_000, &data[150_000..200_000]).expect(416);
-    patch(&reg, &loc, 0, &data[..10]).expect(416);
+    patch_chunk(&reg, &loc, 150_000, &data[150_000..200_000]).expect(416);
+    patch_chunk(&reg, &loc, 0, &data[..10]).expect(416);
 
-    let reply = patch(&reg, &loc, 100_000, &data[100_000..200_000]);
+    let reply = patch_chunk(&reg, &loc, 100_000, &data[100_000..200_000]);
     reply.expect(202);
     assert_eq!(
         reply.header("Range").as_deref(),
@@ -289,7 +224,7 @@ fn upload_status_204_with_range_and_cancel() {
         "empty upload: {status:?}"
     );
     let data = noise(12_345, 6);
-    let loc = location(patch(&reg, &loc, 0, &data).expect(202));
+    let loc = location(patch_chunk(&reg, &loc, 0, &data).expect(202));
     let status = reg.req("GET", &loc).send();
     status.expect(204);
     assert_eq!(
@@ -300,11 +235,24 @@ fn upload_status_204_with_range_and_cancel() {
     assert!(status.header("Docker-Upload-UUID").is_some(), "{status:?}");
     assert!(status.header("Location").is_some(), "{status:?}");
 
+    // A session belongs to its repository: the same id under another name is unknown.
+    let foreign = loc.replacen("/v2/spec/status/", "/v2/spec/intruder/", 1);
+    assert_ne!(foreign, loc, "unexpected Location shape {loc}");
+    reg.req("GET", &foreign)
+        .send()
+        .expect_error(404, "BLOB_UPLOAD_UNKNOWN");
+    reg.req(
+        "PUT",
+        &with_query(&foreign, &format!("digest={}", sha256_of(&data))),
+    )
+    .send()
+    .expect_error(404, "BLOB_UPLOAD_UNKNOWN");
+
     reg.req("DELETE", &loc).send().expect(204);
     reg.req("GET", &loc)
         .send()
         .expect_error(404, "BLOB_UPLOAD_UNKNOWN");
-    patch(&reg, &loc, 12_345, b"more").expect_error(404, "BLOB_UPLOAD_UNKNOWN");
+    patch_chunk(&reg, &loc, 12_345, b"more").expect_error(404, "BLOB_UPLOAD_UNKNOWN");
     reg.req(
         "PUT",
         &with_query(&loc, &format!("digest={}", sha256_of(&data))),
@@ -335,7 +283,7 @@ fn digest_mismatch_is_digest_invalid_and_stores_nothing() {
     .send()
     .expect_error(400, "DIGEST_INVALID");
     let loc = start_upload(&reg, "spec/bad");
-    let loc = location(patch(&reg, &loc, 0, &data).expect(202));
+    let loc = location(patch_chunk(&reg, &loc, 0, &data).expect(202));
     reg.req("PUT", &with_query(&loc, &format!("digest={claimed}")))
         .send()
         .expect_error(400, "DIGEST_INVALID");
@@ -403,6 +351,18 @@ fn cross_repo_mount_201_and_fallback_202() {
         .send()
         .expect(201);
 
+    // Without `from` the registry may mount on its own (201) or open a session (202), never fail.
+    let reply = reg
+        .req(
+            "POST",
+            &format!("/v2/spec/nofrom/blobs/uploads/?mount={digest}"),
+        )
+        .send();
+    assert!(
+        reply.status == 201 || reply.status == 202,
+        "mount without from:\n{reply:?}"
+    );
+
     // A blob that exists in the store but not in `from` is not mounted (no leak across repositories).
     let secret = noise(500, 10);
     let secret_digest = reg.push_blob("spec/private", &secret);
@@ -438,7 +398,7 @@ fn manifests_of_every_media_type_round_trip() {
                     "digest": layer_d, "size": layer.len()}],
     }))
     .unwrap();
-    let oci = manifest(
+    let oci = oci_manifest(
         (&config_d, config.len()),
         &[(&layer_d, layer.len())],
         json!({}),
@@ -505,7 +465,7 @@ fn manifests_of_every_media_type_round_trip() {
             assert!(&get.body == body, "{tag}: the bytes that were put");
             let head = reg
                 .req("HEAD", &format!("/v2/{repo}/manifests/{reference}"))
-                .header("Accept", crate::util::embedded::ACCEPT_ALL)
+                .header("Accept", ACCEPT_ALL)
                 .send();
             head.expect(200);
             assert_eq!(head.header("Content-Length"), Some(body.len().to_string()));
@@ -540,10 +500,10 @@ fn manifest_put_errors_store_nothing() {
     let missing = sha256_of(b"a layer nobody pushed");
     let elsewhere = reg.push_blob("spec/elsewhere", b"a layer of another repository");
 
-    let body = manifest((&config_d, 2), &[(&missing, 21)], json!({}));
+    let body = oci_manifest((&config_d, 2), &[(&missing, 21)], json!({}));
     reg.put_manifest(repo, "missing", MANIFEST, &body)
         .expect_error(400, "MANIFEST_BLOB_UNKNOWN");
-    let body2 = manifest((&config_d, 2), &[(&elsewhere, 29)], json!({}));
+    let body2 = oci_manifest((&config_d, 2), &[(&elsewhere, 29)], json!({}));
     reg.put_manifest(repo, "elsewhere", MANIFEST, &body2)
         .expect_error(400, "MANIFEST_BLOB_UNKNOWN");
     let index = serde_json::to_vec(
@@ -565,7 +525,7 @@ fn manifest_put_errors_store_nothing() {
     .expect_error(400, "MANIFEST_INVALID");
 
     // PUT by a digest that is not the body's.
-    let good = manifest((&config_d, 2), &[], json!({}));
+    let good = oci_manifest((&config_d, 2), &[], json!({}));
     let wrong = sha256_of(b"not this manifest");
     reg.put_manifest(repo, &wrong, MANIFEST, &good)
         .expect_error(400, "DIGEST_INVALID");
@@ -585,34 +545,6 @@ fn manifest_put_errors_store_nothing() {
     // And the right digest works.
     reg.put_manifest(repo, &sha256_of(&good), MANIFEST, &good)
         .expect(201);
-}
-
-/// Reads `Link: <url>; rel="next"` and returns the url's path and query.
-fn next_link(reply: &crate::util::Reply) -> Option<String> {
-    let link = reply.header("Link")?;
-    assert!(
-        link.contains("rel=\"next\""),
-        "Link without rel=\"next\": {link}"
-    );
-    let url = &link[link.find('<')? + 1..link.find('>')?];
-    Some(match url.strip_prefix("http://") {
-        Some(rest) => rest[rest.find('/').unwrap_or(rest.len())..].to_string(),
-        None => url.to_string(),
-    })
-}
-
-/// Follows pages of `n` from `first`, returning each page's `key` list.
-fn pages(reg: &Reg, first: &str, key: &str) -> Vec<Vec<String>> {
-    let mut out = Vec::new();
-    let mut next = Some(first.to_string());
-    while let Some(url) = next {
-        let reply = reg.req("GET", &url).send();
-        reply.expect(200);
-        out.push(strings(&reply.json()[key]));
-        next = next_link(&reply);
-        assert!(out.len() < 20, "endless paging");
-    }
-    out
 }
 
 #[test]
@@ -821,6 +753,24 @@ fn manifest_with_subject_and_referrers() {
     );
     assert_eq!(only["manifests"][0]["digest"], referrers[0].1.as_str());
 
+    // A subject that is not (yet) in the repository does not stop the push, and is listed.
+    let absent = sha256_of(b"a subject pushed later");
+    let body = serde_json::to_vec(&json!({
+        "schemaVersion": 2, "mediaType": MANIFEST, "artifactType": "application/vnd.gatehouse.early",
+        "config": {"mediaType": "application/vnd.oci.empty.v1+json", "digest": empty, "size": 2},
+        "layers": [{"mediaType": "application/vnd.oci.empty.v1+json", "digest": empty, "size": 2}],
+        "subject": {"mediaType": MANIFEST, "digest": absent, "size": 123},
+    }))
+    .unwrap();
+    let put = reg.put_manifest(repo, &sha256_of(&body), MANIFEST, &body);
+    put.expect(201);
+    assert_eq!(put.header("OCI-Subject").as_deref(), Some(absent.as_str()));
+    let early = reg
+        .req("GET", &format!("/v2/{repo}/referrers/{absent}"))
+        .send();
+    let early = early.expect(200).json();
+    assert_eq!(early["manifests"][0]["digest"], sha256_of(&body), "{early}");
+
     // No referrers (even for a digest that is not there): 200 with an empty index, never 404.
     let none = reg
         .req(
@@ -872,7 +822,7 @@ fn sha512_blob_round_trip() {
     let data = noise(70_000, 13);
     let digest = sha512_of(&data);
     let loc = start_upload(&reg, "spec/sha512");
-    let loc = location(patch(&reg, &loc, 0, &data[..30_000]).expect(202));
+    let loc = location(patch_chunk(&reg, &loc, 0, &data[..30_000]).expect(202));
     reg.req("PUT", &with_query(&loc, &format!("digest={digest}")))
         .body(data[30_000..].to_vec())
         .send()
@@ -890,43 +840,6 @@ fn sha512_blob_round_trip() {
     .send()
     .expect_error(400, "DIGEST_INVALID");
     assert!(!blob_path(&gh.root, &wrong).exists());
-}
-
-/// Sends `METHOD PATH` as written (no URL normalization) and returns the status code.
-fn raw_status(port: u16, method: &str, path: &str, body: &[u8]) -> u16 {
-    let mut conn = TcpStream::connect(("127.0.0.1", port)).expect("connecting");
-    conn.set_read_timeout(Some(Duration::from_secs(30)))
-        .expect("timeout");
-    let head = format!(
-        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: {MANIFEST}\r\n\
-         Content-Length: {}\r\nConnection: close\r\n\r\n",
-        body.len()
-    );
-    conn.write_all(head.as_bytes())
-        .expect("writing the request");
-    conn.write_all(body).expect("writing the body");
-    let mut reply = Vec::new();
-    let _ = conn.read_to_end(&mut reply);
-    let text = String::from_utf8_lossy(&reply);
-    text.split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| panic!("{method} {path}: no status line in {text:?}"))
-}
-
-/// Every path (files and directories) under `dir`.
-fn all_paths(dir: &Path) -> Vec<String> {
-    let mut out: Vec<String> = walk_files(dir)
-        .iter()
-        .flat_map(|f| {
-            f.ancestors()
-                .map(|a| a.display().to_string())
-                .collect::<Vec<_>>()
-        })
-        .collect();
-    out.sort();
-    out.dedup();
-    out
 }
 
 #[test]

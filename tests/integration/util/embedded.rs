@@ -1,12 +1,16 @@
 //! Helpers for the embedded-backend tests (`embedded_*`): a gatehouse that serves its embedded registry
 //! from a root directory the test owns (configured by file, or by registry:2's `REGISTRY_*` env vars as a
 //! drop-in), a raw registry client (blob and manifest pushes, tags, catalog), checks of the on-disk layout
-//! (every blob hashes to its path, every tag resolves), and isolated homes for podman, buildah and oras so
-//! that clients never share login state between tests.
+//! (every blob hashes to its path, every tag resolves), isolated homes for podman, buildah and oras so
+//! that clients never share login state between tests, and the spec tests' small tools: upload sessions
+//! and chunks, `Location`/`Link` paths, paging, and requests sent byte for byte (no URL normalization).
 
 use std::fs;
+use std::io::{Read, Write};
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+use std::time::Duration;
 
 use serde_json::json;
 use sha2::{Digest as _, Sha256, Sha512};
@@ -436,4 +440,141 @@ impl ClientHome {
         let all: Vec<&str> = all.iter().map(String::as_str).collect();
         self.ok(tool, tool, &all)
     }
+}
+
+/// The path and query of `url` (an absolute `http://` URL is cut to them; a path is kept).
+pub fn url_path(url: &str) -> String {
+    match url.strip_prefix("http://") {
+        Some(rest) => rest[rest.find('/').unwrap_or(rest.len())..].to_string(),
+        None => url.to_string(),
+    }
+}
+
+/// The path of a reply's `Location` header (see [`url_path`]); panics when there is none.
+pub fn location(reply: &Reply) -> String {
+    let loc = reply
+        .header("Location")
+        .unwrap_or_else(|| panic!("no Location:\n{reply:?}"));
+    url_path(&loc)
+}
+
+/// `url` with `key=value` added to its query.
+pub fn with_query(url: &str, query: &str) -> String {
+    let sep = if url.contains('?') { '&' } else { '?' };
+    format!("{url}{sep}{query}")
+}
+
+/// Starts an upload session in `repo`: 202 with Location and Docker-Upload-UUID; returns the Location.
+pub fn start_upload(reg: &Reg, repo: &str) -> String {
+    let reply = reg
+        .req("POST", &format!("/v2/{repo}/blobs/uploads/"))
+        .send();
+    reply.expect(202);
+    assert!(
+        reply.header("Docker-Upload-UUID").is_some(),
+        "no Docker-Upload-UUID:\n{reply:?}"
+    );
+    location(&reply)
+}
+
+/// PATCHes `chunk` at `start` (with Content-Range) to the session at `loc`.
+pub fn patch_chunk(reg: &Reg, loc: &str, start: usize, chunk: &[u8]) -> Reply {
+    reg.req("PATCH", loc)
+        .header("Content-Type", "application/octet-stream")
+        .header(
+            "Content-Range",
+            &format!("{start}-{}", start + chunk.len() - 1),
+        )
+        .body(chunk.to_vec())
+        .send()
+}
+
+/// An OCI image manifest over `config` and `layers` (digest, size), with `extra` top-level fields.
+pub fn oci_manifest(
+    config: (&str, usize),
+    layers: &[(&str, usize)],
+    extra: serde_json::Value,
+) -> Vec<u8> {
+    let mut m = json!({
+        "schemaVersion": 2,
+        "mediaType": super::oci::MANIFEST,
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
+                   "digest": config.0, "size": config.1},
+        "layers": layers.iter().map(|(d, s)| json!({
+            "mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": d, "size": s,
+        })).collect::<Vec<_>>(),
+    });
+    if let Some(extra) = extra.as_object() {
+        for (k, v) in extra {
+            m[k] = v.clone();
+        }
+    }
+    serde_json::to_vec(&m).expect("manifest JSON")
+}
+
+/// Reads `Link: <url>; rel="next"` and returns the url's path and query.
+pub fn next_link(reply: &Reply) -> Option<String> {
+    let link = reply.header("Link")?;
+    assert!(
+        link.contains("rel=\"next\""),
+        "Link without rel=\"next\": {link}"
+    );
+    let url = &link[link.find('<')? + 1..link.find('>')?];
+    Some(url_path(url))
+}
+
+/// Follows pages of `n` from `first`, returning each page's `key` list.
+pub fn pages(reg: &Reg, first: &str, key: &str) -> Vec<Vec<String>> {
+    let mut out = Vec::new();
+    let mut next = Some(first.to_string());
+    while let Some(url) = next {
+        let reply = reg.req("GET", &url).send();
+        reply.expect(200);
+        out.push(strings(&reply.json()[key]));
+        next = next_link(&reply);
+        assert!(out.len() < 20, "endless paging");
+    }
+    out
+}
+
+/// Sends `METHOD PATH` as written (no URL normalization) and returns the status code.
+pub fn raw_status(port: u16, method: &str, path: &str, body: &[u8]) -> u16 {
+    let mut conn = TcpStream::connect(("127.0.0.1", port)).expect("connecting");
+    conn.set_read_timeout(Some(Duration::from_secs(30)))
+        .expect("timeout");
+    let head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: {}\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n",
+        super::oci::MANIFEST,
+        body.len()
+    );
+    conn.write_all(head.as_bytes())
+        .expect("writing the request");
+    conn.write_all(body).expect("writing the body");
+    let mut reply = Vec::new();
+    let _ = conn.read_to_end(&mut reply);
+    let text = String::from_utf8_lossy(&reply);
+    text.split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("{method} {path}: no status line in {text:?}"))
+}
+
+/// Every path (files and directories, empty ones included) under `dir`, recursively.
+pub fn all_paths(dir: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(entries) = fs::read_dir(&d) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            out.push(entry.path().display().to_string());
+            if entry.file_type().map(|t| t.is_dir()).unwrap_or(false) {
+                stack.push(entry.path());
+            }
+        }
+    }
+    out.sort();
+    out
 }
