@@ -169,6 +169,13 @@ impl Store {
     }
 
     /// Cancels a session, removing everything it stored.
+    /// Removes an upload's directory and its in-memory hash state.
+    async fn forget_upload(&self, repo: &Name, id: &UploadId) -> Result<(), StorageError> {
+        self.driver.delete(&paths::upload_dir(repo, id)).await?;
+        self.uploads.remove(repo, id);
+        Ok(())
+    }
+
     pub async fn cancel_upload(&self, repo: &Name, id: &str) -> Result<(), StorageError> {
         let id = Self::upload_id(repo, id)?;
         let state = self.uploads.get(repo, &id);
@@ -180,9 +187,7 @@ impl Store {
                 id: id.to_string(),
             });
         }
-        self.driver.delete(&paths::upload_dir(repo, &id)).await?;
-        self.uploads.remove(repo, &id);
-        Ok(())
+        self.forget_upload(repo, &id).await
     }
 
     /// Opens a session for appending one chunk, holding it against concurrent writers until the writer is dropped.
@@ -312,11 +317,7 @@ impl UploadWriter<'_> {
                 .digest(),
         };
         if &actual != expected {
-            store
-                .driver
-                .delete(&paths::upload_dir(&self.repo, &self.id))
-                .await?;
-            store.uploads.remove(&self.repo, &self.id);
+            store.forget_upload(&self.repo, &self.id).await?;
             store
                 .stats
                 .uploads_digest_invalid
@@ -345,11 +346,7 @@ impl UploadWriter<'_> {
             store.stats.commit_failures.fetch_add(1, Ordering::Relaxed);
         }
         committed?;
-        store
-            .driver
-            .delete(&paths::upload_dir(&self.repo, &self.id))
-            .await?;
-        store.uploads.remove(&self.repo, &self.id);
+        store.forget_upload(&self.repo, &self.id).await?;
         store
             .stats
             .uploads_committed
