@@ -157,17 +157,24 @@ fn passwd(
     Ok(())
 }
 
-fn init_logging(json: bool) {
+/// Logs go to stderr through a writer thread, so a request never waits on a terminal or a pipe; the
+/// returned guard flushes what is queued when it is dropped. The queue blocks rather than drops when full:
+/// no access-log line is ever lost.
+fn init_logging(json: bool) -> tracing_appender::non_blocking::WorkerGuard {
+    let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+        .lossy(false)
+        .finish(std::io::stderr());
     let filter = tracing_subscriber::EnvFilter::try_from_env("GATEHOUSE_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(writer);
     if json {
         builder.json().init();
     } else {
         builder.with_ansi(false).init();
     }
+    guard
 }
 
 fn main() -> ExitCode {
@@ -185,7 +192,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Serve { config } => {
             let config = gatehouse::config::load(config.as_deref())?;
-            init_logging(config.log.json);
+            let _flush_on_exit = init_logging(config.log.json);
             gatehouse::server::run(config).context("cannot start")?;
             Ok(())
         }

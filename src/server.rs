@@ -27,7 +27,7 @@ pub enum StartError {
     },
 }
 
-/// Builds everything and serves until the process is told to stop.
+/// Builds everything and serves until the process is told to stop (SIGTERM, SIGINT, SIGQUIT).
 pub fn run(config: Config) -> Result<(), StartError> {
     for w in &config.warnings {
         tracing::warn!("{w}");
@@ -91,7 +91,9 @@ pub fn run(config: Config) -> Result<(), StartError> {
         tracing::info!(listen = %m.listen, "metrics and health listener");
     }
     tracing::info!(listen = %config.listen, "gatehouse serving");
-    server.run_forever();
+    server.run(pingora::server::RunArgs::default());
+    tracing::info!("gatehouse stopped");
+    Ok(())
 }
 
 /// Opens the embedded store (creating its directories, cleaning a killed process's temp files).

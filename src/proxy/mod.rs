@@ -22,13 +22,12 @@ use pingora::prelude::*;
 use pingora::proxy::{FailToProxy, ProxyHttp, Session};
 use std::sync::Arc;
 use std::time::Instant;
-use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
 mod support;
 use support::*;
 
 /// How much of a file is read per body chunk when serving blobs in-process.
-const FILE_CHUNK: usize = 256 * 1024;
+const FILE_CHUNK: usize = 512 * 1024;
 
 /// Where the backend step goes.
 pub enum BackendHandle {
@@ -425,6 +424,15 @@ impl ProxyHttp for Gatehouse {
             }));
         }
         Ok(None)
+    }
+
+    fn suppress_error_log(&self, _session: &Session, _ctx: &Ctx, error: &Error) -> bool {
+        // A client hanging up is normal traffic (the access log records it), not a server error.
+        matches!(error.esource(), ErrorSource::Downstream)
+            && matches!(
+                error.etype(),
+                ErrorType::ConnectionClosed | ErrorType::ReadError | ErrorType::WriteError
+            )
     }
 
     async fn fail_to_proxy(&self, session: &mut Session, e: &Error, ctx: &mut Ctx) -> FailToProxy {
