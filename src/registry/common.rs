@@ -108,9 +108,16 @@ pub fn query_without_mount(query: &str) -> String {
         .join("&")
 }
 
-/// A header value from text the registry built (digests, names, numbers): always visible ASCII.
+/// A header value from text the registry built (digests, names, numbers, media types); never panics.
 pub(crate) fn hv(s: impl AsRef<str>) -> HeaderValue {
-    HeaderValue::from_str(s.as_ref()).expect("registry-built header values are visible ASCII")
+    let s = s.as_ref();
+    HeaderValue::from_str(s).unwrap_or_else(|_| {
+        // Text read back from disk (a tag directory, a stored manifest's mediaType) written by another tool
+        // may hold bytes a header cannot: send them percent-encoded rather than fail the request.
+        let encoded =
+            percent_encoding::utf8_percent_encode(s, percent_encoding::CONTROLS).to_string();
+        HeaderValue::from_str(&encoded).unwrap_or(HeaderValue::from_static("invalid"))
+    })
 }
 
 /// A reply with no body (`Content-Length: 0`).
@@ -201,6 +208,18 @@ impl Page {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn header_values_from_foreign_text_never_panic() {
+        assert_eq!(
+            hv("application/vnd.oci.image.index.v1+json"),
+            "application/vnd.oci.image.index.v1+json"
+        );
+        assert_eq!(hv("bad\nvalue"), "bad%0Avalue");
+        // obs-text (bytes >= 0x80) is a valid header value: passed through as is.
+        assert_eq!(hv("tâg").as_bytes(), "tâg".as_bytes());
+    }
+
     use super::*;
 
     #[test]
