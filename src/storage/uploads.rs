@@ -168,7 +168,6 @@ impl Store {
             .map_or(0, |m| m.size))
     }
 
-    /// Cancels a session, removing everything it stored.
     /// Removes an upload's directory and its in-memory hash state.
     async fn forget_upload(&self, repo: &Name, id: &UploadId) -> Result<(), StorageError> {
         self.driver.delete(&paths::upload_dir(repo, id)).await?;
@@ -176,6 +175,7 @@ impl Store {
         Ok(())
     }
 
+    /// Cancels a session, removing everything it stored.
     pub async fn cancel_upload(&self, repo: &Name, id: &str) -> Result<(), StorageError> {
         let id = Self::upload_id(repo, id)?;
         let state = self.uploads.get(repo, &id);
