@@ -7,6 +7,7 @@ mod util;
 mod access;
 mod auth;
 mod big_blob;
+mod browser;
 mod cli;
 mod embedded_clients;
 mod embedded_compat;
