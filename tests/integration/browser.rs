@@ -6,7 +6,7 @@
 //! gets 401 and the page sees nothing (distribution #4458).
 
 use crate::util::oci;
-use crate::util::{htpasswd, net, skopeo, temp_dir, Distribution, Gatehouse, PASS, USER};
+use crate::util::{htpasswd, net, seeded_door, skopeo, temp_dir, Distribution, PASS, USER};
 use std::io::{Read, Write};
 use std::net::TcpListener;
 use std::process::Command;
@@ -119,36 +119,7 @@ fn chromium_page_on_another_origin_reads_401_digest_and_deletes() {
 
     let htpasswd_path = work.path().join("htpasswd");
     htpasswd::write(&htpasswd_path, &[htpasswd::apache_line(USER, PASS, 5)]);
-    let addr = format!("127.0.0.1:{gh_port}");
-    let origin_list = format!("[{ui_origin}]");
-    let upstream = dist.url();
-    let htpasswd_path = htpasswd_path.display().to_string();
-    let env = [
-        ("REGISTRY_HTTP_ADDR", addr.as_str()),
-        ("GATEHOUSE_UPSTREAM_URL", upstream.as_str()),
-        (
-            "REGISTRY_HTTP_HEADERS_Access-Control-Origin",
-            origin_list.as_str(),
-        ),
-        (
-            "REGISTRY_HTTP_HEADERS_Access-Control-Allow-Methods",
-            "[HEAD,GET,OPTIONS,DELETE]",
-        ),
-        ("REGISTRY_HTTP_HEADERS_Access-Control-Credentials", "[true]"),
-        (
-            "REGISTRY_HTTP_HEADERS_Access-Control-Allow-Headers",
-            "[Authorization,Accept,Cache-Control]",
-        ),
-        (
-            "REGISTRY_HTTP_HEADERS_Access-Control-Expose-Headers",
-            "[Docker-Content-Digest]",
-        ),
-        ("REGISTRY_AUTH", "htpasswd"),
-        ("REGISTRY_AUTH_HTPASSWD_REALM", "Registry Realm"),
-        ("REGISTRY_AUTH_HTPASSWD_PATH", htpasswd_path.as_str()),
-        ("REGISTRY_STORAGE_DELETE_ENABLED", "true"),
-    ];
-    let _gatehouse = Gatehouse::start_with(gh_port, "# the seed's env vars only\n", &env);
+    let _gatehouse = seeded_door(gh_port, &dist.url(), &ui_origin, &htpasswd_path);
 
     let dom = chromium_dom(&format!("{ui_origin}/"), &work.path().join("profile"));
     let json = dom

@@ -7,10 +7,11 @@
 
 use crate::util::http::{Http, Reply};
 use crate::util::oci::{self, sha256_digest};
-use crate::util::{htpasswd, net, skopeo, temp_dir, Distribution, Gatehouse, PASS, USER};
+use crate::util::{
+    htpasswd, net, seeded_door, skopeo, temp_dir, Distribution, PASS, SEED_REALM, USER,
+};
 
 const UI: &str = "http://ui.example";
-const SEED_REALM: &str = "Registry Realm";
 const MANIFEST_ACCEPT: &str = "application/vnd.docker.distribution.manifest.v2+json, \
 application/vnd.oci.image.manifest.v1+json, application/vnd.oci.image.index.v1+json, \
 application/vnd.docker.distribution.manifest.list.v2+json";
@@ -73,37 +74,7 @@ fn joxit_ui_sequence_works_with_the_seeds_env_vars() {
 
     let htpasswd_path = work.path().join("htpasswd");
     htpasswd::write(&htpasswd_path, &[htpasswd::apache_line(USER, PASS, 5)]);
-    let port = net::free_port();
-    let addr = format!("127.0.0.1:{port}");
-    let upstream = dist.url();
-    let htpasswd_path = htpasswd_path.display().to_string();
-    let env = [
-        ("REGISTRY_HTTP_ADDR", addr.as_str()),
-        ("GATEHOUSE_UPSTREAM_URL", upstream.as_str()),
-        (
-            "REGISTRY_HTTP_HEADERS_Access-Control-Origin",
-            "[http://ui.example]",
-        ),
-        (
-            "REGISTRY_HTTP_HEADERS_Access-Control-Allow-Methods",
-            "[HEAD,GET,OPTIONS,DELETE]",
-        ),
-        ("REGISTRY_HTTP_HEADERS_Access-Control-Credentials", "[true]"),
-        (
-            "REGISTRY_HTTP_HEADERS_Access-Control-Allow-Headers",
-            "[Authorization,Accept,Cache-Control]",
-        ),
-        (
-            "REGISTRY_HTTP_HEADERS_Access-Control-Expose-Headers",
-            "[Docker-Content-Digest]",
-        ),
-        ("REGISTRY_AUTH", "htpasswd"),
-        ("REGISTRY_AUTH_HTPASSWD_REALM", SEED_REALM),
-        ("REGISTRY_AUTH_HTPASSWD_PATH", htpasswd_path.as_str()),
-        ("REGISTRY_STORAGE_DELETE_ENABLED", "true"),
-    ];
-    let config = "# Everything comes from the seed's env vars.\n";
-    let gatehouse = Gatehouse::start_with(port, config, &env);
+    let gatehouse = seeded_door(net::free_port(), &dist.url(), UI, &htpasswd_path);
     let http = Http::new(&gatehouse.url());
 
     // The catalog and the tag list.

@@ -47,3 +47,45 @@ pub fn temp_dir(what: &str) -> tempfile::TempDir {
 }
 pub mod embedded;
 pub mod frontdoor;
+
+/// The realm the seed's compose file sets.
+pub const SEED_REALM: &str = "Registry Realm";
+
+/// Starts gatehouse on `port` in front of `upstream_url`, configured only by the seed's compose env vars
+/// (with its misnamed `Access-Control-Origin` / `Access-Control-Credentials`), allowing `origin`.
+pub fn seeded_door(
+    port: u16,
+    upstream_url: &str,
+    origin: &str,
+    htpasswd: &std::path::Path,
+) -> Gatehouse {
+    let addr = format!("127.0.0.1:{port}");
+    let origins = format!("[{origin}]");
+    let htpasswd = htpasswd.display().to_string();
+    let env = [
+        ("REGISTRY_HTTP_ADDR", addr.as_str()),
+        ("GATEHOUSE_UPSTREAM_URL", upstream_url),
+        (
+            "REGISTRY_HTTP_HEADERS_Access-Control-Origin",
+            origins.as_str(),
+        ),
+        (
+            "REGISTRY_HTTP_HEADERS_Access-Control-Allow-Methods",
+            "[HEAD,GET,OPTIONS,DELETE]",
+        ),
+        ("REGISTRY_HTTP_HEADERS_Access-Control-Credentials", "[true]"),
+        (
+            "REGISTRY_HTTP_HEADERS_Access-Control-Allow-Headers",
+            "[Authorization,Accept,Cache-Control]",
+        ),
+        (
+            "REGISTRY_HTTP_HEADERS_Access-Control-Expose-Headers",
+            "[Docker-Content-Digest]",
+        ),
+        ("REGISTRY_AUTH", "htpasswd"),
+        ("REGISTRY_AUTH_HTPASSWD_REALM", SEED_REALM),
+        ("REGISTRY_AUTH_HTPASSWD_PATH", htpasswd.as_str()),
+        ("REGISTRY_STORAGE_DELETE_ENABLED", "true"),
+    ];
+    Gatehouse::start_with(port, "# Everything comes from the seed's env vars.\n", &env)
+}
