@@ -26,9 +26,6 @@ use std::time::Instant;
 mod support;
 use support::*;
 
-/// How much of a file is read per body chunk when serving blobs in-process.
-const FILE_CHUNK: usize = 512 * 1024;
-
 /// Where the backend step goes.
 pub enum BackendHandle {
     /// The in-process registry.
@@ -101,7 +98,7 @@ impl Gatehouse {
             let len = match &reply.body {
                 ReplyBody::Empty => 0,
                 ReplyBody::Bytes(b) => b.len() as u64,
-                ReplyBody::File { len, .. } | ReplyBody::Stream { len, .. } => *len,
+                ReplyBody::Stream { len, .. } => *len,
             };
             resp.insert_header(http::header::CONTENT_LENGTH, len)?;
         }
@@ -120,10 +117,6 @@ impl Gatehouse {
             ReplyBody::Stream { mut stream, len } => {
                 session.write_response_header(Box::new(resp), false).await?;
                 stream_chunks(session, &mut *stream, len).await
-            }
-            ReplyBody::File { file, offset, len } => {
-                session.write_response_header(Box::new(resp), false).await?;
-                stream_file(session, file, offset, len).await
             }
         }
     }

@@ -1,4 +1,4 @@
-//! Small pieces of the proxy's phases: reading a request body and streaming a file through a pingora
+//! Small pieces of the proxy's phases: reading a request body and streaming a reply through a pingora
 //! session, the request id, the client's view of the connection, fixed metric labels, catalog filtering.
 
 use super::*;
@@ -16,37 +16,6 @@ impl RequestBody for SessionBody<'_> {
             .await
             .map_err(|e| std::io::Error::other(e.to_string()))
     }
-}
-
-/// Streams `len` bytes of `file` from `offset` as body chunks.
-///
-/// A blocking-pool thread reads ahead with `pread` straight into the chunk it sends (no second copy), while this
-/// task writes the previous chunk to the client: disk or page cache and socket work overlap. At most
-/// [`READ_AHEAD`] chunks wait between the two, so memory per download stays bounded; a client that goes away
-/// closes the channel and the reader stops.
-pub(super) async fn stream_file(
-    session: &mut Session,
-    file: tokio::fs::File,
-    offset: u64,
-    len: u64,
-) -> Result<()> {
-    if len == 0 {
-        return session.write_response_body(None, true).await;
-    }
-    let file = file.into_std().await;
-    let (tx, mut rx) = tokio::sync::mpsc::channel::<std::io::Result<Bytes>>(READ_AHEAD);
-    tokio::task::spawn_blocking(move || read_ahead(file, offset, len, tx));
-    let mut left = len;
-    while left > 0 {
-        let chunk = match rx.recv().await {
-            Some(Ok(chunk)) => chunk,
-            Some(Err(e)) => return Err(Error::because(ErrorType::InternalError, "read blob", e)),
-            None => return Error::e_explain(ErrorType::InternalError, "blob reader stopped"),
-        };
-        left -= chunk.len() as u64;
-        session.write_response_body(Some(chunk), left == 0).await?;
-    }
-    Ok(())
 }
 
 /// Sends exactly `len` bytes of `stream` as body chunks; a stream that ends early or fails is an error (the
@@ -75,41 +44,6 @@ pub(super) async fn stream_chunks(
         session.write_response_body(None, true).await?;
     }
     Ok(())
-}
-
-/// How many chunks the reader may run ahead of the client.
-const READ_AHEAD: usize = 2;
-
-/// The blocking half of [`stream_file`].
-fn read_ahead(
-    file: std::fs::File,
-    mut offset: u64,
-    len: u64,
-    tx: tokio::sync::mpsc::Sender<std::io::Result<Bytes>>,
-) {
-    use std::os::unix::fs::FileExt;
-    let end = offset + len;
-    while offset < end {
-        let want = FILE_CHUNK.min((end - offset) as usize);
-        let mut buf = BytesMut::zeroed(want);
-        let result = match file.read_at(&mut buf, offset) {
-            Ok(0) => Err(std::io::Error::new(
-                std::io::ErrorKind::UnexpectedEof,
-                "blob shorter than its length",
-            )),
-            Ok(n) => {
-                buf.truncate(n);
-                offset += n as u64;
-                Ok(buf.freeze())
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(e) => Err(e),
-        };
-        let failed = result.is_err();
-        if tx.blocking_send(result).is_err() || failed {
-            return;
-        }
-    }
 }
 
 /// The largest upstream catalog answer gatehouse will hold to filter.

@@ -64,11 +64,15 @@ pub async fn hash_file(
     let mut stream = driver.read_range(path, 0, len).await?;
     let mut d = Digester::new(alg);
     let mut hashed = 0u64;
-    while let Some(chunk) = stream.next_chunk().await.map_err(|source| DriverError::Io {
-        op: "read",
-        path: path.to_string(),
-        source,
-    })? {
+    while let Some(chunk) = stream
+        .next_chunk()
+        .await
+        .map_err(|source| DriverError::Io {
+            op: "read",
+            path: path.to_string(),
+            source,
+        })?
+    {
         hashed += chunk.len() as u64;
         d.update(&chunk);
     }

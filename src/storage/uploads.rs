@@ -293,7 +293,9 @@ impl UploadWriter<'_> {
     }
 
     fn hash_state(&mut self) -> &mut HashState {
-        self.state.as_mut().expect("the session is locked until drop")
+        self.state
+            .as_mut()
+            .expect("the session is locked until drop")
     }
 
     /// Drops the open chunk's bytes and goes back to the hash state of its start.

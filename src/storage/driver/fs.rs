@@ -354,7 +354,10 @@ impl ByteStream for FsRange {
             Ok(Ok(chunk)) => chunk,
             Ok(Err(e)) => {
                 self.left = 0;
-                return Err(io::Error::new(e.kind(), format!("{}: read: {e}", self.path)));
+                return Err(io::Error::new(
+                    e.kind(),
+                    format!("{}: read: {e}", self.path),
+                ));
             }
             Err(join) => {
                 self.left = 0;
@@ -499,7 +502,10 @@ mod tests {
     crate::driver_conformance_tests!(async {
         let dir = tempfile::tempdir().unwrap();
         let d = FsDriver::new(dir.path()).await.unwrap();
-        (Box::new(dir) as Box<dyn std::any::Any + Send>, std::sync::Arc::new(d) as std::sync::Arc<dyn Driver>)
+        (
+            Box::new(dir) as Box<dyn std::any::Any + Send>,
+            std::sync::Arc::new(d) as std::sync::Arc<dyn Driver>,
+        )
     });
 
     #[tokio::test]
@@ -629,7 +635,10 @@ mod tests {
     async fn a_file_cut_short_under_a_reader_is_an_error_not_a_short_body() {
         let (dir, d) = driver().await;
         pattern_file(dir.path(), READ_CHUNK * 3);
-        let mut s = d.read_range("blob", 0, (READ_CHUNK * 3) as u64).await.unwrap();
+        let mut s = d
+            .read_range("blob", 0, (READ_CHUNK * 3) as u64)
+            .await
+            .unwrap();
         s.next_chunk().await.unwrap().unwrap();
         std::fs::OpenOptions::new()
             .write(true)
@@ -645,7 +654,11 @@ mod tests {
                 Err(e) => failed = e.to_string().contains("blob"),
             }
         }
-        assert_eq!(s.next_chunk().await.unwrap(), None, "an error ends the stream");
+        assert_eq!(
+            s.next_chunk().await.unwrap(),
+            None,
+            "an error ends the stream"
+        );
     }
 
     fn pattern_file(dir: &Path, len: usize) -> Vec<u8> {

@@ -21,14 +21,9 @@ use std::time::SystemTime;
 
 pub use fs::FsDriver;
 
-/// A stream of bytes read from storage (a blob, or a range of one).
-///
-/// The same contract as the reply vocabulary's `ByteStream`: chunks until `None`; an error ends the stream.
-#[async_trait]
-pub trait ByteStream: Send {
-    /// The next chunk, or `None` at the end.
-    async fn next_chunk(&mut self) -> io::Result<Option<Bytes>>;
-}
+/// A stream of bytes read from storage (a blob, or a range of one): the reply vocabulary's stream, so a blob
+/// read goes out as `ReplyBody::Stream` untouched.
+pub use crate::reply::ByteStream;
 
 /// Where [`Driver::ready`] writes its probe objects (outside distribution's `docker/registry/v2`).
 pub const READY_PREFIX: &str = ".gatehouse-ready";
@@ -96,7 +91,10 @@ pub fn check_key(key: &str) -> Result<&str, DriverError> {
     let ok = !key.is_empty()
         && key.len() <= MAX_KEY_LEN
         && key.split('/').all(|c| {
-            !c.is_empty() && c != "." && c != ".." && !c.chars().any(|ch| ch == '\\' || ch.is_control())
+            !c.is_empty()
+                && c != "."
+                && c != ".."
+                && !c.chars().any(|ch| ch == '\\' || ch.is_control())
         });
     if ok {
         Ok(key)
@@ -215,7 +213,9 @@ pub trait Driver: Send + Sync + 'static {
         .await;
         match probe {
             Ok(back) if &back[..] == b"ok" => Ok(()),
-            Ok(_) => Err(format!("storage: {key}: read back other bytes than written")),
+            Ok(_) => Err(format!(
+                "storage: {key}: read back other bytes than written"
+            )),
             Err(e) => Err(format!("storage not writable: {e}")),
         }
     }
