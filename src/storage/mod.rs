@@ -310,3 +310,38 @@ pub(crate) fn corrupt(path: &str, reason: &str) -> StorageError {
         reason: reason.to_string(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn blobs_are_counted_through_the_driver_and_readiness_probes_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = StorageConfig {
+            root: dir.path().to_path_buf(),
+            delete_enabled: false,
+        };
+        let store = Store::open(config.clone()).await.unwrap();
+        assert_eq!(store.ready().await, Ok(()));
+        for data in [&b"one"[..], b"three", b"three"] {
+            let d = digester::digest_bytes(crate::names::Algorithm::Sha256, data);
+            store.put_blob_bytes(&d, data).await.unwrap();
+        }
+        // Upload data and staged files are not blobs.
+        let repo = Name::parse("a").unwrap();
+        let id = store.start_upload(&repo).await.unwrap();
+        let mut w = store
+            .begin_write(&repo, id.as_str(), None, None)
+            .await
+            .unwrap();
+        w.write(b"pending").await.unwrap();
+        w.end_chunk(None).await.unwrap();
+        drop(w);
+        let reopened = Store::open(config).await.unwrap();
+        assert_eq!(reopened.stats().blobs, 0, "open does not walk the volume");
+        assert_eq!(reopened.count_blobs().await.unwrap(), (2, 8));
+        let s = reopened.stats();
+        assert_eq!((s.blobs, s.blob_bytes), (2, 8));
+    }
+}

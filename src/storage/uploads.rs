@@ -462,6 +462,125 @@ mod tests {
         assert_eq!(rfc3339(t), "2024-02-29T23:59:59Z");
     }
 
+    async fn store() -> (tempfile::TempDir, Store) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(crate::storage::StorageConfig {
+            root: dir.path().to_path_buf(),
+            delete_enabled: false,
+        })
+        .await
+        .unwrap();
+        (dir, store)
+    }
+
+    /// A chunk whose request failed half way (the writer dropped before its end) is cut off again, and the
+    /// session continues from where it was, with a digest that still matches.
+    #[tokio::test]
+    async fn an_interrupted_chunk_is_never_part_of_the_upload() {
+        let (_dir, store) = store().await;
+        let repo = Name::parse("a/b").unwrap();
+        let id = store.start_upload(&repo).await.unwrap();
+        let mut w = store
+            .begin_write(&repo, id.as_str(), Some(0), None)
+            .await
+            .unwrap();
+        w.write(b"kept ").await.unwrap();
+        assert_eq!(w.end_chunk(Some(5)).await.unwrap(), 5);
+        drop(w);
+        let mut w = store
+            .begin_write(&repo, id.as_str(), Some(5), None)
+            .await
+            .unwrap();
+        w.write(&[b'!'; 100_000]).await.unwrap();
+        drop(w); // The body failed: no end_chunk.
+                 // The next writer waits for the cut: the session is at 5 again.
+        let mut w = store
+            .begin_write(&repo, id.as_str(), None, None)
+            .await
+            .unwrap();
+        assert_eq!(w.offset(), 5);
+        w.write(b"and this").await.unwrap();
+        let d = crate::storage::digester::digest_bytes(Algorithm::Sha256, b"kept and this");
+        assert_eq!(w.commit(&d).await.unwrap(), 13);
+    }
+
+    /// A chunk whose length differs from its Content-Range is cancelled: the upload's length and hash are as
+    /// before it.
+    #[tokio::test]
+    async fn a_chunk_of_the_wrong_length_is_cancelled() {
+        let (_dir, store) = store().await;
+        let repo = Name::parse("a").unwrap();
+        let id = store.start_upload(&repo).await.unwrap();
+        let mut w = store
+            .begin_write(&repo, id.as_str(), Some(0), None)
+            .await
+            .unwrap();
+        w.write(b"abc").await.unwrap();
+        assert!(matches!(
+            w.end_chunk(Some(4)).await,
+            Err(StorageError::ChunkLength {
+                declared: 4,
+                received: 3,
+                ..
+            })
+        ));
+        drop(w);
+        assert_eq!(store.upload_offset(&repo, id.as_str()).await.unwrap(), 0);
+        let mut w = store
+            .begin_write(&repo, id.as_str(), Some(0), None)
+            .await
+            .unwrap();
+        w.write(b"xyz").await.unwrap();
+        let d = crate::storage::digester::digest_bytes(Algorithm::Sha256, b"xyz");
+        assert_eq!(w.commit(&d).await.unwrap(), 3);
+    }
+
+    /// Issue 9 finding 4: once a chunk's end returns (the PATCH's 202), its bytes are in storage: a fresh store on
+    /// the same root (no shared hash state, no shared file handle) hashes them all.
+    #[tokio::test]
+    async fn a_chunk_is_in_storage_when_its_end_returns() {
+        let (dir, store) = store().await;
+        let repo = Name::parse("a").unwrap();
+        let id = store.start_upload(&repo).await.unwrap();
+        let mut data = Vec::new();
+        for round in 0..8u8 {
+            let mut w = store
+                .begin_write(&repo, id.as_str(), None, None)
+                .await
+                .unwrap();
+            for _ in 0..16 {
+                let piece = vec![round; 65_536 + round as usize];
+                w.write(&piece).await.unwrap();
+                data.extend_from_slice(&piece);
+            }
+            assert_eq!(w.end_chunk(None).await.unwrap(), data.len() as u64);
+            drop(w);
+            let fresh = Store::open(crate::storage::StorageConfig {
+                root: dir.path().to_path_buf(),
+                delete_enabled: false,
+            })
+            .await
+            .unwrap();
+            assert_eq!(
+                fresh.upload_offset(&repo, id.as_str()).await.unwrap(),
+                data.len() as u64
+            );
+            let hashed = hash_file(
+                fresh.driver(),
+                &paths::upload_data(&repo, &id),
+                Algorithm::Sha256,
+                data.len() as u64,
+            )
+            .await
+            .unwrap();
+            assert_eq!(
+                hashed.digest(),
+                crate::storage::digester::digest_bytes(Algorithm::Sha256, &data),
+                "round {round}"
+            );
+        }
+    }
+
     #[test]
     fn table_evicts_idle_least_recently_used() {
         let t = UploadTable::new(2);

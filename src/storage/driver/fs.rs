@@ -419,17 +419,20 @@ impl Writer for FsWriter {
     }
 }
 
+/// A directory still to be read by a walk: its local path and its key.
+type PendingDir = (PathBuf, String);
+
 /// A depth-first walk of a directory tree, one directory read per blocking job.
 struct FsWalk {
-    /// Directories still to read: local path and key.
-    dirs: Vec<(PathBuf, String)>,
+    /// Directories still to read.
+    dirs: Vec<PendingDir>,
     /// Files found and not yet handed out.
     found: VecDeque<WalkEntry>,
 }
 
 /// Reads one directory: the files in it (symlinks followed for files, never for directories) and the
 /// subdirectories to read next. A directory that is gone, or a file given as the prefix, is handled here too.
-fn read_one_dir(dir: &Path, key: &str) -> io::Result<(Vec<WalkEntry>, Vec<(PathBuf, String)>)> {
+fn read_one_dir(dir: &Path, key: &str) -> io::Result<(Vec<WalkEntry>, Vec<PendingDir>)> {
     let (mut files, mut dirs) = (Vec::new(), Vec::new());
     let meta = match std::fs::symlink_metadata(dir) {
         Ok(m) => m,
