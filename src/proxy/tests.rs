@@ -91,6 +91,9 @@ fn picture(r: Result<admit::Admitted, Reply>) -> String {
     }
 }
 
+/// A request: method, path with query, headers.
+type Row<'a> = (&'a str, String, Vec<(&'a str, &'a str)>);
+
 #[tokio::test]
 async fn admission_returns_the_same_reply_for_the_same_input_in_both_backends() {
     let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
@@ -99,7 +102,7 @@ async fn admission_returns_the_same_reply_for_the_same_input_in_both_backends() 
     let alice = basic("alice", "alice-pw");
     let bob = basic("bob", "alice-pw");
     let wrong = basic("alice", "nope");
-    let rows: Vec<(&str, String, Vec<(&str, &str)>)> = vec![
+    let rows: Vec<Row> = vec![
         (
             "OPTIONS",
             "/v2/a/manifests/x".into(),
