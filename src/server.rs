@@ -22,7 +22,7 @@ pub enum StartError {
     #[error(transparent)]
     Storage(#[from] backend::OpenError),
     /// A listener address cannot be bound (taken, not local, no permission).
-    #[error("cannot listen on {addr} ({what}): {source}")]
+    #[error("cannot listen on {addr} ({what})")]
     Listen {
         /// Which listener.
         what: &'static str,
