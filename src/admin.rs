@@ -1,5 +1,6 @@
 //! The metrics and health listener: `/metrics` (Prometheus text format, optionally behind Basic auth),
-//! `/healthz` (the process answers) and `/readyz` (credentials loaded; storage writable or upstream reachable).
+//! `/healthz` (the process answers) and `/readyz` (the htpasswd file in force; storage writable or upstream
+//! reachable).
 //! It runs as its own pingora service on its own address, loopback by default.
 
 use crate::auth::Authenticator;
@@ -15,7 +16,7 @@ use std::time::Duration;
 
 /// What `/readyz` checks.
 pub struct Readiness {
-    /// The authenticator, when auth is on: ready once users are loaded.
+    /// The authenticator, when auth is on: ready while what the htpasswd file says is in force.
     pub auth: Option<Arc<Authenticator>>,
     /// The embedded storage root: ready when a file can be written there.
     pub storage_root: Option<PathBuf>,
@@ -27,9 +28,7 @@ impl Readiness {
     /// Runs the checks; `Err` names the first one that failed.
     pub async fn check(&self) -> Result<(), String> {
         if let Some(auth) = &self.auth {
-            if auth.users() == 0 {
-                return Err(format!("no users loaded from {}", auth.path().display()));
-            }
+            auth.health()?;
         }
         if let Some(root) = &self.storage_root {
             let probe = root.join(format!(".gatehouse-ready-{}", std::process::id()));
