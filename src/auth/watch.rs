@@ -58,8 +58,13 @@ pub enum Reload {
 /// Reads the file and swaps its set in, zero users included; a missing, unreadable or garbage file keeps
 /// the last good set and marks the authenticator stale. Logs and counts the result.
 pub fn reload(auth: &Authenticator) -> Reload {
+    apply(auth, htpasswd::load(auth.path()))
+}
+
+/// Puts what was read in force (or keeps the last good set), then logs and counts the result.
+fn apply(auth: &Authenticator, loaded: Result<htpasswd::Parsed, htpasswd::FileError>) -> Reload {
     let path = auth.path();
-    let result = match htpasswd::load(path) {
+    let result = match loaded {
         Err(e) => {
             auth.set_stale(Some(e.to_string()));
             Reload::Failed {
@@ -155,7 +160,13 @@ pub fn spawn(auth: Arc<Authenticator>) {
                 if stamp(auth.path()) != now {
                     continue;
                 }
-                reload(&auth);
+                let loaded = htpasswd::load(auth.path());
+                // A write that raced the read (an in-place rewrite truncates first) may have shown a
+                // half-written file: such a read is thrown away, and the new stamp read again.
+                if stamp(auth.path()) != now {
+                    continue;
+                }
+                apply(&auth, loaded);
                 last = now;
             }
         })

@@ -232,3 +232,69 @@ fn guard_trusts_x_forwarded_for_only_from_a_trusted_proxy() {
         "the access log took X-Forwarded-For from an untrusted peer"
     );
 }
+
+/// Issue 9 finding 3: the guard was checked, not reserved, so 1,000 concurrent wrong passwords from one
+/// address all queued for bcrypt and all got 401. Now a token is reserved before bcrypt: of 200 concurrent
+/// wrong passwords from one address at most the burst (plus one refilled token, for a slow machine) reach
+/// bcrypt, the rest are 429 at once, and a cached login from that address still gets in.
+#[test]
+fn guard_200_concurrent_wrong_passwords_from_one_address_get_at_most_burst_401s_and_the_rest_429() {
+    const FLOOD: usize = 200;
+    let dist = Distribution::start();
+    let (front, _dir) = start(&dist, "");
+    let base = front.url();
+    let local = plain_client(Some(ip("127.0.0.1")));
+    assert_eq!(get(&local, &base, "alice", "alice-pw", None).status, 200);
+
+    let barrier = std::sync::Arc::new(std::sync::Barrier::new(FLOOD));
+    let threads: Vec<_> = (0..FLOOD)
+        .map(|i| {
+            let (barrier, base) = (barrier.clone(), base.clone());
+            std::thread::spawn(move || {
+                let client = plain_client(Some(ip("127.0.0.1")));
+                barrier.wait();
+                get(&client, &base, "alice", &format!("wrong-{i}"), None)
+            })
+        })
+        .collect();
+    let answers: Vec<Answer> = threads
+        .into_iter()
+        .map(|t| t.join().expect("a flood thread"))
+        .collect();
+    let count = |status: u16| answers.iter().filter(|a| a.status == status).count();
+    let (checked, throttled) = (count(401), count(429));
+    assert_eq!(
+        checked + throttled,
+        FLOOD,
+        "every answer is 401 or 429: {:?}",
+        answers.iter().map(|a| a.status).collect::<Vec<_>>()
+    );
+    assert!(
+        checked <= BURST + 1,
+        "{checked} concurrent wrong passwords reached bcrypt (burst {BURST}), {throttled} got 429"
+    );
+    assert!(checked >= 1, "the burst let nothing through");
+    for (i, a) in answers.iter().enumerate().filter(|(_, a)| a.status == 429) {
+        expect_throttled(a, &format!("concurrent wrong password #{i}"));
+    }
+
+    // The flooded address keeps its cached login.
+    assert_eq!(
+        get(&local, &base, "alice", "alice-pw", None).status,
+        200,
+        "a cached login from the flooded address"
+    );
+    let m = front.samples();
+    assert_eq!(
+        m.sum("gatehouse_guard_throttled_total", &[]),
+        throttled as f64
+    );
+    assert_eq!(
+        m.sum(
+            "gatehouse_auth_attempts_total",
+            &[("result", "bad_password")]
+        ),
+        checked as f64,
+        "wrong passwords that reached bcrypt"
+    );
+}
