@@ -166,7 +166,8 @@ pub struct Authenticator {
 }
 
 impl Authenticator {
-    /// Loads the file (creating it with one random `admin` user when it does not exist).
+    /// Loads the file (creating it with one random `admin` user when it does not exist); a file that is
+    /// unreadable or garbage is an error, since at startup there is no last good set to keep.
     pub fn open(
         config: &AuthConfig,
         guard: Option<&crate::config::GuardConfig>,
