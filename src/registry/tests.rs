@@ -190,4 +190,5 @@ pub(super) async fn call(
 
 mod compat;
 mod content;
+mod hostile;
 mod push;
