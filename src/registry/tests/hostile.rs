@@ -120,3 +120,76 @@ async fn manifest_with_duplicate_keys_in_descriptors_is_refused() {
     assert_eq!(r.status, 201, "{}", String::from_utf8_lossy(&r.body));
     assert_eq!(r.h("oci-subject"), subject.to_string());
 }
+
+#[tokio::test]
+async fn content_range_ending_at_u64_max_is_416_not_wrapped_to_zero_bytes() {
+    let h = Harness::new(false).await;
+    let r = h.call("POST", "/v2/a/blobs/uploads/", &[], &[]).await;
+    let loc = r.h("location").to_string();
+    let hostile = [
+        ("0-18446744073709551615", 416),
+        ("bytes 0-18446744073709551615/*", 416),
+        ("0-99999999999999999999", 416),
+        ("18446744073709551615-0", 416),
+        ("0-0/0", 416),
+        ("1-18446744073709551615", 416), // starts past the upload's end
+        ("0-18446744073709551614", 400), // u64::MAX bytes declared, 3 sent
+        ("0--1", 400),
+        ("0-1,2-3", 400),
+    ];
+    for (value, status) in hostile {
+        let r = h
+            .call("PATCH", &loc, &[("content-range", value)], &[b"abc"])
+            .await;
+        assert_eq!(
+            (r.status, r.code().as_str()),
+            (status, "BLOB_UPLOAD_INVALID"),
+            "{value}: {}",
+            String::from_utf8_lossy(&r.body)
+        );
+        assert!(
+            !String::from_utf8_lossy(&r.body).contains("declared 0 bytes"),
+            "{value}"
+        );
+        let s = h.call("GET", &loc, &[], &[]).await;
+        assert_eq!(
+            (s.status, s.h("range")),
+            (204, "0-0"),
+            "{value}: nothing was kept"
+        );
+    }
+    // The session still works.
+    let r = h
+        .call("PATCH", &loc, &[("content-range", "0-2")], &[b"abc"])
+        .await;
+    assert_eq!((r.status, r.h("range")), (202, "0-2"));
+}
+
+#[tokio::test]
+async fn blob_range_with_hostile_numbers_stays_inside_the_blob() {
+    let h = Harness::new(false).await;
+    let d = h.push_blob("a", b"0123456789").await;
+    let url = format!("/v2/a/blobs/{d}");
+    let table: &[(&str, u16, &str)] = &[
+        ("bytes=0-18446744073709551615", 206, "0123456789"),
+        ("bytes=0-99999999999999999999", 206, "0123456789"),
+        ("bytes=-18446744073709551615", 206, "0123456789"),
+        ("bytes=-99999999999999999999", 206, "0123456789"),
+        ("bytes=8-18446744073709551615", 206, "89"),
+        ("bytes=18446744073709551615-", 416, ""),
+        ("bytes=99999999999999999999-", 416, ""),
+        ("bytes=18446744073709551615-18446744073709551615", 416, ""),
+        ("bytes=5-1", 200, "0123456789"),
+        ("bytes=0-1,2-3", 200, "0123456789"),
+        ("bytes=-", 200, "0123456789"),
+    ];
+    for (range, status, body) in table {
+        let r = h.call("GET", &url, &[("range", range)], &[]).await;
+        assert_eq!(r.status, *status, "{range}");
+        if *status != 416 {
+            assert_eq!(String::from_utf8_lossy(&r.body), *body, "{range}");
+        } else {
+            assert_eq!(r.h("content-range"), "bytes */10", "{range}");
+        }
+    }
+}
