@@ -12,7 +12,7 @@ use crate::errcode::{ApiError, Code};
 use crate::headers::{self, Decoration};
 use crate::metrics::metrics;
 use crate::registry::{Registry, Reply, ReplyBody, Request, RequestBody};
-use crate::route::{self, Action, Route, Target};
+use crate::route::{self, Action, Route};
 use crate::upstream::{self, ClientView};
 use async_trait::async_trait;
 use bytes::{Bytes, BytesMut};
@@ -101,7 +101,7 @@ impl Gatehouse {
             let len = match &reply.body {
                 ReplyBody::Empty => 0,
                 ReplyBody::Bytes(b) => b.len() as u64,
-                ReplyBody::File { len, .. } => *len,
+                ReplyBody::File { len, .. } | ReplyBody::Stream { len, .. } => *len,
             };
             resp.insert_header(http::header::CONTENT_LENGTH, len)?;
         }
@@ -116,6 +116,10 @@ impl Gatehouse {
             ReplyBody::Bytes(b) => {
                 session.write_response_header(Box::new(resp), false).await?;
                 session.write_response_body(Some(b), true).await
+            }
+            ReplyBody::Stream { mut stream, len } => {
+                session.write_response_header(Box::new(resp), false).await?;
+                stream_chunks(session, &mut *stream, len).await
             }
             ReplyBody::File { file, offset, len } => {
                 session.write_response_header(Box::new(resp), false).await?;
@@ -142,10 +146,10 @@ impl Gatehouse {
     async fn serve_embedded(
         &self,
         registry: &Registry,
-        _permit: &Permit,
+        permit: &Permit,
         route: &Route,
         session: &mut Session,
-        ctx: &Ctx,
+        _ctx: &Ctx,
     ) -> Result<Reply> {
         let req = session.req_header().clone();
         let has_body = matches!(req.method, Method::PUT | Method::PATCH | Method::POST);
@@ -161,13 +165,9 @@ impl Gatehouse {
             route,
             method: &req.method,
             headers: &req.headers,
-            query: ctx
-                .query
-                .as_deref()
-                .unwrap_or(req.uri.query().unwrap_or("")),
         };
         let mut body = SessionBody { session };
-        Ok(registry.handle(&request, &mut body).await)
+        Ok(registry.handle(permit, &request, &mut body).await)
     }
 }
 
@@ -220,7 +220,7 @@ impl ProxyHttp for Gatehouse {
         }
 
         // route
-        let route = match route::parse(&req.method, req.uri.path()) {
+        let route = match route::parse(&req.method, req.uri.path(), req.uri.query(), &req.headers) {
             Ok(route) => route,
             Err(e) => {
                 self.respond_error(session, ctx, e).await?;
@@ -265,9 +265,8 @@ impl ProxyHttp for Gatehouse {
         ctx.user = principal.as_ref().map(|p| p.user.clone());
 
         // authz, then the backend
-        let query = req.uri.query().unwrap_or("");
         let policy = &self.config.policy;
-        let permit = match policy.decide(&route, principal.as_ref(), authenticated, query) {
+        let permit = match policy.decide(&route, principal.as_ref(), authenticated) {
             Ok(permit) => permit,
             Err(refusal) => {
                 match refusal {
@@ -285,10 +284,8 @@ impl ProxyHttp for Gatehouse {
                 return Ok(true);
             }
         };
-        if !permit.mount_allowed() {
-            ctx.query = Some(crate::registry::query_without_mount(query));
-        }
-        if policy.is_restrictive() && route.target == Target::Catalog {
+        ctx.query = route.upstream_query(permit.mount());
+        if permit.catalog_filter().is_some() {
             ctx.catalog = Some(BytesMut::new());
         }
         let principal_for_filter = principal;
@@ -299,23 +296,10 @@ impl ProxyHttp for Gatehouse {
                 Ok(false)
             }
             BackendHandle::Embedded(registry) => {
-                let reply = if ctx.catalog.take().is_some() {
-                    // Filter before paging, so `n` and `Link` count only what the caller may see.
-                    let req = session.req_header();
-                    let request = Request {
-                        route: &route,
-                        method: &req.method,
-                        headers: &req.headers,
-                        query: req.uri.query().unwrap_or(""),
-                    };
-                    let visible = |name: &crate::names::Name| {
-                        policy.allows(principal_for_filter.as_ref(), name.as_str(), Action::Pull)
-                    };
-                    registry.catalog_visible(&request, &visible).await
-                } else {
-                    self.serve_embedded(registry, &permit, &route, session, ctx)
-                        .await?
-                };
+                ctx.catalog = None;
+                let reply = self
+                    .serve_embedded(registry, &permit, &route, session, ctx)
+                    .await?;
                 self.respond(session, ctx, reply).await?;
                 ctx.route = Some(route);
                 Ok(true)

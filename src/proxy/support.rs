@@ -49,6 +49,34 @@ pub(super) async fn stream_file(
     Ok(())
 }
 
+/// Sends exactly `len` bytes of `stream` as body chunks; a stream that ends early or fails is an error (the
+/// client sees a short body and a closed connection, never a silently truncated success).
+pub(super) async fn stream_chunks(
+    session: &mut Session,
+    stream: &mut dyn crate::reply::ByteStream,
+    len: u64,
+) -> Result<()> {
+    let mut left = len;
+    while left > 0 {
+        let chunk = match stream.next_chunk().await {
+            Ok(Some(chunk)) if chunk.len() as u64 <= left => chunk,
+            Ok(Some(_)) => {
+                return Error::e_explain(ErrorType::InternalError, "stream longer than its length")
+            }
+            Ok(None) => {
+                return Error::e_explain(ErrorType::InternalError, "stream shorter than its length")
+            }
+            Err(e) => return Err(Error::because(ErrorType::InternalError, "read stream", e)),
+        };
+        left -= chunk.len() as u64;
+        session.write_response_body(Some(chunk), left == 0).await?;
+    }
+    if len == 0 {
+        session.write_response_body(None, true).await?;
+    }
+    Ok(())
+}
+
 /// How many chunks the reader may run ahead of the client.
 const READ_AHEAD: usize = 2;
 
