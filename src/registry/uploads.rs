@@ -108,11 +108,7 @@ pub async fn start(
         Ok(_) => Ok(created(name, digest)),
         Err(e) => {
             // The client never learnt this session's id: nothing should be left of it.
-            if let Err(cleanup) = store.cancel_upload(name, id.as_str()).await {
-                if !matches!(cleanup, StorageError::UploadUnknown { .. }) {
-                    tracing::warn!(error = %cleanup, "removing a failed monolithic upload");
-                }
-            }
+            forget_failed(store, name, id.as_str()).await;
             Err(e.into())
         }
     }
@@ -136,6 +132,10 @@ pub async fn patch(
 }
 
 /// `PUT ?digest=`: appends an optional last chunk, verifies and commits.
+///
+/// A PUT that carries a body is a monolithic upload (or its last chunk): when it fails or is refused, the session
+/// is removed, so nothing of it stays behind. A PUT without a body that fails for another reason than a digest
+/// mismatch (which always removes the session) leaves the session as it was, to be retried.
 pub async fn finish(
     store: &Store,
     name: &Name,
@@ -144,17 +144,48 @@ pub async fn finish(
     req: &Request<'_>,
     body: &mut dyn RequestBody,
 ) -> Result<Reply, ApiError> {
-    let digest = digest.ok_or_else(|| {
-        ApiError::new(Code::DigestInvalid).message("the digest query parameter is required")
-    })?;
-    let range = chunk_range(req)?;
-    let mut writer = store
-        .begin_write(name, id, range.map(|r| r.0), Some(digest.algorithm()))
-        .await?;
-    pump(&mut writer, body).await?;
-    writer.end_chunk(range.map(|r| r.1)).await?;
-    writer.commit(digest).await?;
-    Ok(created(name, digest))
+    let mut received = 0;
+    let result = async {
+        let digest = digest.ok_or_else(|| {
+            ApiError::new(Code::DigestInvalid).message("the digest query parameter is required")
+        })?;
+        let range = chunk_range(req)?;
+        let mut writer = store
+            .begin_write(name, id, range.map(|r| r.0), Some(digest.algorithm()))
+            .await?;
+        let start = writer.offset();
+        let pumped = pump(&mut writer, body).await;
+        received = writer.offset().saturating_sub(start);
+        pumped?;
+        writer.end_chunk(range.map(|r| r.1)).await?;
+        writer.commit(digest).await?;
+        Ok(created(name, digest))
+    }
+    .await;
+    if result.is_err() && (received > 0 || has_body(req, body).await) {
+        forget_failed(store, name, id).await;
+    }
+    result
+}
+
+/// Whether a request refused before its body was read has one: its headers say so (a non-zero Content-Length,
+/// or Transfer-Encoding), or a first chunk comes.
+async fn has_body(req: &Request<'_>, body: &mut dyn RequestBody) -> bool {
+    let declared = req.headers.contains_key(header::TRANSFER_ENCODING)
+        || req
+            .headers
+            .get(header::CONTENT_LENGTH)
+            .is_some_and(|v| v.as_bytes().iter().any(|&b| b != b'0'));
+    declared || matches!(body.next_chunk().await, Ok(Some(c)) if !c.is_empty())
+}
+
+/// Removes the session of a failed monolithic upload; a session already gone is fine.
+async fn forget_failed(store: &Store, name: &Name, id: &str) {
+    if let Err(cleanup) = store.cancel_upload(name, id).await {
+        if !matches!(cleanup, StorageError::UploadUnknown { .. }) {
+            tracing::warn!(error = %cleanup, repository = %name, "removing a failed monolithic upload");
+        }
+    }
 }
 
 /// `GET`: the session's progress, 204 with `Range`.
