@@ -193,3 +193,48 @@ async fn blob_range_with_hostile_numbers_stays_inside_the_blob() {
         }
     }
 }
+
+#[tokio::test]
+async fn manifest_read_of_an_invalid_reference_is_404_manifest_unknown() {
+    let h = Harness::new(true).await;
+    h.push_image("a", "latest", "seed", serde_json::json!({}))
+        .await;
+    let references = [
+        "-leading-dash",
+        ".dot",
+        "has%20space",
+        "a..b:c",
+        "sha256:short",
+        "sha256:ZZ",
+        "md5:d41d8cd98f00b204e9800998ecf8427e",
+        "sha256:",
+        ":",
+        &"t".repeat(129),
+        "%00",
+    ];
+    for reference in references {
+        let url = format!("/v2/a/manifests/{reference}");
+        for method in ["GET", "HEAD"] {
+            let r = h.call(method, &url, &[], &[]).await;
+            assert_eq!(r.status, 404, "{method} {reference}");
+            if method == "GET" {
+                assert_eq!(r.code(), "MANIFEST_UNKNOWN", "{reference}");
+            }
+        }
+        // A PUT keeps its 400: the client must learn that the tag or digest is not valid.
+        let r = h
+            .call("PUT", &url, &[("content-type", OCI_MANIFEST)], &[b"{}"])
+            .await;
+        assert_eq!(r.status, 400, "PUT {reference}");
+        assert!(
+            matches!(r.code().as_str(), "TAG_INVALID" | "DIGEST_INVALID"),
+            "PUT {reference}: {}",
+            r.code()
+        );
+    }
+    // Valid references still answer as before.
+    let r = h.call("GET", "/v2/a/manifests/latest", &[], &[]).await;
+    assert_eq!(r.status, 200);
+    let r = h.call("GET", "/v2/a/manifests/other", &[], &[]).await;
+    assert_eq!((r.status, r.code().as_str()), (404, "MANIFEST_UNKNOWN"));
+}
