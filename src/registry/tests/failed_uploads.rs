@@ -1,12 +1,9 @@
 //! Failed and refused monolithic uploads leave nothing behind (issue 9, finding 13: a monolithic upload that failed
-//! on a full disk left `_uploads/<id>/data`). Client-side failures run on the real filesystem; a full disk is a
-//! driver that answers ENOSPC, as the filesystem does, once its byte budget is spent.
+//! on a full disk left `_uploads/<id>/data`). Storage failures come from the kernel, not from a fake driver: a
+//! session's data file that is `/dev/full` (every write is ENOSPC), and a staging directory that is a plain file
+//! (every atomic write, `startedat` included, fails).
 
 use super::*;
-use crate::storage::driver::ReadHandle;
-use crate::storage::driver::{AppendFile, DirEntry, Driver, DriverError, FsDriver, Metadata};
-use crate::storage::Store;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 const V2: &str = "docker/registry/v2";
 
@@ -31,86 +28,6 @@ fn sessions(root: &Path, repo: &str) -> Vec<String> {
             .map(|e| e.unwrap().file_name().into_string().unwrap())
             .collect(),
         Err(_) => Vec::new(),
-    }
-}
-
-fn no_space(path: &str) -> DriverError {
-    DriverError::Io {
-        op: "write",
-        path: path.to_string(),
-        source: std::io::Error::from_raw_os_error(28), // ENOSPC
-    }
-}
-
-/// The filesystem driver on a disk that fills up: appends get `budget` bytes in all, then ENOSPC (after writing
-/// what still fits, as write(2) does); with `full_meta`, small atomic writes (`startedat`, links) fail too.
-struct FullDisk {
-    fs: FsDriver,
-    budget: Arc<AtomicU64>,
-    full_meta: Arc<AtomicBool>,
-}
-
-struct FullFile {
-    inner: Box<dyn AppendFile>,
-    budget: Arc<AtomicU64>,
-    path: String,
-}
-
-#[async_trait::async_trait]
-impl AppendFile for FullFile {
-    fn len(&self) -> u64 {
-        self.inner.len()
-    }
-    async fn write_all(&mut self, data: &[u8]) -> Result<(), DriverError> {
-        let left = self.budget.load(Ordering::SeqCst);
-        let fits = (data.len() as u64).min(left) as usize;
-        self.budget.fetch_sub(fits as u64, Ordering::SeqCst);
-        self.inner.write_all(&data[..fits]).await?;
-        if fits < data.len() {
-            return Err(no_space(&self.path));
-        }
-        Ok(())
-    }
-    async fn truncate(&mut self, len: u64) -> Result<(), DriverError> {
-        self.inner.truncate(len).await
-    }
-    async fn sync(&mut self) -> Result<(), DriverError> {
-        self.inner.sync().await
-    }
-}
-
-#[async_trait::async_trait]
-impl Driver for FullDisk {
-    async fn stat(&self, path: &str) -> Result<Option<Metadata>, DriverError> {
-        self.fs.stat(path).await
-    }
-    async fn read(&self, path: &str, max: u64) -> Result<Bytes, DriverError> {
-        self.fs.read(path, max).await
-    }
-    async fn open(&self, path: &str) -> Result<ReadHandle, DriverError> {
-        self.fs.open(path).await
-    }
-    async fn write_atomic(&self, path: &str, data: &[u8]) -> Result<(), DriverError> {
-        if self.full_meta.load(Ordering::SeqCst) {
-            return Err(no_space(path));
-        }
-        self.fs.write_atomic(path, data).await
-    }
-    async fn append(&self, path: &str) -> Result<Box<dyn AppendFile>, DriverError> {
-        Ok(Box::new(FullFile {
-            inner: self.fs.append(path).await?,
-            budget: self.budget.clone(),
-            path: path.to_string(),
-        }))
-    }
-    async fn rename(&self, from: &str, to: &str) -> Result<(), DriverError> {
-        self.fs.rename(from, to).await
-    }
-    async fn list(&self, dir: &str) -> Result<Vec<DirEntry>, DriverError> {
-        self.fs.list(dir).await
-    }
-    async fn delete(&self, path: &str) -> Result<(), DriverError> {
-        self.fs.delete(path).await
     }
 }
 
@@ -226,42 +143,26 @@ async fn failed_put_without_body_keeps_the_chunked_session() {
 
 #[tokio::test]
 async fn monolithic_upload_on_a_full_disk_leaves_no_session() {
-    let dir = tempfile::tempdir().unwrap();
-    let budget = Arc::new(AtomicU64::new(u64::MAX));
-    let full_meta = Arc::new(AtomicBool::new(false));
-    let driver = FullDisk {
-        fs: FsDriver::new(dir.path()).await.unwrap(),
-        budget: budget.clone(),
-        full_meta: full_meta.clone(),
-    };
-    let h = Harness {
-        reg: Arc::new(Registry::with_store(Store::with_driver(
-            Arc::new(driver),
-            false,
-        ))),
-        dir,
-    };
+    let h = Harness::new(false).await;
     let data = vec![7u8; 64 << 10];
     let d = digest_bytes(Algorithm::Sha256, &data);
-    let post = format!("/v2/a/blobs/uploads/?digest={d}");
 
-    // The data does not fit: POST with the body, and POST then PUT with the body.
-    budget.store(1000, Ordering::SeqCst);
-    let r = h
-        .call("POST", &post, &[], &[&data[..4096], &data[4096..]])
-        .await;
-    assert_eq!((r.status, r.code().as_str()), (500, "UNKNOWN"));
-    assert_eq!(
-        sessions(h.root(), "a"),
-        Vec::<String>::new(),
-        "POST on a full disk"
-    );
-    budget.store(u64::MAX, Ordering::SeqCst);
+    // POST, then PUT with the body into a data file on which every write fails with ENOSPC.
     let r = h.call("POST", "/v2/a/blobs/uploads/", &[], &[]).await;
     let loc = r.h("location").to_string();
-    budget.store(1000, Ordering::SeqCst);
+    let id = r.h("docker-upload-uuid").to_string();
+    let file = h
+        .root()
+        .join(format!("{V2}/repositories/a/_uploads/{id}/data"));
+    std::fs::remove_file(&file).unwrap();
+    std::os::unix::fs::symlink("/dev/full", &file).unwrap();
     let r = h
-        .call("PUT", &format!("{loc}?digest={d}"), &[], &[&data])
+        .call(
+            "PUT",
+            &format!("{loc}?digest={d}"),
+            &[],
+            &[&data[..4096], &data[4096..]],
+        )
         .await;
     assert_eq!((r.status, r.code().as_str()), (500, "UNKNOWN"));
     assert_eq!(
@@ -269,10 +170,16 @@ async fn monolithic_upload_on_a_full_disk_leaves_no_session() {
         Vec::<String>::new(),
         "PUT on a full disk"
     );
+    assert!(
+        std::path::Path::new("/dev/full").exists(),
+        "only the link was removed"
+    );
 
-    // Not even the session's `startedat` fits.
-    budget.store(u64::MAX, Ordering::SeqCst);
-    full_meta.store(true, Ordering::SeqCst);
+    // Not even a session's `startedat` can be written.
+    let staging = h.root().join("docker/registry/.gatehouse-tmp");
+    let _ = std::fs::remove_dir_all(&staging);
+    std::fs::write(&staging, b"not a directory").unwrap();
+    let post = format!("/v2/a/blobs/uploads/?digest={d}");
     for url in [post.as_str(), "/v2/a/blobs/uploads/"] {
         let r = h.call("POST", url, &[], &[&data]).await;
         assert_eq!((r.status, r.code().as_str()), (500, "UNKNOWN"), "{url}");
@@ -284,7 +191,7 @@ async fn monolithic_upload_on_a_full_disk_leaves_no_session() {
     }
 
     // Space again: the same push goes through.
-    full_meta.store(false, Ordering::SeqCst);
+    std::fs::remove_file(&staging).unwrap();
     let r = h.call("POST", &post, &[], &[&data]).await;
     assert_eq!(r.status, 201, "{}", String::from_utf8_lossy(&r.body));
     assert_eq!(sessions(h.root(), "a"), Vec::<String>::new());
