@@ -30,5 +30,6 @@ pub mod proxy;
 pub mod registry;
 pub mod route;
 pub mod server;
+pub mod settings;
 pub mod storage;
 pub mod upstream;

@@ -3,10 +3,13 @@
 
 use crate::admin::{AdminApp, Readiness};
 use crate::auth::{self, Authenticator};
-use crate::config::{AuthMode, Backend, Config};
 use crate::proxy::{BackendHandle, Gatehouse};
 use crate::registry::Registry;
 use crate::storage::StorageConfig;
+use crate::{
+    auth::AuthMode,
+    config::{Backend, Config},
+};
 use pingora::server::configuration::ServerConf;
 use pingora::server::Server;
 use std::sync::Arc;

@@ -8,14 +8,15 @@
 pub mod cache;
 pub mod guard;
 pub mod htpasswd;
+pub mod settings;
 pub mod watch;
 
-use crate::config::AuthConfig;
 use arc_swap::ArcSwap;
 use base64::Engine;
 use cache::CredentialCache;
 use htpasswd::Credentials;
 use http::HeaderValue;
+pub use settings::{AuthConfig, AuthMode, GuardConfig};
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
@@ -99,7 +100,7 @@ impl Authenticator {
     /// Loads the file (creating it with one random `admin` user when it does not exist).
     pub fn open(
         config: &AuthConfig,
-        guard: Option<&crate::config::GuardConfig>,
+        guard: Option<&GuardConfig>,
     ) -> Result<Authenticator, AuthError> {
         let io = |source| AuthError::Io {
             path: config.htpasswd.clone(),
@@ -290,6 +291,7 @@ fn create_default(path: &Path) -> std::io::Result<()> {
     f.write_all(format!("admin:{hash}\n").as_bytes())?;
     f.sync_all()?;
     tracing::warn!(
+        target: "gatehouse::notice",
         file = %path.display(),
         "created htpasswd with user `admin` and password `{password}`: this is shown once; \
          change it with `gatehouse passwd add admin`"
@@ -312,14 +314,14 @@ mod tests {
         std::fs::write(&path, lines).unwrap();
         Authenticator::open(
             &AuthConfig {
-                mode: crate::config::AuthMode::Htpasswd,
+                mode: AuthMode::Htpasswd,
                 realm: "r".into(),
                 htpasswd: path,
                 bcrypt_concurrency: 2,
                 cache_ttl: Duration::from_secs(60),
                 cache_capacity: 100,
             },
-            Some(&crate::config::GuardConfig {
+            Some(&GuardConfig {
                 burst: 3,
                 per_minute: 1,
                 max_tracked: 100,

@@ -199,6 +199,8 @@ impl Default for MetricsSection {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct LogSection {
+    /// The level, or a filter like `warn,gatehouse=debug` (`GATEHOUSE_LOG` overrides it).
+    pub level: String,
     /// `text` or `json`.
     pub format: String,
     /// Whether to write one access-log line per request.
@@ -208,6 +210,7 @@ pub struct LogSection {
 impl Default for LogSection {
     fn default() -> Self {
         LogSection {
+            level: "info".into(),
             format: "text".into(),
             access_log: true,
         }

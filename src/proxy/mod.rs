@@ -6,7 +6,6 @@
 
 use crate::auth::{Authenticator, Outcome, Principal};
 use crate::authz::{Permit, Refusal};
-use crate::config::{Config, UpstreamConfig};
 use crate::cors::Cors;
 use crate::errcode::{ApiError, Code};
 use crate::headers::{self, Decoration};
@@ -14,6 +13,7 @@ use crate::metrics::metrics;
 use crate::registry::{Registry, Reply, ReplyBody, Request, RequestBody};
 use crate::route::{self, Action, Route, Target};
 use crate::upstream::{self, ClientView};
+use crate::{config::Config, upstream::UpstreamConfig};
 use async_trait::async_trait;
 use bytes::{Bytes, BytesMut};
 use http::{HeaderValue, Method, StatusCode};
