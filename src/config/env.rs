@@ -276,8 +276,11 @@ impl Sources {
         self.0.get(key).map(String::as_str)
     }
 
-    fn record(&mut self, key: impl Into<String>, var: &str) {
-        self.0.insert(key.into(), var.to_string());
+    /// Notes that `var` set `key`; returns the variable it overrides, if another one set it before.
+    fn record(&mut self, key: impl Into<String>, var: &str) -> Option<String> {
+        self.0
+            .insert(key.into(), var.to_string())
+            .filter(|earlier| earlier != var)
     }
 }
 
@@ -288,6 +291,16 @@ pub struct Applied {
     pub warnings: Vec<String>,
     /// Keys set from variables.
     pub sources: Sources,
+}
+
+impl Applied {
+    /// Notes that `var` set `key`, with a warning when another variable had set it already.
+    fn record(&mut self, key: &str, var: &str) {
+        if let Some(earlier) = self.sources.record(key, var) {
+            self.warnings
+                .push(format!("{earlier} and {var} both set {key}: {var} is used"));
+        }
+    }
 }
 
 /// The `GATEHOUSE_*` names gatehouse reads.
@@ -313,12 +326,15 @@ pub fn apply(
     vars: impl IntoIterator<Item = (String, String)>,
 ) -> Result<Applied, ConfigError> {
     let mut out = Applied::default();
-    // Sorted, so repeated runs (and warnings) are deterministic.
+    // Sorted, so repeated runs (and warnings) are deterministic; gatehouse's own names come last, so when
+    // both spellings of a setting are given (GATEHOUSE_LISTEN and REGISTRY_HTTP_ADDR) gatehouse's wins.
     let mut vars: Vec<(String, String)> = vars
         .into_iter()
         .filter(|(k, _)| k.starts_with("REGISTRY_") || k.starts_with("GATEHOUSE_"))
         .collect();
-    vars.sort();
+    vars.sort_by(|(a, _), (b, _)| {
+        (a.starts_with("GATEHOUSE_"), a).cmp(&(b.starts_with("GATEHOUSE_"), b))
+    });
     let known = gatehouse_names();
     for (name, value) in vars {
         let bad = |problem: String| ConfigError::Env {
@@ -333,7 +349,7 @@ pub fn apply(
             }
             let key =
                 apply_header(file, header, parse_list(&value), &mut out.warnings).map_err(bad)?;
-            out.sources.record(key, &name);
+            out.record(&key, &name);
             continue;
         }
         let Some(v) = VARS.iter().find(|v| v.name == name) else {
@@ -356,7 +372,7 @@ pub fn apply(
         match (v.set)(file, &value) {
             Ok(()) => {
                 if !v.key.is_empty() {
-                    out.sources.record(v.key, &name);
+                    out.record(v.key, &name);
                 }
             }
             Err(problem) if v.bad_is_ignored => {
@@ -614,6 +630,26 @@ mod tests {
         }
         let (f, _) = applied(&[("GATEHOUSE_LOG", "warn,gatehouse=debug")]).unwrap();
         assert_eq!(f.log.level, "warn,gatehouse=debug");
+    }
+
+    #[test]
+    fn two_spellings_of_one_setting_warn_and_gatehouses_wins() {
+        let (f, a) = applied(&[
+            ("REGISTRY_HTTP_ADDR", ":5000"),
+            ("GATEHOUSE_LISTEN", "127.0.0.1:6000"),
+            ("REGISTRY_LOG_LEVEL", "debug"),
+        ])
+        .unwrap();
+        assert_eq!(f.server.listen, "127.0.0.1:6000");
+        assert_eq!(f.log.level, "debug");
+        assert_eq!(a.warnings.len(), 1, "{:?}", a.warnings);
+        assert!(
+            a.warnings[0]
+                .contains("REGISTRY_HTTP_ADDR and GATEHOUSE_LISTEN both set server.listen"),
+            "{:?}",
+            a.warnings
+        );
+        assert_eq!(a.sources.var_of("server.listen"), Some("GATEHOUSE_LISTEN"));
     }
 
     #[test]
