@@ -2,14 +2,11 @@
 //! (htpasswd watcher), from validated config.
 
 use crate::admin::{AdminApp, Readiness};
-use crate::auth::{self, Authenticator};
+use crate::auth::{self, AuthMode, Authenticator};
+use crate::config::{Backend, Config};
 use crate::proxy::{BackendHandle, Gatehouse};
 use crate::registry::Registry;
 use crate::storage::StorageConfig;
-use crate::{
-    auth::AuthMode,
-    config::{Backend, Config},
-};
 use pingora::server::configuration::ServerConf;
 use pingora::server::Server;
 use std::sync::Arc;

@@ -1,7 +1,7 @@
 //! Configuration: a TOML file (see `config/gatehouse.toml`) plus environment overrides, validated once into
 //! [`Config`]. Errors name the key, or the environment variable when the value came from one.
 //!
-//! config parses ([`schema`]), overlays the environment ([`env`]) and validates section by section, calling
+//! config parses ([`schema`]), overlays the environment ([`mod@env`]) and validates section by section, calling
 //! into the settings type each module owns: [`crate::auth::AuthConfig`] and [`crate::auth::GuardConfig`],
 //! [`crate::cors::CorsConfig`], [`crate::upstream::UpstreamConfig`], [`crate::authz::Policy`] and
 //! [`crate::storage::StorageConfig`]. Those modules never import config.

@@ -6,14 +6,14 @@
 
 use crate::auth::{Authenticator, Outcome, Principal};
 use crate::authz::{Permit, Refusal};
+use crate::config::Config;
 use crate::cors::Cors;
 use crate::errcode::{ApiError, Code};
 use crate::headers::{self, Decoration};
 use crate::metrics::metrics;
 use crate::registry::{Registry, Reply, ReplyBody, Request, RequestBody};
 use crate::route::{self, Action, Route, Target};
-use crate::upstream::{self, ClientView};
-use crate::{config::Config, upstream::UpstreamConfig};
+use crate::upstream::{self, ClientView, UpstreamConfig};
 use async_trait::async_trait;
 use bytes::{Bytes, BytesMut};
 use http::{HeaderValue, Method, StatusCode};
