@@ -87,6 +87,8 @@ pub struct Config {
     pub threads: usize,
     /// Shutdown grace period.
     pub grace_period_seconds: u64,
+    /// Connection and transfer timeouts of the main listener.
+    pub timeouts: crate::timeouts::Timeouts,
     /// Authentication.
     pub auth: AuthConfig,
     /// CORS.
@@ -328,6 +330,13 @@ pub fn validate(file: FileConfig) -> Result<Config, ConfigError> {
         listen,
         threads: file.server.threads,
         grace_period_seconds: file.server.grace_period_seconds,
+        timeouts: crate::timeouts::Timeouts::from_seconds(
+            file.server.idle_timeout_seconds,
+            file.server.header_timeout_seconds,
+            file.server.body_timeout_seconds,
+            file.server.send_timeout_seconds,
+        )
+        .map_err(|(key, problem)| invalid(key, problem))?,
         auth,
         cors,
         headers,

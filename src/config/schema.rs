@@ -44,6 +44,14 @@ pub struct ServerSection {
     pub grace_period_seconds: u64,
     /// Proxies (CIDRs) whose `X-Forwarded-For` names the real client, such as Caprover's nginx.
     pub trusted_proxies: Vec<String>,
+    /// Seconds a connection may wait between requests before it is closed.
+    pub idle_timeout_seconds: u64,
+    /// Seconds a request head may take from its first byte to its blank line.
+    pub header_timeout_seconds: u64,
+    /// Seconds a request body may send nothing.
+    pub body_timeout_seconds: u64,
+    /// Seconds a client may take nothing of a response.
+    pub send_timeout_seconds: u64,
 }
 
 impl Default for ServerSection {
@@ -53,6 +61,10 @@ impl Default for ServerSection {
             threads: 2,
             grace_period_seconds: 10,
             trusted_proxies: Vec::new(),
+            idle_timeout_seconds: 60,
+            header_timeout_seconds: 30,
+            body_timeout_seconds: 60,
+            send_timeout_seconds: 60,
         }
     }
 }

@@ -2,10 +2,11 @@
 //! or chunked with `Content-Range`), PUT `?digest=` (finish with an optional last chunk), GET (status) and DELETE
 //! (cancel). Bodies are written as they arrive and hashed on the way; nothing is held in memory.
 
-use super::common::{empty, hv, query_param, DOCKER_CONTENT_DIGEST, DOCKER_UPLOAD_UUID, RANGE};
+use super::common::{empty, hv, DOCKER_CONTENT_DIGEST, DOCKER_UPLOAD_UUID, RANGE};
 use super::{Reply, Request, RequestBody};
 use crate::errcode::{ApiError, Code};
 use crate::names::{Digest, Name};
+use crate::route::Mount;
 use crate::storage::uploads::UploadWriter;
 use crate::storage::{StorageError, Store};
 use http::{header, HeaderName, HeaderValue, StatusCode};
@@ -42,13 +43,6 @@ fn chunk_range(req: &Request<'_>) -> Result<Option<(u64, u64)>, ApiError> {
             .with_status(StatusCode::RANGE_NOT_SATISFIABLE));
     }
     Ok(Some((start, end - start + 1)))
-}
-
-/// The `?digest=` of a monolithic or finishing request.
-fn digest_param(req: &Request<'_>) -> Result<Option<Digest>, ApiError> {
-    query_param(req.query, "digest")
-        .map(|d| Digest::parse(&d))
-        .transpose()
 }
 
 fn upload_location(name: &Name, id: &str) -> (HeaderName, HeaderValue) {
@@ -100,24 +94,21 @@ async fn pump(
 }
 
 /// `POST /v2/<name>/blobs/uploads/`: mount, monolithic upload, or a new session.
+///
+/// `mount` is the mount the Permit allowed (the caller may pull its source); without one, none happens.
 pub async fn start(
     store: &Store,
     name: &Name,
-    req: &Request<'_>,
+    mount: Option<&Mount>,
+    digest: Option<&Digest>,
     body: &mut dyn RequestBody,
 ) -> Result<Reply, ApiError> {
-    if let (Some(mount), Some(from)) = (
-        query_param(req.query, "mount"),
-        super::mount_source(req.query),
-    ) {
-        // An unusable mount request (bad digest, blob not in `from`) becomes a plain upload, as the spec asks.
-        if let Ok(digest) = Digest::parse(&mount) {
-            if store.mount_blob(name, &from, &digest).await?.is_some() {
-                return Ok(created(name, &digest));
-            }
+    if let Some(m) = mount {
+        // A blob that is not in `from` makes the mount a plain upload, as the spec asks.
+        if store.mount_blob(name, &m.from, &m.digest).await?.is_some() {
+            return Ok(created(name, &m.digest));
         }
     }
-    let digest = digest_param(req)?;
     let id = store.start_upload(name).await?;
     let Some(digest) = digest else {
         return Ok(in_progress(StatusCode::ACCEPTED, name, id.as_str(), 0));
@@ -127,11 +118,11 @@ pub async fn start(
             .begin_write(name, id.as_str(), None, Some(digest.algorithm()))
             .await?;
         pump(&mut writer, body).await?;
-        writer.commit(&digest).await
+        writer.commit(digest).await
     }
     .await;
     match result {
-        Ok(_) => Ok(created(name, &digest)),
+        Ok(_) => Ok(created(name, digest)),
         Err(e) => {
             // The client never learnt this session's id: nothing should be left of it.
             if let Err(cleanup) = store.cancel_upload(name, id.as_str()).await {
@@ -166,10 +157,11 @@ pub async fn finish(
     store: &Store,
     name: &Name,
     id: &str,
+    digest: Option<&Digest>,
     req: &Request<'_>,
     body: &mut dyn RequestBody,
 ) -> Result<Reply, ApiError> {
-    let digest = digest_param(req)?.ok_or_else(|| {
+    let digest = digest.ok_or_else(|| {
         ApiError::new(Code::DigestInvalid).message("the digest query parameter is required")
     })?;
     let range = chunk_range(req)?;
@@ -178,8 +170,8 @@ pub async fn finish(
         .await?;
     pump(&mut writer, body).await?;
     writer.end_chunk(range.map(|r| r.1)).await?;
-    writer.commit(&digest).await?;
-    Ok(created(name, &digest))
+    writer.commit(digest).await?;
+    Ok(created(name, digest))
 }
 
 /// `GET`: the session's progress, 204 with `Range`.
