@@ -168,17 +168,25 @@ fn passwd(
 
 /// Logs go to stderr through a writer thread, so a request never waits on a terminal or a pipe; the
 /// returned guard flushes what is queued when it is dropped. The queue blocks rather than drops when full:
-/// no access-log line is ever lost.
-fn init_logging(json: bool) -> tracing_appender::non_blocking::WorkerGuard {
+/// no access-log line is ever lost. The level filter comes validated from the config (`log.level`,
+/// `GATEHOUSE_LOG`); messages on [`gatehouse::config::NOTICE_TARGET`] (the one-time password of a generated
+/// htpasswd file) are shown whatever it says.
+fn init_logging(log: &gatehouse::config::LogConfig) -> tracing_appender::non_blocking::WorkerGuard {
+    use tracing_subscriber::EnvFilter;
     let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
         .lossy(false)
         .finish(std::io::stderr());
-    let filter = tracing_subscriber::EnvFilter::try_from_env("GATEHOUSE_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let notice = format!("{}=info", gatehouse::config::NOTICE_TARGET)
+        .parse()
+        .expect("the notice directive parses");
+    let filter = EnvFilter::builder()
+        .parse(&log.filter)
+        .unwrap_or_else(|_| EnvFilter::new("info"))
+        .add_directive(notice);
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(writer);
-    if json {
+    if log.json {
         builder.json().init();
     } else {
         builder.with_ansi(false).init();
@@ -186,12 +194,36 @@ fn init_logging(json: bool) -> tracing_appender::non_blocking::WorkerGuard {
     guard
 }
 
+/// The error and its causes, each once: a cause whose text the message already holds is not repeated.
+fn report(e: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if out.contains(&text) {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str(": ");
+        }
+        out.push_str(&text);
+    }
+    out
+}
+
 fn main() -> ExitCode {
+    // clap would say "a value is required for --config" without naming the variable.
+    if std::env::var_os("GATEHOUSE_CONFIG").is_some_and(|v| v.to_string_lossy().trim().is_empty()) {
+        eprintln!(
+            "gatehouse: environment variable GATEHOUSE_CONFIG: is empty: {}",
+            gatehouse::config::env::CONFIG_EMPTY
+        );
+        return ExitCode::FAILURE;
+    }
     let cli = Cli::parse();
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("gatehouse: {e:#}");
+            eprintln!("gatehouse: {}", report(&e));
             ExitCode::FAILURE
         }
     }
@@ -201,15 +233,15 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Serve { config } => {
             let config = gatehouse::config::load(config.as_deref())?;
-            let _flush_on_exit = init_logging(config.log.json);
+            let _flush_on_exit = init_logging(&config.log);
             gatehouse::server::run(config).context("cannot start")?;
             Ok(())
         }
         Command::CheckConfig { config } => {
-            let (file, warnings) = gatehouse::config::load_schema(config.as_deref())?;
-            print!("{}", gatehouse::config::render(&file));
-            let validated = gatehouse::config::validate(file)?;
-            for w in warnings.iter().chain(&validated.warnings) {
+            let loaded = gatehouse::config::load_schema(config.as_deref())?;
+            print!("{}", gatehouse::config::render(&loaded.file));
+            let validated = gatehouse::config::validate_loaded(loaded)?;
+            for w in &validated.warnings {
                 eprintln!("warning: {w}");
             }
             Ok(())

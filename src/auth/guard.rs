@@ -7,7 +7,7 @@
 //! Memory stays bounded under address spray: at most `max_tracked` addresses are held, refilled buckets are
 //! dropped first, and a full table is cut in half.
 
-use crate::config::GuardConfig;
+use super::settings::GuardConfig;
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::Mutex;

@@ -11,14 +11,15 @@ pub mod cache;
 pub mod guard;
 pub mod htpasswd;
 pub mod pool;
+pub mod settings;
 pub mod watch;
 
-use crate::config::AuthConfig;
 use arc_swap::ArcSwap;
 use base64::Engine;
 use cache::CredentialCache;
 use htpasswd::{Credentials, Lookup};
 use http::HeaderValue;
+pub use settings::{AuthConfig, AuthMode, GuardConfig};
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -170,7 +171,7 @@ impl Authenticator {
     /// unreadable or garbage is an error, since at startup there is no last good set to keep.
     pub fn open(
         config: &AuthConfig,
-        guard: Option<&crate::config::GuardConfig>,
+        guard: Option<&GuardConfig>,
     ) -> Result<Authenticator, AuthError> {
         if !config.htpasswd.exists() && std::fs::symlink_metadata(&config.htpasswd).is_err() {
             create_default(&config.htpasswd).map_err(|source| AuthError::Io {
@@ -393,6 +394,7 @@ fn create_default(path: &Path) -> std::io::Result<()> {
     f.write_all(format!("admin:{hash}\n").as_bytes())?;
     f.sync_all()?;
     tracing::warn!(
+        target: "gatehouse::notice",
         file = %path.display(),
         "created htpasswd with user `admin` and password `{password}`: this is shown once; \
          change it with `gatehouse passwd add admin`"
@@ -420,14 +422,14 @@ mod tests {
         std::fs::write(&path, lines).unwrap();
         Authenticator::open(
             &AuthConfig {
-                mode: crate::config::AuthMode::Htpasswd,
+                mode: AuthMode::Htpasswd,
                 realm: "r".into(),
                 htpasswd: path,
                 bcrypt_concurrency: 2,
                 cache_ttl: Duration::from_secs(60),
                 cache_capacity: 100,
             },
-            Some(&crate::config::GuardConfig {
+            Some(&GuardConfig {
                 burst: 3,
                 per_minute: 1,
                 max_tracked: 100,
@@ -673,7 +675,7 @@ mod tests {
         let path = dir.path().join("htpasswd");
         std::fs::write(&path, "not htpasswd\n").unwrap();
         let config = AuthConfig {
-            mode: crate::config::AuthMode::Htpasswd,
+            mode: AuthMode::Htpasswd,
             realm: "r".into(),
             htpasswd: path,
             bcrypt_concurrency: 1,
