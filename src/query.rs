@@ -75,6 +75,15 @@ impl Query {
             .map(|(_, v)| v.as_str())
     }
 
+    /// Every pair whose key is not in `keys`, in order.
+    pub fn without(&self, keys: &[&str]) -> Vec<(String, String)> {
+        self.pairs
+            .iter()
+            .filter(|(k, _)| !keys.contains(&k.as_str()))
+            .cloned()
+            .collect()
+    }
+
     /// Whether `key` appears at all.
     pub fn has(&self, key: &str) -> bool {
         self.pairs.iter().any(|(k, _)| k == key)

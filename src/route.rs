@@ -116,6 +116,9 @@ pub enum Op {
         id: UploadId,
         /// The digest the content must have (`None`: missing, refused by the backend as DIGEST_INVALID).
         digest: Option<Digest>,
+        /// The other parameters, decoded: what an upstream put in the session's Location for itself
+        /// (distribution's signed `_state`). Forwarded re-encoded; the embedded registry ignores them.
+        opaque: Vec<(String, String)>,
     },
     /// `DELETE /v2/<name>/blobs/uploads/<id>`
     CancelUpload {
@@ -276,7 +279,13 @@ pub fn parse(
                     "PUT" => {
                         let q = Query::parse(raw_query)?;
                         let digest = q.get("digest").map(Digest::parse).transpose()?;
-                        Op::FinishUpload { name, id, digest }
+                        let opaque = q.without(&["digest"]);
+                        Op::FinishUpload {
+                            name,
+                            id,
+                            digest,
+                            opaque,
+                        }
                     }
                     "DELETE" => Op::CancelUpload { name, id },
                     _ => return Err(unsupported(method, "upload")),
@@ -398,12 +407,14 @@ impl Route {
                 }
                 Some(query::encode(pairs.iter().map(|(k, v)| (*k, v.as_str()))))
             }
-            Op::FinishUpload { digest, .. } => Some(
-                digest
-                    .as_ref()
-                    .map(|d| query::encode([("digest", d.to_string().as_str())]))
-                    .unwrap_or_default(),
-            ),
+            Op::FinishUpload { digest, opaque, .. } => {
+                let digest = digest.as_ref().map(|d| d.to_string());
+                let pairs = opaque
+                    .iter()
+                    .map(|(k, v)| (k.as_str(), v.as_str()))
+                    .chain(digest.as_deref().map(|d| ("digest", d)));
+                Some(query::encode(pairs))
+            }
             Op::Referrers { artifact_type, .. } => Some(
                 artifact_type
                     .as_deref()
@@ -673,12 +684,16 @@ mod tests {
         let route = with_query(
             Method::PUT,
             "/v2/a/blobs/uploads/u1",
-            &format!("digest={SHA256}&x=1"),
+            &format!("_state=ab%2Bc%3D%3D&digest={SHA256}&digest=sha256:zz"),
         )
         .unwrap();
+        // The upstream's own session parameters survive a finish, canonically encoded; the digest is ours.
         assert_eq!(
             route.upstream_query(None),
-            Some(format!("digest={}", SHA256.replace(':', "%3A")))
+            Some(format!(
+                "_state=ab%2Bc%3D%3D&digest={}",
+                SHA256.replace(':', "%3A")
+            ))
         );
         // An incomplete or invalid mount is a plain upload, as the spec says.
         for q in [

@@ -1,16 +1,47 @@
-//! Small pieces of the proxy's phases: reading a request body and streaming a reply through a pingora
-//! session, the request id, the client's view of the connection, fixed metric labels, catalog filtering.
+//! Small pieces of the proxy's phases: reading a request body from and streaming a body to a pingora session,
+//! the request id, the client's view of the connection, fixed metric labels.
 
-use super::*;
+use crate::reply::{ByteStream, RequestBody};
+use crate::route::Action;
+use crate::upstream::ClientView;
+use async_trait::async_trait;
+use bytes::Bytes;
+use http::{HeaderValue, Method};
+use pingora::prelude::*;
+use pingora::proxy::Session;
 
-/// Reads the request body from the pingora session.
+/// Reads the request body from the pingora session; a client that sent `Expect: 100-continue` gets its
+/// `100 Continue` when the body is first asked for, so a request refused before that never invites the body.
 pub(super) struct SessionBody<'a> {
-    pub(super) session: &'a mut Session,
+    session: &'a mut Session,
+    continue_pending: bool,
+}
+
+impl<'a> SessionBody<'a> {
+    /// The body of the session's request.
+    pub(super) fn new(session: &'a mut Session) -> SessionBody<'a> {
+        let req = session.req_header();
+        let continue_pending = matches!(req.method, Method::PUT | Method::PATCH | Method::POST)
+            && req
+                .headers
+                .get(http::header::EXPECT)
+                .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
+        SessionBody {
+            session,
+            continue_pending,
+        }
+    }
 }
 
 #[async_trait]
 impl RequestBody for SessionBody<'_> {
     async fn next_chunk(&mut self) -> std::io::Result<Option<Bytes>> {
+        if std::mem::take(&mut self.continue_pending) {
+            self.session
+                .write_continue_response()
+                .await
+                .map_err(|e| std::io::Error::other(e.to_string()))?;
+        }
         self.session
             .read_request_body()
             .await
@@ -22,7 +53,7 @@ impl RequestBody for SessionBody<'_> {
 /// client sees a short body and a closed connection, never a silently truncated success).
 pub(super) async fn stream_chunks(
     session: &mut Session,
-    stream: &mut dyn crate::reply::ByteStream,
+    stream: &mut dyn ByteStream,
     len: u64,
 ) -> Result<()> {
     let mut left = len;
@@ -44,19 +75,6 @@ pub(super) async fn stream_chunks(
         session.write_response_body(None, true).await?;
     }
     Ok(())
-}
-
-/// The largest upstream catalog answer gatehouse will hold to filter.
-pub(super) const MAX_CATALOG_BODY: usize = 16 * 1024 * 1024;
-
-/// Keeps the catalog's repositories the caller may pull; anything unparsable becomes an empty list.
-pub(super) fn filter_catalog(body: &[u8], keep: impl Fn(&str) -> bool) -> Bytes {
-    let mut v: serde_json::Value =
-        serde_json::from_slice(body).unwrap_or_else(|_| serde_json::json!({ "repositories": [] }));
-    if let Some(list) = v.get_mut("repositories").and_then(|r| r.as_array_mut()) {
-        list.retain(|r| r.as_str().is_some_and(&keep));
-    }
-    Bytes::from(serde_json::to_vec(&v).unwrap_or_default())
 }
 
 /// A fixed label for an action.

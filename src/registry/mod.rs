@@ -9,6 +9,7 @@ pub mod blobs;
 pub mod catalog;
 mod common;
 pub mod manifests;
+mod ranges;
 pub mod referrers;
 pub mod tags;
 pub mod uploads;
@@ -93,9 +94,9 @@ impl Registry {
             }
             Op::PatchUpload { name, id } => uploads::patch(s, name, id.as_str(), req, body).await,
             Op::UploadStatus { name, id } => uploads::status(s, name, id.as_str()).await,
-            Op::FinishUpload { name, id, digest } => {
-                uploads::finish(s, name, id.as_str(), digest.as_ref(), req, body).await
-            }
+            Op::FinishUpload {
+                name, id, digest, ..
+            } => uploads::finish(s, name, id.as_str(), digest.as_ref(), req, body).await,
             Op::CancelUpload { name, id } => uploads::cancel(s, name, id.as_str()).await,
             Op::Referrers {
                 name,
