@@ -183,6 +183,7 @@ impl Store {
             state: Some(guard),
             chunk_start: offset,
             saved,
+            spoilt: false,
         })
     }
 }
@@ -206,6 +207,8 @@ pub struct UploadWriter<'a> {
     chunk_start: u64,
     /// The hash state at the chunk's start, to go back to when the chunk is cancelled.
     saved: Option<Digester>,
+    /// Whether a write of the open chunk failed (it can only be cancelled then).
+    spoilt: bool,
 }
 
 impl UploadWriter<'_> {
@@ -238,20 +241,19 @@ impl UploadWriter<'_> {
         }
     }
 
-    /// Appends bytes and hashes them; when the driver fails, the chunk is cancelled.
+    /// Appends bytes and hashes them. When the driver fails, the chunk is spoilt: ending it cancels it (and so
+    /// does dropping the writer), so none of it becomes part of the upload.
     pub async fn write(&mut self, chunk: &[u8]) -> Result<(), StorageError> {
-        let Some(writer) = self.chunk.as_mut() else {
+        let path = || paths::upload_data(&self.repo, &self.id);
+        let Some(writer) = self.chunk.as_mut().filter(|_| !self.spoilt) else {
             return Err(StorageError::Driver(super::DriverError::Io {
                 op: "write",
-                path: paths::upload_data(&self.repo, &self.id),
-                source: std::io::Error::other("the chunk has already ended"),
+                path: path(),
+                source: std::io::Error::other("the chunk has already ended or failed"),
             }));
         };
         if let Err(e) = writer.write(chunk).await {
-            if let Err(cancel) = self.cancel_chunk().await {
-                tracing::warn!(error = %cancel, "cancelling a failed upload chunk");
-                self.hash_state().digester = None; // The file may hold part of the chunk: re-hash when needed.
-            }
+            self.spoilt = true;
             return Err(e.into());
         }
         let state = self.hash_state();
@@ -269,6 +271,17 @@ impl UploadWriter<'_> {
     /// Ends the chunk: when its Content-Range declared a length and a different number of bytes came, the chunk is
     /// cancelled and [`StorageError::ChunkLength`] returned; otherwise it is committed. Returns the session's length.
     pub async fn end_chunk(&mut self, declared: Option<u64>) -> Result<u64, StorageError> {
+        if self.spoilt {
+            self.cancel_chunk().await?;
+            self.spoilt = false;
+            return Err(StorageError::Driver(super::DriverError::Io {
+                op: "write",
+                path: paths::upload_data(&self.repo, &self.id),
+                source: std::io::Error::other(
+                    "a write of this chunk failed: the chunk was dropped",
+                ),
+            }));
+        }
         let received = self.offset() - self.chunk_start;
         if let Some(declared) = declared.filter(|&d| d != received) {
             self.cancel_chunk().await?;
@@ -429,6 +442,38 @@ mod tests {
         w.write(b"and this").await.unwrap();
         let d = crate::storage::digester::digest_bytes(Algorithm::Sha256, b"kept and this");
         assert_eq!(w.commit(&d).await.unwrap(), 13);
+    }
+
+    /// A chunk whose write failed (ENOSPC from /dev/full) cannot be committed: ending it cancels it and says so.
+    #[tokio::test]
+    async fn a_chunk_with_a_failed_write_is_cancelled_not_committed() {
+        let (dir, store) = store().await;
+        let repo = Name::parse("a").unwrap();
+        let id = store.start_upload(&repo).await.unwrap();
+        let data = dir.path().join(paths::upload_data(&repo, &id));
+        std::fs::remove_file(&data).unwrap();
+        std::os::unix::fs::symlink("/dev/full", &data).unwrap();
+        let mut w = store
+            .begin_write(&repo, id.as_str(), None, None)
+            .await
+            .unwrap();
+        let mut failed = false;
+        for _ in 0..64 {
+            if w.write(&[1u8; 65_536]).await.is_err() {
+                failed = true;
+                break;
+            }
+        }
+        assert!(failed, "a write to /dev/full fails");
+        assert!(
+            w.write(b"more").await.is_err(),
+            "a spoilt chunk takes no more"
+        );
+        assert!(matches!(
+            w.end_chunk(None).await,
+            Err(StorageError::Driver(_))
+        ));
+        assert_eq!(w.offset(), 0);
     }
 
     /// A chunk whose length differs from its Content-Range is cancelled: the upload's length and hash are as
