@@ -49,15 +49,6 @@ pub enum ReplyBody {
         /// How many bytes the reply promises (its Content-Length).
         len: u64,
     },
-    /// A byte range of a local file (the filesystem blob path, until storage hands out streams).
-    File {
-        /// The open file.
-        file: tokio::fs::File,
-        /// Where the range starts.
-        offset: u64,
-        /// How many bytes to send.
-        len: u64,
-    },
 }
 
 impl ReplyBody {
@@ -66,7 +57,7 @@ impl ReplyBody {
         match self {
             ReplyBody::Empty => 0,
             ReplyBody::Bytes(b) => b.len() as u64,
-            ReplyBody::Stream { len, .. } | ReplyBody::File { len, .. } => *len,
+            ReplyBody::Stream { len, .. } => *len,
         }
     }
 

@@ -5,13 +5,10 @@ use crate::reply::{ByteStream, RequestBody};
 use crate::route::Action;
 use crate::upstream::ClientView;
 use async_trait::async_trait;
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use http::{HeaderValue, Method};
 use pingora::prelude::*;
 use pingora::proxy::Session;
-
-/// How much of a file is read per body chunk when serving blobs in-process.
-const FILE_CHUNK: usize = 512 * 1024;
 
 /// Reads the request body from the pingora session; a client that sent `Expect: 100-continue` gets its
 /// `100 Continue` when the body is first asked for, so a request refused before that never invites the body.
@@ -52,37 +49,6 @@ impl RequestBody for SessionBody<'_> {
     }
 }
 
-/// Streams `len` bytes of `file` from `offset` as body chunks.
-///
-/// A blocking-pool thread reads ahead with `pread` straight into the chunk it sends (no second copy), while this
-/// task writes the previous chunk to the client: disk or page cache and socket work overlap. At most
-/// [`READ_AHEAD`] chunks wait between the two, so memory per download stays bounded; a client that goes away
-/// closes the channel and the reader stops.
-pub(super) async fn stream_file(
-    session: &mut Session,
-    file: tokio::fs::File,
-    offset: u64,
-    len: u64,
-) -> Result<()> {
-    if len == 0 {
-        return session.write_response_body(None, true).await;
-    }
-    let file = file.into_std().await;
-    let (tx, mut rx) = tokio::sync::mpsc::channel::<std::io::Result<Bytes>>(READ_AHEAD);
-    tokio::task::spawn_blocking(move || read_ahead(file, offset, len, tx));
-    let mut left = len;
-    while left > 0 {
-        let chunk = match rx.recv().await {
-            Some(Ok(chunk)) => chunk,
-            Some(Err(e)) => return Err(Error::because(ErrorType::InternalError, "read blob", e)),
-            None => return Error::e_explain(ErrorType::InternalError, "blob reader stopped"),
-        };
-        left -= chunk.len() as u64;
-        session.write_response_body(Some(chunk), left == 0).await?;
-    }
-    Ok(())
-}
-
 /// Sends exactly `len` bytes of `stream` as body chunks; a stream that ends early or fails is an error (the
 /// client sees a short body and a closed connection, never a silently truncated success).
 pub(super) async fn stream_chunks(
@@ -109,41 +75,6 @@ pub(super) async fn stream_chunks(
         session.write_response_body(None, true).await?;
     }
     Ok(())
-}
-
-/// How many chunks the reader may run ahead of the client.
-const READ_AHEAD: usize = 2;
-
-/// The blocking half of [`stream_file`].
-fn read_ahead(
-    file: std::fs::File,
-    mut offset: u64,
-    len: u64,
-    tx: tokio::sync::mpsc::Sender<std::io::Result<Bytes>>,
-) {
-    use std::os::unix::fs::FileExt;
-    let end = offset + len;
-    while offset < end {
-        let want = FILE_CHUNK.min((end - offset) as usize);
-        let mut buf = BytesMut::zeroed(want);
-        let result = match file.read_at(&mut buf, offset) {
-            Ok(0) => Err(std::io::Error::new(
-                std::io::ErrorKind::UnexpectedEof,
-                "blob shorter than its length",
-            )),
-            Ok(n) => {
-                buf.truncate(n);
-                offset += n as u64;
-                Ok(buf.freeze())
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(e) => Err(e),
-        };
-        let failed = result.is_err();
-        if tx.blocking_send(result).is_err() || failed {
-            return;
-        }
-    }
 }
 
 /// A fixed label for an action.

@@ -1,7 +1,7 @@
 //! The one writer of every reply gatehouse makes itself: preflights, errors, challenges and the embedded
 //! registry's answers all leave through [`Gatehouse::write`], which adds the common headers and streams the body.
 
-use super::support::{stream_chunks, stream_file};
+use super::support::stream_chunks;
 use super::{Ctx, Gatehouse};
 use crate::headers;
 use crate::reply::{Reply, ReplyBody};
@@ -38,10 +38,6 @@ impl Gatehouse {
             ReplyBody::Stream { mut stream, len } => {
                 session.write_response_header(Box::new(resp), false).await?;
                 stream_chunks(session, &mut *stream, len).await
-            }
-            ReplyBody::File { file, offset, len } => {
-                session.write_response_header(Box::new(resp), false).await?;
-                stream_file(session, file, offset, len).await
             }
         }
     }

@@ -1,4 +1,5 @@
-//! `GET|HEAD|DELETE /v2/<name>/blobs/<digest>`: blobs served from the file (with single byte ranges), and the
+//! `GET|HEAD|DELETE /v2/<name>/blobs/<digest>`: blobs streamed from the storage driver (with single byte ranges;
+//! a redirect when the driver offers one), and the
 //! repository's link removed on DELETE.
 
 use super::common::{empty, hv, DOCKER_CONTENT_DIGEST};
@@ -37,7 +38,14 @@ pub async fn get(
             body: ReplyBody::Empty,
         });
     }
-    let (file, len) = store.open_blob(name, digest).await?;
+    let blob = store.find_blob(name, digest).await?;
+    if let Some(url) = store.blob_redirect(&blob).await? {
+        // Object storage serves the bytes itself (a presigned URL), as distribution's redirect does.
+        let mut reply = empty(StatusCode::TEMPORARY_REDIRECT, headers);
+        reply.headers.push((header::LOCATION, hv(url)));
+        return Ok(reply);
+    }
+    let len = blob.size;
     let range = req.headers.get(header::RANGE).and_then(|v| v.to_str().ok());
     let (status, offset, count) = match parse_range(range, len) {
         RangeAsk::Whole => (StatusCode::OK, 0, len),
@@ -62,14 +70,11 @@ pub async fn get(
         }
     };
     headers.push((header::CONTENT_LENGTH, HeaderValue::from(count)));
+    let stream = store.blob_stream(&blob, offset, count).await?;
     Ok(Reply {
         status,
         headers,
-        body: ReplyBody::File {
-            file,
-            offset,
-            len: count,
-        },
+        body: ReplyBody::Stream { stream, len: count },
     })
 }
 

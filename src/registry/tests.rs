@@ -10,7 +10,6 @@ use http::{HeaderMap, HeaderName, HeaderValue, Method};
 use std::collections::VecDeque;
 use std::path::Path;
 use std::sync::Arc;
-use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
 pub(super) struct Chunks(VecDeque<Bytes>);
 
@@ -187,16 +186,6 @@ pub(super) async fn call_with_body(
                 v.extend_from_slice(&chunk);
             }
             assert_eq!(v.len() as u64, len, "a stream yields exactly its length");
-            v
-        }
-        ReplyBody::File {
-            mut file,
-            offset,
-            len,
-        } => {
-            file.seek(std::io::SeekFrom::Start(offset)).await.unwrap();
-            let mut v = Vec::new();
-            file.take(len).read_to_end(&mut v).await.unwrap();
             v
         }
     };

@@ -68,7 +68,17 @@ async fn pump(
     writer: &mut UploadWriter<'_>,
     body: &mut dyn RequestBody,
 ) -> Result<(), StorageError> {
+    pump_counting(writer, body, &mut 0).await
+}
+
+/// [`pump`], adding to `received` every body byte taken from the client, whether or not storage kept it.
+async fn pump_counting(
+    writer: &mut UploadWriter<'_>,
+    body: &mut dyn RequestBody,
+    received: &mut u64,
+) -> Result<(), StorageError> {
     while let Some(chunk) = body.next_chunk().await.map_err(StorageError::Body)? {
+        *received += chunk.len() as u64;
         if !chunk.is_empty() {
             writer.write(&chunk).await?;
         }
@@ -153,10 +163,7 @@ pub async fn finish(
         let mut writer = store
             .begin_write(name, id, range.map(|r| r.0), Some(digest.algorithm()))
             .await?;
-        let start = writer.offset();
-        let pumped = pump(&mut writer, body).await;
-        received = writer.offset().saturating_sub(start);
-        pumped?;
+        pump_counting(&mut writer, body, &mut received).await?;
         writer.end_chunk(range.map(|r| r.1)).await?;
         writer.commit(digest).await?;
         Ok(created(name, digest))

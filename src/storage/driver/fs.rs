@@ -3,16 +3,32 @@
 //! Atomic writes go to a staging directory on the same filesystem (`<root>/docker/registry/.gatehouse-tmp`,
 //! outside what distribution reads), are synced, then renamed into place and the parent directory synced. The
 //! staging directory is emptied when the driver is opened, which is all the cleanup a killed process needs.
+//!
+//! Every blocking call is one short job on tokio's blocking pool; nothing waits there on a client. A ranged read
+//! `pread`s [`READ_CHUNK`] bytes per job straight into the chunk it hands over, with one chunk read ahead while
+//! the previous one is sent: a reader that stops reading leaves at most two chunks in memory and no thread busy.
+//! A [`Writer`] appends to the file itself; its commit flushes and syncs what it wrote, and its cancel cuts the
+//! file back to where the writer found it.
 
-use super::{AppendFile, DirEntry, Driver, DriverError, Metadata, ReadHandle};
+use super::{
+    check_key, ByteStream, DirEntry, Driver, DriverError, Metadata, Walk, WalkEntry, Writer,
+};
 use async_trait::async_trait;
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
+use std::collections::VecDeque;
 use std::io::{self, Write};
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::SystemTime;
 use tokio::io::AsyncWriteExt;
+use tokio::task::JoinHandle;
 
 /// Where atomic writes are staged, relative to the root.
 const STAGING: &str = "docker/registry/.gatehouse-tmp";
+
+/// How many bytes one read job of a ranged read reads (two of these per stalled reader at most).
+pub const READ_CHUNK: usize = 256 * 1024;
 
 /// A [`Driver`] over a local directory.
 #[derive(Debug, Clone)]
@@ -59,6 +75,10 @@ fn temp_name() -> String {
     )
 }
 
+fn modified(m: &std::fs::Metadata) -> SystemTime {
+    m.modified().unwrap_or(SystemTime::UNIX_EPOCH)
+}
+
 impl FsDriver {
     /// Opens a driver on `root`, creating it and emptying the staging directory of leftovers.
     pub async fn new(root: impl Into<PathBuf>) -> Result<FsDriver, DriverError> {
@@ -81,19 +101,15 @@ impl FsDriver {
         &self.root
     }
 
-    /// Maps a storage path to a local path, refusing anything that could leave the root.
+    /// Creates a directory and its parents (a filesystem-only nicety: object storage has no directories).
+    pub async fn create_dir(&self, path: &str) -> Result<(), DriverError> {
+        let p = self.resolve(path)?;
+        blocking("create directory", path, move || std::fs::create_dir_all(p)).await
+    }
+
+    /// Maps a storage key to a local path, refusing anything that could leave the root ([`check_key`]).
     fn resolve(&self, path: &str) -> Result<PathBuf, DriverError> {
-        let ok = !path.is_empty()
-            && path
-                .split('/')
-                .all(|c| !c.is_empty() && c != "." && c != ".." && !c.contains(['\\', '\0']));
-        if ok {
-            Ok(self.root.join(path))
-        } else {
-            Err(DriverError::InvalidPath {
-                path: path.to_string(),
-            })
-        }
+        Ok(self.root.join(check_key(path)?))
     }
 }
 
@@ -120,6 +136,7 @@ impl Driver for FsDriver {
             Ok(m) => Ok(Some(Metadata {
                 size: if m.is_dir() { 0 } else { m.len() },
                 is_dir: m.is_dir(),
+                modified: modified(&m),
             })),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
             // A path component that is a file (ENOTDIR) also means "not there".
@@ -149,21 +166,39 @@ impl Driver for FsDriver {
         Ok(Bytes::from(buf))
     }
 
-    async fn open(&self, path: &str) -> Result<ReadHandle, DriverError> {
+    async fn read_range(
+        &self,
+        path: &str,
+        offset: u64,
+        len: u64,
+    ) -> Result<Box<dyn ByteStream>, DriverError> {
         let p = self.resolve(path)?;
-        let file = tokio::fs::File::open(&p)
-            .await
-            .map_err(|e| io_err("open", path, e))?;
-        let meta = file.metadata().await.map_err(|e| io_err("stat", path, e))?;
+        let (file, meta) = blocking("open", path, move || {
+            let file = std::fs::File::open(&p)?;
+            let meta = file.metadata()?;
+            Ok((file, meta))
+        })
+        .await?;
         if meta.is_dir() {
             return Err(DriverError::NotFound {
                 path: path.to_string(),
             });
         }
-        Ok(ReadHandle::File {
-            file,
-            len: meta.len(),
-        })
+        let size = meta.len();
+        if offset > size {
+            return Err(DriverError::InvalidOffset {
+                path: path.to_string(),
+                offset,
+                size,
+            });
+        }
+        Ok(Box::new(FsRange {
+            file: Arc::new(file),
+            path: path.to_string(),
+            next: offset,
+            left: len.min(size - offset),
+            ahead: None,
+        }))
     }
 
     async fn write_atomic(&self, path: &str, data: &[u8]) -> Result<(), DriverError> {
@@ -192,21 +227,23 @@ impl Driver for FsDriver {
         .await
     }
 
-    async fn append(&self, path: &str) -> Result<Box<dyn AppendFile>, DriverError> {
+    async fn writer(&self, path: &str) -> Result<Box<dyn Writer>, DriverError> {
         let p = self.resolve(path)?;
-        let file = blocking("create", path, move || {
+        let (file, len) = blocking("create", path, move || {
             if let Some(parent) = p.parent() {
                 std::fs::create_dir_all(parent)?;
             }
-            std::fs::OpenOptions::new()
+            let file = std::fs::OpenOptions::new()
                 .create(true)
                 .append(true)
-                .open(&p)
+                .open(&p)?;
+            let len = file.metadata()?.len();
+            Ok((file, len))
         })
         .await?;
-        let len = file.metadata().map_err(|e| io_err("stat", path, e))?.len();
-        Ok(Box::new(FsAppend {
+        Ok(Box::new(FsWriter {
             file: tokio::fs::File::from_std(file),
+            base: len,
             len,
             path: path.to_string(),
         }))
@@ -251,6 +288,14 @@ impl Driver for FsDriver {
         Ok(out)
     }
 
+    async fn walk(&self, prefix: &str) -> Result<Box<dyn Walk>, DriverError> {
+        let p = self.resolve(prefix)?;
+        Ok(Box::new(FsWalk {
+            dirs: vec![(p, prefix.to_string())],
+            found: VecDeque::new(),
+        }))
+    }
+
     async fn delete(&self, path: &str) -> Result<(), DriverError> {
         let p = self.resolve(path)?;
         let r = blocking("delete", path, move || {
@@ -269,20 +314,77 @@ impl Driver for FsDriver {
     }
 }
 
-/// An upload data file open for appending.
-struct FsAppend {
+/// A ranged read of one file: one `pread` job per chunk, the next one started as a chunk is handed over.
+struct FsRange {
+    file: Arc<std::fs::File>,
+    path: String,
+    /// Where the next read job starts.
+    next: u64,
+    /// Bytes no read job has been started for.
+    left: u64,
+    /// The read job started ahead of the consumer.
+    ahead: Option<JoinHandle<io::Result<Bytes>>>,
+}
+
+impl FsRange {
+    /// Starts the read job for the next chunk, `None` when the range is all read or being read.
+    fn start_read(&mut self) -> Option<JoinHandle<io::Result<Bytes>>> {
+        if self.left == 0 {
+            return None;
+        }
+        let want = (READ_CHUNK as u64).min(self.left) as usize;
+        let (file, at) = (self.file.clone(), self.next);
+        self.next += want as u64;
+        self.left -= want as u64;
+        Some(tokio::task::spawn_blocking(move || {
+            let mut buf = BytesMut::zeroed(want);
+            file.read_exact_at(&mut buf, at)?;
+            Ok(buf.freeze())
+        }))
+    }
+}
+
+#[async_trait]
+impl ByteStream for FsRange {
+    async fn next_chunk(&mut self) -> io::Result<Option<Bytes>> {
+        let Some(job) = self.ahead.take().or_else(|| self.start_read()) else {
+            return Ok(None);
+        };
+        let chunk = match job.await {
+            Ok(Ok(chunk)) => chunk,
+            Ok(Err(e)) => {
+                self.left = 0;
+                return Err(io::Error::new(
+                    e.kind(),
+                    format!("{}: read: {e}", self.path),
+                ));
+            }
+            Err(join) => {
+                self.left = 0;
+                return Err(io::Error::other(format!("{}: read: {join}", self.path)));
+            }
+        };
+        self.ahead = self.start_read();
+        Ok(Some(chunk))
+    }
+}
+
+/// An append to one file.
+struct FsWriter {
     file: tokio::fs::File,
+    /// The file's length when the writer was opened: what cancel goes back to.
+    base: u64,
     len: u64,
     path: String,
 }
 
 #[async_trait]
-impl AppendFile for FsAppend {
+impl Writer for FsWriter {
     fn len(&self) -> u64 {
         self.len
     }
 
-    async fn write_all(&mut self, data: &[u8]) -> Result<(), DriverError> {
+    async fn write(&mut self, data: &[u8]) -> Result<(), DriverError> {
         self.file
             .write_all(data)
             .await
@@ -291,28 +393,102 @@ impl AppendFile for FsAppend {
         Ok(())
     }
 
-    async fn truncate(&mut self, len: u64) -> Result<(), DriverError> {
+    async fn commit(mut self: Box<Self>) -> Result<u64, DriverError> {
+        // tokio's File finishes writes in the background: without this flush a reader could still see the file
+        // shorter than what this writer was given (issue 9, finding 4).
         self.file
             .flush()
             .await
             .map_err(|e| io_err("flush", &self.path, e))?;
-        self.file
-            .set_len(len)
-            .await
-            .map_err(|e| io_err("truncate", &self.path, e))?;
-        self.len = len;
-        Ok(())
+        if self.len != self.base {
+            self.file
+                .sync_data()
+                .await
+                .map_err(|e| io_err("sync", &self.path, e))?;
+        }
+        Ok(self.len)
     }
 
-    async fn sync(&mut self) -> Result<(), DriverError> {
+    async fn cancel(mut self: Box<Self>) -> Result<(), DriverError> {
+        // A write that failed in the background fails the flush too; the cut below undoes it either way.
+        let _ = self.file.flush().await;
         self.file
-            .flush()
+            .set_len(self.base)
             .await
-            .map_err(|e| io_err("flush", &self.path, e))?;
-        self.file
-            .sync_all()
-            .await
-            .map_err(|e| io_err("sync", &self.path, e))
+            .map_err(|e| io_err("truncate", &self.path, e))
+    }
+}
+
+/// A directory still to be read by a walk: its local path and its key.
+type PendingDir = (PathBuf, String);
+
+/// A depth-first walk of a directory tree, one directory read per blocking job.
+struct FsWalk {
+    /// Directories still to read.
+    dirs: Vec<PendingDir>,
+    /// Files found and not yet handed out.
+    found: VecDeque<WalkEntry>,
+}
+
+/// Reads one directory: the files in it (symlinks followed for files, never for directories) and the
+/// subdirectories to read next. A directory that is gone, or a file given as the prefix, is handled here too.
+fn read_one_dir(dir: &Path, key: &str) -> io::Result<(Vec<WalkEntry>, Vec<PendingDir>)> {
+    let (mut files, mut dirs) = (Vec::new(), Vec::new());
+    let meta = match std::fs::symlink_metadata(dir) {
+        Ok(m) => m,
+        Err(e) if e.kind() == io::ErrorKind::NotFound || e.raw_os_error() == Some(20) => {
+            return Ok((files, dirs));
+        }
+        Err(e) => return Err(e),
+    };
+    if !meta.is_dir() {
+        if let Some(m) = std::fs::metadata(dir).ok().filter(|m| m.is_file()) {
+            files.push(WalkEntry {
+                key: key.to_string(),
+                size: m.len(),
+                modified: modified(&m),
+            });
+        }
+        return Ok((files, dirs));
+    }
+    for e in std::fs::read_dir(dir)? {
+        let e = e?;
+        let Ok(name) = e.file_name().into_string() else {
+            continue; // Not UTF-8: nothing the registry could have written.
+        };
+        let child = format!("{key}/{name}");
+        if check_key(&child).is_err() {
+            continue;
+        }
+        let Ok(t) = e.file_type() else { continue };
+        if t.is_dir() {
+            dirs.push((e.path(), child));
+        } else if let Some(m) = std::fs::metadata(e.path()).ok().filter(|m| m.is_file()) {
+            files.push(WalkEntry {
+                key: child,
+                size: m.len(),
+                modified: modified(&m),
+            });
+        }
+    }
+    Ok((files, dirs))
+}
+
+#[async_trait]
+impl Walk for FsWalk {
+    async fn next(&mut self) -> Result<Option<WalkEntry>, DriverError> {
+        loop {
+            if let Some(e) = self.found.pop_front() {
+                return Ok(Some(e));
+            }
+            let Some((dir, key)) = self.dirs.pop() else {
+                return Ok(None);
+            };
+            let k = key.clone();
+            let (files, dirs) = blocking("walk", &key, move || read_one_dir(&dir, &k)).await?;
+            self.found.extend(files);
+            self.dirs.extend(dirs);
+        }
     }
 }
 
@@ -320,23 +496,32 @@ impl AppendFile for FsAppend {
 mod tests {
     use super::*;
 
-    #[tokio::test]
-    async fn atomic_write_list_rename_delete() {
+    async fn driver() -> (tempfile::TempDir, FsDriver) {
         let dir = tempfile::tempdir().unwrap();
         let d = FsDriver::new(dir.path()).await.unwrap();
+        (dir, d)
+    }
+
+    crate::driver_conformance_tests!(async {
+        let dir = tempfile::tempdir().unwrap();
+        let d = FsDriver::new(dir.path()).await.unwrap();
+        (
+            Box::new(dir) as Box<dyn std::any::Any + Send>,
+            std::sync::Arc::new(d) as std::sync::Arc<dyn Driver>,
+        )
+    });
+
+    #[tokio::test]
+    async fn atomic_write_list_rename_delete() {
+        let (dir, d) = driver().await;
         d.write_atomic("a/b/link", b"sha256:x").await.unwrap();
         assert_eq!(&d.read("a/b/link", 100).await.unwrap()[..], b"sha256:x");
         assert!(matches!(
             d.read("a/b/link", 3).await,
             Err(DriverError::TooLarge { .. })
         ));
-        assert_eq!(
-            d.stat("a/b/link").await.unwrap(),
-            Some(Metadata {
-                size: 8,
-                is_dir: false
-            })
-        );
+        let m = d.stat("a/b/link").await.unwrap().unwrap();
+        assert_eq!((m.size, m.is_dir), (8, false));
         assert_eq!(d.stat("a/b/link/x").await.unwrap(), None);
         let names: Vec<_> = d
             .list("a")
@@ -346,12 +531,13 @@ mod tests {
             .map(|e| (e.name, e.is_dir))
             .collect();
         assert_eq!(names, vec![("b".to_string(), true)]);
-        let mut w = d.append("u/data").await.unwrap();
-        w.write_all(b"hello").await.unwrap();
-        w.write_all(b" world").await.unwrap();
-        w.truncate(5).await.unwrap();
-        w.sync().await.unwrap();
-        assert_eq!(w.len(), 5);
+        let mut w = d.writer("u/data").await.unwrap();
+        w.write(b"hello").await.unwrap();
+        assert_eq!(w.commit().await.unwrap(), 5);
+        let mut w = d.writer("u/data").await.unwrap();
+        w.write(b" world").await.unwrap();
+        assert_eq!(w.len(), 11);
+        w.cancel().await.unwrap();
         d.rename("u/data", "z/y/data").await.unwrap();
         assert_eq!(&d.read("z/y/data", 100).await.unwrap()[..], b"hello");
         d.delete("z").await.unwrap();
@@ -366,8 +552,7 @@ mod tests {
 
     #[tokio::test]
     async fn hostile_paths_are_refused() {
-        let dir = tempfile::tempdir().unwrap();
-        let d = FsDriver::new(dir.path()).await.unwrap();
+        let (_dir, d) = driver().await;
         for bad in ["", "/etc/passwd", "a/../../x", "a//b", "./a", "a\\b"] {
             assert!(
                 matches!(d.stat(bad).await, Err(DriverError::InvalidPath { .. })),
@@ -386,5 +571,102 @@ mod tests {
             .unwrap()
             .next()
             .is_none());
+    }
+
+    /// Issue 9 finding 4: tokio's `File` finishes writes in the background, so a PATCH answered before a flush
+    /// let the PUT that followed hash a shorter file. After a chunk's commit, a fresh handle sees every byte.
+    #[tokio::test]
+    async fn committed_chunk_is_readable_through_a_fresh_handle() {
+        let (dir, d) = driver().await;
+        let mut expected = Vec::new();
+        for round in 0..64u32 {
+            let mut w = d.writer("u/data").await.unwrap();
+            // Many small writes, then one large one: each lands in tokio's background writer.
+            for i in 0..32u32 {
+                let piece = vec![(round * 32 + i) as u8; 1000 + i as usize];
+                w.write(&piece).await.unwrap();
+                expected.extend_from_slice(&piece);
+            }
+            let big = vec![round as u8; 3 << 20];
+            w.write(&big).await.unwrap();
+            expected.extend_from_slice(&big);
+            assert_eq!(w.commit().await.unwrap(), expected.len() as u64);
+            // A fresh handle (another driver on the same root, a plain std read) sees it all at once.
+            let fresh = FsDriver::new(dir.path()).await.unwrap();
+            assert_eq!(
+                fresh.stat("u/data").await.unwrap().unwrap().size,
+                expected.len() as u64,
+                "round {round}"
+            );
+            let on_disk = std::fs::read(dir.path().join("u/data")).unwrap();
+            assert!(on_disk == expected, "round {round}: content differs");
+        }
+    }
+
+    /// Issue 9 finding 2: a download whose client stops reading must hold no thread and at most two chunks (the
+    /// one being sent and one read ahead), not a blocking-pool thread parked on a full channel.
+    #[tokio::test]
+    async fn stalled_reader_holds_at_most_two_chunks() {
+        let (dir, _d) = driver().await;
+        let data = pattern_file(dir.path(), READ_CHUNK * 8 + 5);
+        let file = std::fs::File::open(dir.path().join("blob")).unwrap();
+        let mut s = FsRange {
+            file: Arc::new(file),
+            path: "blob".into(),
+            next: 0,
+            left: data.len() as u64,
+            ahead: None,
+        };
+        let first = s.next_chunk().await.unwrap().unwrap();
+        assert_eq!(first[..], data[..READ_CHUNK]);
+        // The consumer stalls here: exactly one more chunk has been asked for, and its job ends on its own.
+        assert_eq!(s.next, 2 * READ_CHUNK as u64);
+        let ahead = s.ahead.take().unwrap();
+        let second = ahead.await.unwrap().unwrap();
+        assert_eq!(second[..], data[READ_CHUNK..2 * READ_CHUNK]);
+        assert_eq!(s.next, 2 * READ_CHUNK as u64, "nothing more read meanwhile");
+        let mut rest = first.to_vec();
+        rest.extend_from_slice(&second);
+        while let Some(c) = s.next_chunk().await.unwrap() {
+            assert!(c.len() <= READ_CHUNK && !c.is_empty());
+            rest.extend_from_slice(&c);
+        }
+        assert!(rest == data);
+    }
+
+    #[tokio::test]
+    async fn a_file_cut_short_under_a_reader_is_an_error_not_a_short_body() {
+        let (dir, d) = driver().await;
+        pattern_file(dir.path(), READ_CHUNK * 3);
+        let mut s = d
+            .read_range("blob", 0, (READ_CHUNK * 3) as u64)
+            .await
+            .unwrap();
+        s.next_chunk().await.unwrap().unwrap();
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(dir.path().join("blob"))
+            .unwrap()
+            .set_len(10)
+            .unwrap();
+        let mut failed = false;
+        while !failed {
+            match s.next_chunk().await {
+                Ok(Some(_)) => {}
+                Ok(None) => panic!("the stream ended short without an error"),
+                Err(e) => failed = e.to_string().contains("blob"),
+            }
+        }
+        assert_eq!(
+            s.next_chunk().await.unwrap(),
+            None,
+            "an error ends the stream"
+        );
+    }
+
+    fn pattern_file(dir: &Path, len: usize) -> Vec<u8> {
+        let data: Vec<u8> = (0..len).map(|i| (i % 253) as u8).collect();
+        std::fs::write(dir.join("blob"), &data).unwrap();
+        data
     }
 }
