@@ -37,9 +37,6 @@ enum Command {
         /// The TOML config file that names the htpasswd file.
         #[arg(long, short, global = true, env = "GATEHOUSE_CONFIG")]
         config: Option<PathBuf>,
-        /// Rewrite the file in place instead of replacing it (for a file bind-mounted on its own).
-        #[arg(long, global = true)]
-        in_place: bool,
     },
     /// Exit 0 when the running gatehouse is ready (asks `/readyz` on the metrics listener): a docker
     /// HEALTHCHECK.
@@ -62,11 +59,17 @@ enum PasswdAction {
         /// bcrypt cost (4-31).
         #[arg(long, default_value_t = gatehouse::passwd::DEFAULT_COST)]
         cost: u32,
+        /// Rewrite the file in place instead of replacing it (for a file bind-mounted on its own).
+        #[arg(long)]
+        in_place: bool,
     },
     /// Remove a user.
     Remove {
         /// The user name.
         name: String,
+        /// Rewrite the file in place instead of replacing it (for a file bind-mounted on its own).
+        #[arg(long)]
+        in_place: bool,
     },
     /// List the users gatehouse would accept.
     List,
@@ -83,20 +86,26 @@ enum PasswdAction {
 fn read_password(from_stdin: bool, confirm: bool) -> anyhow::Result<String> {
     let password = if from_stdin {
         let mut line = String::new();
-        std::io::stdin().read_line(&mut line)?;
+        std::io::stdin()
+            .read_line(&mut line)
+            .context("reading the password from standard input")?;
         line.trim_end_matches(['\n', '\r']).to_string()
     } else {
-        let first = rpassword::prompt_password("Password: ")?;
-        if confirm && rpassword::prompt_password("Again: ")? != first {
+        let prompt = |p: &str| {
+            rpassword::prompt_password(p).map_err(|e| {
+                anyhow::anyhow!(
+                    "no terminal to prompt for the password on ({e}): use --password-stdin and pipe \
+                     it in, e.g. printf '%s\\n' \"$PASSWORD\" | gatehouse passwd add NAME --password-stdin"
+                )
+            })
+        };
+        let first = prompt("Password: ")?;
+        if confirm && prompt("Again: ")? != first {
             anyhow::bail!("the passwords differ");
         }
         first
     };
-    anyhow::ensure!(!password.is_empty(), "the password is empty");
-    anyhow::ensure!(
-        password.len() <= 72,
-        "bcrypt uses at most 72 bytes of a password"
-    );
+    gatehouse::passwd::check_password(&password)?;
     Ok(password)
 }
 
@@ -104,7 +113,6 @@ fn passwd(
     action: PasswdAction,
     file: Option<PathBuf>,
     config: Option<PathBuf>,
-    in_place: bool,
 ) -> anyhow::Result<()> {
     use gatehouse::passwd;
     let file = match file {
@@ -116,6 +124,7 @@ fn passwd(
             name,
             password_stdin,
             cost,
+            in_place,
         } => {
             passwd::check_name(&name)?;
             anyhow::ensure!((4..=31).contains(&cost), "--cost must be 4 to 31");
@@ -128,7 +137,7 @@ fn passwd(
             };
             eprintln!("{}: {what} {name}", file.display());
         }
-        PasswdAction::Remove { name } => {
+        PasswdAction::Remove { name, in_place } => {
             passwd::remove(&file, &name, in_place)?;
             eprintln!("{}: removed {name}", file.display());
         }
@@ -241,8 +250,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             action,
             file,
             config,
-            in_place,
-        } => passwd(action, file, config, in_place),
+        } => passwd(action, file, config),
         Command::Healthcheck { config } => {
             let config = gatehouse::config::load(config.as_deref())?;
             let m = config

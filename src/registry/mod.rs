@@ -9,6 +9,7 @@ pub mod blobs;
 pub mod catalog;
 mod common;
 pub mod manifests;
+mod ranges;
 pub mod referrers;
 pub mod tags;
 pub mod uploads;

@@ -135,6 +135,18 @@ pub(super) async fn call(
     headers: &[(&str, &str)],
     body: &[&[u8]],
 ) -> Resp {
+    let mut chunks = Chunks(body.iter().map(|b| Bytes::copy_from_slice(b)).collect());
+    call_with_body(reg, method, url, headers, &mut chunks).await
+}
+
+/// [`call`] with any request body (one that fails part way, for instance).
+pub(super) async fn call_with_body(
+    reg: &Registry,
+    method: &str,
+    url: &str,
+    headers: &[(&str, &str)],
+    body: &mut dyn RequestBody,
+) -> Resp {
     let method = Method::from_bytes(method.as_bytes()).unwrap();
     let (path, query) = match url.split_once('?') {
         Some((p, q)) => (p, Some(q)),
@@ -147,7 +159,6 @@ pub(super) async fn call(
             HeaderValue::from_str(v).unwrap(),
         );
     }
-    let mut chunks = Chunks(body.iter().map(|b| Bytes::copy_from_slice(b)).collect());
     let reply = match crate::route::parse(&method, path, query, &map) {
         Ok(route) => {
             let req = Request {
@@ -159,7 +170,7 @@ pub(super) async fn call(
             let permit = crate::authz::Policy::default()
                 .decide(&route, None, true)
                 .expect("an open policy allows everything");
-            reg.handle(&permit, &req, &mut chunks).await
+            reg.handle(&permit, &req, body).await
         }
         Err(e) => Reply::from(e),
     };
@@ -205,4 +216,6 @@ pub(super) async fn call(
 
 mod compat;
 mod content;
+mod failed_uploads;
+mod hostile;
 mod push;

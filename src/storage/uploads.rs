@@ -141,13 +141,20 @@ impl Store {
     /// Starts an upload session: an empty `data` file, then `startedat` (which makes the session known).
     pub async fn start_upload(&self, repo: &Name) -> Result<UploadId, StorageError> {
         let id = UploadId::new_random();
-        drop(self.driver.append(&paths::upload_data(repo, &id)).await?);
-        self.driver
-            .write_atomic(
-                &paths::upload_started_at(repo, &id),
-                rfc3339(SystemTime::now()).as_bytes(),
-            )
-            .await?;
+        let started = async {
+            drop(self.driver.append(&paths::upload_data(repo, &id)).await?);
+            self.driver
+                .write_atomic(
+                    &paths::upload_started_at(repo, &id),
+                    rfc3339(SystemTime::now()).as_bytes(),
+                )
+                .await
+        };
+        if let Err(e) = started.await {
+            // A session that could not be started (disk full) leaves nothing behind.
+            let _ = self.driver.delete(&paths::upload_dir(repo, &id)).await;
+            return Err(e.into());
+        }
         self.stats.uploads_started.fetch_add(1, Ordering::Relaxed);
         Ok(id)
     }
