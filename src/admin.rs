@@ -1,5 +1,6 @@
 //! The metrics and health listener: `/metrics` (Prometheus text format, optionally behind Basic auth),
-//! `/healthz` (the process answers) and `/readyz` (credentials loaded; storage writable or upstream reachable).
+//! `/healthz` (the process answers) and `/readyz` (the htpasswd file in force; storage writable or upstream
+//! reachable).
 //! It runs as its own pingora service on its own address, loopback by default.
 
 use crate::auth::Authenticator;
@@ -13,7 +14,7 @@ use std::sync::Arc;
 
 /// What `/readyz` checks.
 pub struct Readiness {
-    /// The authenticator, when auth is on: ready once users are loaded.
+    /// The authenticator, when auth is on: ready while what the htpasswd file says is in force.
     pub auth: Option<Arc<Authenticator>>,
     /// The backend: embedded storage writable, or the upstream reachable.
     pub backend: Arc<Backend>,
@@ -23,9 +24,7 @@ impl Readiness {
     /// Runs the checks; `Err` names the first one that failed.
     pub async fn check(&self) -> Result<(), String> {
         if let Some(auth) = &self.auth {
-            if auth.users() == 0 {
-                return Err(format!("no users loaded from {}", auth.path().display()));
-            }
+            auth.health()?;
         }
         self.backend.ready().await
     }

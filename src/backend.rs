@@ -3,12 +3,12 @@
 //! here and nowhere else: one method serves, one says whether it is ready, one gives its counters.
 
 use crate::authz::Permit;
-use crate::config::UpstreamConfig;
 use crate::errcode::{ApiError, Code};
 use crate::registry::Registry;
 use crate::reply::{Reply, Request, RequestBody};
 use crate::route::Op;
 use crate::storage::{StatsSnapshot, StorageConfig};
+use crate::upstream::UpstreamConfig;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;

@@ -2,9 +2,9 @@
 //! (each connection bounded by [`crate::timeouts`]), the metrics and health listener, and the background work.
 
 use crate::admin::{AdminApp, Readiness};
-use crate::auth::{self, Authenticator};
+use crate::auth::{self, AuthMode, Authenticator};
 use crate::backend::{self, Backend};
-use crate::config::{AuthMode, Config};
+use crate::config::Config;
 use crate::proxy::Gatehouse;
 use crate::storage::StorageConfig;
 use crate::timeouts::Bounded;

@@ -2,7 +2,9 @@
 //! way (client credentials out, upstream credentials and `X-Forwarded-*` in, upstream `Location`s rewritten to
 //! the address the client used). Bodies stream through pingora in both directions; nothing is buffered here.
 
-use crate::config::UpstreamConfig;
+pub mod settings;
+pub use settings::UpstreamConfig;
+
 use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::upstreams::peer::HttpPeer;
 
