@@ -14,6 +14,7 @@ pub mod manifests;
 pub mod paths;
 pub mod referrers;
 pub mod tags;
+mod upload_table;
 pub mod uploads;
 
 use crate::names::{Digest, Name};
@@ -186,7 +187,7 @@ pub struct StatsSnapshot {
 pub struct Store {
     driver: Arc<dyn Driver>,
     delete_enabled: bool,
-    uploads: uploads::UploadTable,
+    uploads: upload_table::UploadTable,
     referrers: referrers::SubjectCache,
     stats: Arc<StoreStats>,
 }
@@ -232,7 +233,7 @@ impl Store {
         Store {
             driver,
             delete_enabled,
-            uploads: uploads::UploadTable::new(uploads::DEFAULT_TRACKED_UPLOADS),
+            uploads: upload_table::UploadTable::new(upload_table::DEFAULT_TRACKED_UPLOADS),
             referrers: referrers::SubjectCache::new(referrers::DEFAULT_CACHE_ENTRIES),
             stats: Arc::new(StoreStats::default()),
         }

@@ -10,25 +10,22 @@
 //! A [`Writer`] appends to the file itself; its commit flushes and syncs what it wrote, and its cancel cuts the
 //! file back to where the writer found it.
 
-use super::{
-    check_key, ByteStream, DirEntry, Driver, DriverError, Metadata, Walk, WalkEntry, Writer,
-};
+mod read;
+mod walk;
+
+pub use read::READ_CHUNK;
+
+use super::{check_key, ByteStream, DirEntry, Driver, DriverError, Metadata, Walk, Writer};
 use async_trait::async_trait;
-use bytes::{Bytes, BytesMut};
-use std::collections::VecDeque;
+use bytes::Bytes;
 use std::io::{self, Write};
-use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::SystemTime;
 use tokio::io::AsyncWriteExt;
-use tokio::task::JoinHandle;
 
 /// Where atomic writes are staged, relative to the root.
 const STAGING: &str = "docker/registry/.gatehouse-tmp";
-
-/// How many bytes one read job of a ranged read reads (two of these per stalled reader at most).
-pub const READ_CHUNK: usize = 256 * 1024;
 
 /// A [`Driver`] over a local directory.
 #[derive(Debug, Clone)]
@@ -192,13 +189,12 @@ impl Driver for FsDriver {
                 size,
             });
         }
-        Ok(Box::new(FsRange {
-            file: Arc::new(file),
-            path: path.to_string(),
-            next: offset,
-            left: len.min(size - offset),
-            ahead: None,
-        }))
+        Ok(Box::new(read::FsRange::new(
+            Arc::new(file),
+            path,
+            offset,
+            len.min(size - offset),
+        )))
     }
 
     async fn write_atomic(&self, path: &str, data: &[u8]) -> Result<(), DriverError> {
@@ -290,10 +286,7 @@ impl Driver for FsDriver {
 
     async fn walk(&self, prefix: &str) -> Result<Box<dyn Walk>, DriverError> {
         let p = self.resolve(prefix)?;
-        Ok(Box::new(FsWalk {
-            dirs: vec![(p, prefix.to_string())],
-            found: VecDeque::new(),
-        }))
+        Ok(Box::new(walk::FsWalk::new(p, prefix)))
     }
 
     async fn delete(&self, path: &str) -> Result<(), DriverError> {
@@ -311,61 +304,6 @@ impl Driver for FsDriver {
             Err(e) if e.is_not_found() => Ok(()),
             other => other,
         }
-    }
-}
-
-/// A ranged read of one file: one `pread` job per chunk, the next one started as a chunk is handed over.
-struct FsRange {
-    file: Arc<std::fs::File>,
-    path: String,
-    /// Where the next read job starts.
-    next: u64,
-    /// Bytes no read job has been started for.
-    left: u64,
-    /// The read job started ahead of the consumer.
-    ahead: Option<JoinHandle<io::Result<Bytes>>>,
-}
-
-impl FsRange {
-    /// Starts the read job for the next chunk, `None` when the range is all read or being read.
-    fn start_read(&mut self) -> Option<JoinHandle<io::Result<Bytes>>> {
-        if self.left == 0 {
-            return None;
-        }
-        let want = (READ_CHUNK as u64).min(self.left) as usize;
-        let (file, at) = (self.file.clone(), self.next);
-        self.next += want as u64;
-        self.left -= want as u64;
-        Some(tokio::task::spawn_blocking(move || {
-            let mut buf = BytesMut::zeroed(want);
-            file.read_exact_at(&mut buf, at)?;
-            Ok(buf.freeze())
-        }))
-    }
-}
-
-#[async_trait]
-impl ByteStream for FsRange {
-    async fn next_chunk(&mut self) -> io::Result<Option<Bytes>> {
-        let Some(job) = self.ahead.take().or_else(|| self.start_read()) else {
-            return Ok(None);
-        };
-        let chunk = match job.await {
-            Ok(Ok(chunk)) => chunk,
-            Ok(Err(e)) => {
-                self.left = 0;
-                return Err(io::Error::new(
-                    e.kind(),
-                    format!("{}: read: {e}", self.path),
-                ));
-            }
-            Err(join) => {
-                self.left = 0;
-                return Err(io::Error::other(format!("{}: read: {join}", self.path)));
-            }
-        };
-        self.ahead = self.start_read();
-        Ok(Some(chunk))
     }
 }
 
@@ -416,79 +354,6 @@ impl Writer for FsWriter {
             .set_len(self.base)
             .await
             .map_err(|e| io_err("truncate", &self.path, e))
-    }
-}
-
-/// A directory still to be read by a walk: its local path and its key.
-type PendingDir = (PathBuf, String);
-
-/// A depth-first walk of a directory tree, one directory read per blocking job.
-struct FsWalk {
-    /// Directories still to read.
-    dirs: Vec<PendingDir>,
-    /// Files found and not yet handed out.
-    found: VecDeque<WalkEntry>,
-}
-
-/// Reads one directory: the files in it (symlinks followed for files, never for directories) and the
-/// subdirectories to read next. A directory that is gone, or a file given as the prefix, is handled here too.
-fn read_one_dir(dir: &Path, key: &str) -> io::Result<(Vec<WalkEntry>, Vec<PendingDir>)> {
-    let (mut files, mut dirs) = (Vec::new(), Vec::new());
-    let meta = match std::fs::symlink_metadata(dir) {
-        Ok(m) => m,
-        Err(e) if e.kind() == io::ErrorKind::NotFound || e.raw_os_error() == Some(20) => {
-            return Ok((files, dirs));
-        }
-        Err(e) => return Err(e),
-    };
-    if !meta.is_dir() {
-        if let Some(m) = std::fs::metadata(dir).ok().filter(|m| m.is_file()) {
-            files.push(WalkEntry {
-                key: key.to_string(),
-                size: m.len(),
-                modified: modified(&m),
-            });
-        }
-        return Ok((files, dirs));
-    }
-    for e in std::fs::read_dir(dir)? {
-        let e = e?;
-        let Ok(name) = e.file_name().into_string() else {
-            continue; // Not UTF-8: nothing the registry could have written.
-        };
-        let child = format!("{key}/{name}");
-        if check_key(&child).is_err() {
-            continue;
-        }
-        let Ok(t) = e.file_type() else { continue };
-        if t.is_dir() {
-            dirs.push((e.path(), child));
-        } else if let Some(m) = std::fs::metadata(e.path()).ok().filter(|m| m.is_file()) {
-            files.push(WalkEntry {
-                key: child,
-                size: m.len(),
-                modified: modified(&m),
-            });
-        }
-    }
-    Ok((files, dirs))
-}
-
-#[async_trait]
-impl Walk for FsWalk {
-    async fn next(&mut self) -> Result<Option<WalkEntry>, DriverError> {
-        loop {
-            if let Some(e) = self.found.pop_front() {
-                return Ok(Some(e));
-            }
-            let Some((dir, key)) = self.dirs.pop() else {
-                return Ok(None);
-            };
-            let k = key.clone();
-            let (files, dirs) = blocking("walk", &key, move || read_one_dir(&dir, &k)).await?;
-            self.found.extend(files);
-            self.dirs.extend(dirs);
-        }
     }
 }
 
@@ -601,72 +466,5 @@ mod tests {
             let on_disk = std::fs::read(dir.path().join("u/data")).unwrap();
             assert!(on_disk == expected, "round {round}: content differs");
         }
-    }
-
-    /// Issue 9 finding 2: a download whose client stops reading must hold no thread and at most two chunks (the
-    /// one being sent and one read ahead), not a blocking-pool thread parked on a full channel.
-    #[tokio::test]
-    async fn stalled_reader_holds_at_most_two_chunks() {
-        let (dir, _d) = driver().await;
-        let data = pattern_file(dir.path(), READ_CHUNK * 8 + 5);
-        let file = std::fs::File::open(dir.path().join("blob")).unwrap();
-        let mut s = FsRange {
-            file: Arc::new(file),
-            path: "blob".into(),
-            next: 0,
-            left: data.len() as u64,
-            ahead: None,
-        };
-        let first = s.next_chunk().await.unwrap().unwrap();
-        assert_eq!(first[..], data[..READ_CHUNK]);
-        // The consumer stalls here: exactly one more chunk has been asked for, and its job ends on its own.
-        assert_eq!(s.next, 2 * READ_CHUNK as u64);
-        let ahead = s.ahead.take().unwrap();
-        let second = ahead.await.unwrap().unwrap();
-        assert_eq!(second[..], data[READ_CHUNK..2 * READ_CHUNK]);
-        assert_eq!(s.next, 2 * READ_CHUNK as u64, "nothing more read meanwhile");
-        let mut rest = first.to_vec();
-        rest.extend_from_slice(&second);
-        while let Some(c) = s.next_chunk().await.unwrap() {
-            assert!(c.len() <= READ_CHUNK && !c.is_empty());
-            rest.extend_from_slice(&c);
-        }
-        assert!(rest == data);
-    }
-
-    #[tokio::test]
-    async fn a_file_cut_short_under_a_reader_is_an_error_not_a_short_body() {
-        let (dir, d) = driver().await;
-        pattern_file(dir.path(), READ_CHUNK * 3);
-        let mut s = d
-            .read_range("blob", 0, (READ_CHUNK * 3) as u64)
-            .await
-            .unwrap();
-        s.next_chunk().await.unwrap().unwrap();
-        std::fs::OpenOptions::new()
-            .write(true)
-            .open(dir.path().join("blob"))
-            .unwrap()
-            .set_len(10)
-            .unwrap();
-        let mut failed = false;
-        while !failed {
-            match s.next_chunk().await {
-                Ok(Some(_)) => {}
-                Ok(None) => panic!("the stream ended short without an error"),
-                Err(e) => failed = e.to_string().contains("blob"),
-            }
-        }
-        assert_eq!(
-            s.next_chunk().await.unwrap(),
-            None,
-            "an error ends the stream"
-        );
-    }
-
-    fn pattern_file(dir: &Path, len: usize) -> Vec<u8> {
-        let data: Vec<u8> = (0..len).map(|i| (i % 253) as u8).collect();
-        std::fs::write(dir.join("blob"), &data).unwrap();
-        data
     }
 }
