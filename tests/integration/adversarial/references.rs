@@ -17,7 +17,6 @@ fn bad_references() -> Vec<String> {
         ".dot-first".to_string(),
         "sha256:".to_string(),
         "sha256:abc".to_string(),
-        "tag%21".to_string(),
     ]
 }
 
