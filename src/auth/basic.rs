@@ -41,16 +41,17 @@ pub fn parse_basic(header: &HeaderValue) -> Option<(String, Vec<u8>)> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::auth::outcome::{log_safe_user, MAX_LOGGED_USER};
     use proptest::prelude::*;
 
-    fn basic(s: &str) -> HeaderValue {
+    pub(crate) fn basic(s: &str) -> HeaderValue {
         basic_bytes(s.as_bytes())
     }
 
-    fn basic_bytes(b: &[u8]) -> HeaderValue {
+    /// A Basic `Authorization` value carrying `b` (any bytes), for tests.
+    pub(crate) fn basic_bytes(b: &[u8]) -> HeaderValue {
         let t = base64::engine::general_purpose::STANDARD.encode(b);
         HeaderValue::from_str(&format!("Basic {t}")).unwrap()
     }

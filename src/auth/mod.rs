@@ -268,17 +268,9 @@ fn create_default(path: &Path) -> std::io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use base64::Engine;
     use std::time::Duration;
 
-    fn basic(s: &str) -> HeaderValue {
-        basic_bytes(s.as_bytes())
-    }
-
-    fn basic_bytes(b: &[u8]) -> HeaderValue {
-        let t = base64::engine::general_purpose::STANDARD.encode(b);
-        HeaderValue::from_str(&format!("Basic {t}")).unwrap()
-    }
+    use basic::tests::basic;
 
     fn authenticator(dir: &Path, lines: &str) -> Authenticator {
         let path = dir.join("htpasswd");
