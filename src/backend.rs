@@ -9,14 +9,13 @@ use crate::reply::{Reply, Request, RequestBody};
 use crate::route::Op;
 use crate::storage::{StatsSnapshot, StorageConfig};
 use crate::upstream::UpstreamConfig;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 /// Where admitted requests go.
 pub enum Backend {
-    /// The in-process registry over distribution's layout, and its storage root.
-    Embedded(Arc<Registry>, PathBuf),
+    /// The in-process registry over distribution's layout.
+    Embedded(Arc<Registry>),
     /// Another v2 registry, reached through pingora.
     Upstream(Arc<UpstreamConfig>),
 }
@@ -53,8 +52,7 @@ impl Backend {
     /// Opens the embedded registry on `storage` (creating its directories, cleaning a killed process's staged
     /// files) on a runtime of its own, before pingora's runtimes exist.
     pub fn open_embedded(storage: StorageConfig) -> Result<Backend, OpenError> {
-        let dir = storage.root.clone();
-        let root = dir.display().to_string();
+        let root = storage.root.display().to_string();
         let fail = |message: String| OpenError {
             root: root.clone(),
             message,
@@ -67,7 +65,7 @@ impl Backend {
             .block_on(Registry::open(storage))
             .map_err(|e| fail(e.to_string()))?;
         tracing::info!(root = %root, "embedded registry open");
-        Ok(Backend::Embedded(Arc::new(registry), dir))
+        Ok(Backend::Embedded(Arc::new(registry)))
     }
 
     /// The upstream backend.
@@ -85,9 +83,7 @@ impl Backend {
         body: &mut dyn RequestBody,
     ) -> Served {
         match self {
-            Backend::Embedded(registry, _) => {
-                Served::Reply(registry.handle(permit, req, body).await)
-            }
+            Backend::Embedded(registry) => Served::Reply(registry.handle(permit, req, body).await),
             Backend::Upstream(upstream) => match (&req.route.op, permit.catalog_filter()) {
                 (Op::Catalog { page }, Some(_)) => {
                     Served::Reply(upstream_catalog(upstream, page, permit).await)
@@ -103,14 +99,7 @@ impl Backend {
     /// Whether the backend can take requests; `Err` says why not.
     pub async fn ready(&self) -> Result<(), String> {
         match self {
-            Backend::Embedded(_, root) => {
-                let probe = root.join(format!(".gatehouse-ready-{}", std::process::id()));
-                tokio::fs::write(&probe, b"ok")
-                    .await
-                    .map_err(|e| format!("storage {} not writable: {e}", root.display()))?;
-                let _ = tokio::fs::remove_file(&probe).await;
-                Ok(())
-            }
+            Backend::Embedded(registry) => registry.store().ready().await,
             Backend::Upstream(u) => {
                 let connect = tokio::net::TcpStream::connect(u.address.as_str());
                 match tokio::time::timeout(Duration::from_secs(2), connect).await {
@@ -125,7 +114,7 @@ impl Backend {
     /// The embedded registry's counters, for the storage metrics; `None` upstream.
     pub fn stats(&self) -> Option<StatsSnapshot> {
         match self {
-            Backend::Embedded(registry, _) => Some(registry.stats()),
+            Backend::Embedded(registry) => Some(registry.stats()),
             Backend::Upstream(_) => None,
         }
     }

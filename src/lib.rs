@@ -38,6 +38,7 @@ pub mod registry;
 pub mod reply;
 pub mod route;
 pub mod server;
+pub mod services;
 pub mod settings;
 pub mod storage;
 pub mod timeouts;

@@ -10,6 +10,7 @@ use crate::storage::StorageConfig;
 use crate::timeouts::Bounded;
 use pingora::server::configuration::ServerConf;
 use pingora::server::Server;
+use pingora::services::background::background_service;
 use std::sync::Arc;
 
 /// A problem starting the server.
@@ -64,7 +65,6 @@ pub fn run(config: Config) -> Result<(), StartError> {
         }
         AuthMode::Htpasswd => {
             let a = Arc::new(Authenticator::open(&config.auth, config.guard.as_ref())?);
-            auth::watch::spawn(a.clone());
             Some(a)
         }
     };
@@ -98,6 +98,14 @@ pub fn run(config: Config) -> Result<(), StartError> {
     );
     service.add_tcp(&listen);
     server.add_service(service);
+    if let Some(a) = &authenticator {
+        let watch = crate::services::HtpasswdWatch(a.clone());
+        server.add_service(background_service("htpasswd watch", watch));
+    }
+    if let Backend::Embedded(registry) = &*backend {
+        let count = crate::services::BlobCount(registry.clone());
+        server.add_service(background_service("blob count", count));
+    }
     if let Some(m) = &config.metrics {
         let readiness = Readiness {
             auth: authenticator,

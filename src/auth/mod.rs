@@ -7,15 +7,20 @@
 //! password, so user names do not leak by timing. The [`guard`] reserves a token per attempt before any of
 //! that, so a concurrent flood from one address is refused at once.
 
+pub mod basic;
 pub mod cache;
 pub mod guard;
 pub mod htpasswd;
+pub mod outcome;
 pub mod pool;
 pub mod settings;
 pub mod watch;
 
+pub use basic::is_empty_basic;
+pub use outcome::{log_safe_user, Outcome, Principal, MAX_LOGGED_USER};
+
 use arc_swap::ArcSwap;
-use base64::Engine;
+use basic::parse_basic;
 use cache::CredentialCache;
 use htpasswd::{Credentials, Lookup};
 use http::HeaderValue;
@@ -23,116 +28,6 @@ pub use settings::{AuthConfig, AuthMode, GuardConfig};
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-
-/// The longest `Authorization` header gatehouse will decode.
-const MAX_AUTH_HEADER: usize = 4096;
-
-/// The most bytes of an attempted user name kept for logs.
-pub const MAX_LOGGED_USER: usize = 64;
-
-/// Who made a request.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Principal {
-    /// The user name from htpasswd.
-    pub user: String,
-}
-
-/// The result of checking a request's credentials.
-///
-/// The failed-login variants carry the attempted user name already made safe for a log line
-/// ([`log_safe_user`]: escaped, capped at [`MAX_LOGGED_USER`] bytes); the password is never kept.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Outcome {
-    /// Verified; `cached` when no bcrypt was needed.
-    Ok {
-        /// The caller.
-        principal: Principal,
-        /// Whether the verification came from the cache.
-        cached: bool,
-    },
-    /// No `Authorization` header.
-    Missing,
-    /// An `Authorization` header that is not valid Basic.
-    Malformed,
-    /// A user not in the file.
-    UnknownUser {
-        /// The attempted user name, log-safe.
-        attempted: String,
-    },
-    /// A user whose line has a hash gatehouse cannot verify (MD5 `$apr1$`, `{SHA}`, crypt).
-    UnsupportedHash {
-        /// The attempted user name, log-safe.
-        attempted: String,
-    },
-    /// A known user with the wrong password.
-    BadPassword {
-        /// The attempted user name, log-safe.
-        attempted: String,
-    },
-    /// Too many failed logins from this address: refused without checking.
-    Throttled {
-        /// Seconds until the next attempt is allowed.
-        retry_after: u64,
-    },
-}
-
-impl Outcome {
-    /// A fixed label for logs and metrics.
-    pub fn label(&self) -> &'static str {
-        match self {
-            Outcome::Ok { cached: true, .. } => "cached",
-            Outcome::Ok { cached: false, .. } => "ok",
-            Outcome::Missing => "missing",
-            Outcome::Malformed => "malformed",
-            Outcome::UnknownUser { .. } => "unknown_user",
-            Outcome::UnsupportedHash { .. } => "unsupported_hash",
-            Outcome::BadPassword { .. } => "bad_password",
-            Outcome::Throttled { .. } => "throttled",
-        }
-    }
-
-    /// The user name a failed login tried, escaped for a log line and capped at [`MAX_LOGGED_USER`] bytes;
-    /// `None` for successes (see the principal), missing or undecodable credentials, and throttled requests
-    /// (refused before their credentials are looked at).
-    pub fn attempted_user(&self) -> Option<&str> {
-        match self {
-            Outcome::UnknownUser { attempted }
-            | Outcome::UnsupportedHash { attempted }
-            | Outcome::BadPassword { attempted } => Some(attempted),
-            _ => None,
-        }
-    }
-}
-
-/// A user name made safe for one log line: printable ASCII is kept except `"`, `'` and `\`; those, spaces
-/// and control characters become `\xNN`, other characters `\u{..}`; the result is at most
-/// [`MAX_LOGGED_USER`] bytes (cut between escapes, ending in `...` when cut).
-pub fn log_safe_user(user: &str) -> String {
-    const CUT: &str = "...";
-    let pieces: Vec<String> = user
-        .chars()
-        .map(|c| match c {
-            '"' | '\'' | '\\' => format!("\\x{:02x}", c as u32),
-            c if c.is_ascii_graphic() => c.to_string(),
-            c if c.is_ascii() => format!("\\x{:02x}", c as u32),
-            c => c.escape_unicode().to_string(),
-        })
-        .collect();
-    let mut kept: Vec<&str> = Vec::new();
-    let mut len = 0;
-    for piece in &pieces {
-        if len + piece.len() > MAX_LOGGED_USER {
-            // Cut between escapes, leaving room for the marker.
-            while len + CUT.len() > MAX_LOGGED_USER {
-                len -= kept.pop().map_or(0, str::len);
-            }
-            return kept.concat() + CUT;
-        }
-        len += piece.len();
-        kept.push(piece);
-    }
-    kept.concat()
-}
 
 /// A problem loading the htpasswd file at startup, naming the file.
 #[derive(Debug, thiserror::Error)]
@@ -338,38 +233,6 @@ fn warn_if_nobody(path: &Path, credentials: &Credentials) {
     }
 }
 
-/// Whether the header is `Basic` with an empty user and password (`Og==`), which skopeo `--no-creds` and
-/// other anonymous clients send after a challenge: such a request is anonymous, not a failed login.
-pub fn is_empty_basic(header: &HeaderValue) -> bool {
-    let b = header.as_bytes();
-    b.len() >= 6
-        && b[..6].eq_ignore_ascii_case(b"basic ")
-        && base64::engine::general_purpose::STANDARD
-            .decode(b[6..].trim_ascii())
-            .is_ok_and(|d| d == b":")
-}
-
-/// Decodes `Basic base64(user:password)`.
-fn parse_basic(header: &HeaderValue) -> Option<(String, Vec<u8>)> {
-    let bytes = header.as_bytes();
-    if bytes.len() > MAX_AUTH_HEADER || bytes.len() < 6 {
-        return None;
-    }
-    if !bytes[..6].eq_ignore_ascii_case(b"basic ") {
-        return None;
-    }
-    let token = std::str::from_utf8(&bytes[6..]).ok()?.trim();
-    let decoded = base64::engine::general_purpose::STANDARD
-        .decode(token)
-        .ok()?;
-    let colon = decoded.iter().position(|&b| b == b':')?;
-    let user = String::from_utf8(decoded[..colon].to_vec()).ok()?;
-    if user.is_empty() {
-        return None;
-    }
-    Some((user, decoded[colon + 1..].to_vec()))
-}
-
 fn log_warnings(path: &Path, warnings: &[String]) {
     for w in warnings {
         tracing::warn!("htpasswd {}: {w}", path.display());
@@ -405,17 +268,9 @@ fn create_default(path: &Path) -> std::io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use proptest::prelude::*;
     use std::time::Duration;
 
-    fn basic(s: &str) -> HeaderValue {
-        basic_bytes(s.as_bytes())
-    }
-
-    fn basic_bytes(b: &[u8]) -> HeaderValue {
-        let t = base64::engine::general_purpose::STANDARD.encode(b);
-        HeaderValue::from_str(&format!("Basic {t}")).unwrap()
-    }
+    use basic::tests::basic;
 
     fn authenticator(dir: &Path, lines: &str) -> Authenticator {
         let path = dir.join("htpasswd");
@@ -628,35 +483,6 @@ mod tests {
         }
     }
 
-    #[test]
-    fn log_safe_user_escapes_and_caps() {
-        let table: &[(&str, &str)] = &[
-            ("alice", "alice"),
-            ("ci-bot@example.com", "ci-bot@example.com"),
-            ("a b", "a\\x20b"),
-            ("a\"b", "a\\x22b"),
-            ("a'b", "a\\x27b"),
-            ("a\\b", "a\\x5cb"),
-            ("a\r\nuser=root", "a\\x0d\\x0auser=root"),
-            ("\u{1b}[31m", "\\x1b[31m"),
-            ("j\u{fc}rgen", "j\\u{fc}rgen"),
-            ("\u{202e}evil", "\\u{202e}evil"),
-            ("", ""),
-        ];
-        for (raw, want) in table {
-            assert_eq!(log_safe_user(raw), *want, "{raw:?}");
-        }
-        let exact = "x".repeat(MAX_LOGGED_USER);
-        assert_eq!(log_safe_user(&exact), exact, "64 bytes fit");
-        let over = log_safe_user(&"x".repeat(MAX_LOGGED_USER + 1));
-        assert_eq!(over.len(), MAX_LOGGED_USER);
-        assert!(over.ends_with("..."));
-        // An escape is never cut in half.
-        let spaces = log_safe_user(&" ".repeat(40));
-        assert!(spaces.len() <= MAX_LOGGED_USER, "{spaces}");
-        assert_eq!(spaces.trim_end_matches("...").replace("\\x20", ""), "");
-    }
-
     #[tokio::test]
     async fn health_reports_a_stale_file_with_its_reason() {
         let dir = tempfile::tempdir().unwrap();
@@ -689,15 +515,6 @@ mod tests {
     }
 
     #[test]
-    fn empty_basic_is_anonymous() {
-        assert!(is_empty_basic(&HeaderValue::from_static("Basic Og==")));
-        assert!(is_empty_basic(&HeaderValue::from_static("basic  Og==")));
-        assert!(!is_empty_basic(&basic("a:")));
-        assert!(!is_empty_basic(&basic(":b")));
-        assert!(!is_empty_basic(&HeaderValue::from_static("Bearer Og==")));
-    }
-
-    #[test]
     fn creates_a_private_default_file() {
         use std::os::unix::fs::PermissionsExt;
         let dir = tempfile::tempdir().unwrap();
@@ -708,39 +525,5 @@ mod tests {
         let p = htpasswd::load(&path).unwrap();
         assert!(p.credentials.hash_of("admin").is_some());
         assert!(create_default(&path).is_err(), "never overwrites");
-    }
-
-    proptest! {
-        #![proptest_config(ProptestConfig::with_cases(256))]
-
-        #[test]
-        fn basic_header_decoding_never_panics(raw in proptest::collection::vec(any::<u8>(), 0..600)) {
-            if let Ok(v) = HeaderValue::from_bytes(&raw) {
-                let _ = parse_basic(&v);
-                let _ = is_empty_basic(&v);
-            }
-            let mut prefixed = b"Basic ".to_vec();
-            prefixed.extend_from_slice(&raw);
-            if let Ok(v) = HeaderValue::from_bytes(&prefixed) {
-                let _ = parse_basic(&v);
-                let _ = is_empty_basic(&v);
-            }
-            let _ = parse_basic(&basic_bytes(&raw));
-        }
-
-        #[test]
-        fn basic_header_round_trips_user_and_password(
-            user in "[^:\\x00]{1,64}",
-            password in proptest::collection::vec(any::<u8>(), 0..128),
-        ) {
-            let mut plain = user.clone().into_bytes();
-            plain.push(b':');
-            plain.extend_from_slice(&password);
-            let header = basic_bytes(&plain);
-            prop_assert_eq!(parse_basic(&header), Some((user.clone(), password.clone())));
-            let _ = log_safe_user(&user);
-            prop_assert!(log_safe_user(&user).len() <= MAX_LOGGED_USER);
-            prop_assert!(!log_safe_user(&user).chars().any(|c| c.is_control() || c == '"' || c == ' '));
-        }
     }
 }

@@ -137,8 +137,13 @@ fn watch_dir(path: &std::path::Path, wake: mpsc::Sender<()>) -> Option<notify::R
     }
 }
 
-/// Starts the checker on its own thread; it runs for the life of the process.
-pub fn spawn(auth: Arc<Authenticator>) {
+/// Starts the checker on its own thread; it runs until `stop` is set (checked at least every poll interval).
+/// The server runs it as a background service ([`crate::services`]), so it stops with the server.
+pub fn spawn(
+    auth: Arc<Authenticator>,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+) -> std::io::Result<std::thread::JoinHandle<()>> {
+    use std::sync::atomic::Ordering;
     let (wake, events) = mpsc::channel();
     let watcher = watch_dir(auth.path(), wake);
     std::thread::Builder::new()
@@ -146,7 +151,7 @@ pub fn spawn(auth: Arc<Authenticator>) {
         .spawn(move || {
             let _watcher = watcher;
             let mut last = stamp(auth.path());
-            loop {
+            while !stop.load(Ordering::Relaxed) {
                 // An event or the poll interval, whichever comes first; drain bursts of events.
                 let _ = events.recv_timeout(POLL_INTERVAL);
                 while events.try_recv().is_ok() {}
@@ -170,5 +175,4 @@ pub fn spawn(auth: Arc<Authenticator>) {
                 last = now;
             }
         })
-        .expect("spawn htpasswd watcher");
 }

@@ -90,6 +90,42 @@ pub const VARS: &[Var] = &[
         },
     ),
     var(
+        "GATEHOUSE_IDLE_TIMEOUT",
+        "server.idle_timeout_seconds",
+        Ignore,
+        |f, v| {
+            f.server.idle_timeout_seconds = whole_seconds(v)?;
+            Ok(())
+        },
+    ),
+    var(
+        "GATEHOUSE_HEADER_TIMEOUT",
+        "server.header_timeout_seconds",
+        Ignore,
+        |f, v| {
+            f.server.header_timeout_seconds = whole_seconds(v)?;
+            Ok(())
+        },
+    ),
+    var(
+        "GATEHOUSE_BODY_TIMEOUT",
+        "server.body_timeout_seconds",
+        Ignore,
+        |f, v| {
+            f.server.body_timeout_seconds = whole_seconds(v)?;
+            Ok(())
+        },
+    ),
+    var(
+        "GATEHOUSE_SEND_TIMEOUT",
+        "server.send_timeout_seconds",
+        Ignore,
+        |f, v| {
+            f.server.send_timeout_seconds = whole_seconds(v)?;
+            Ok(())
+        },
+    ),
+    var(
         "GATEHOUSE_TRUSTED_PROXIES",
         "server.trusted_proxies",
         Ignore,
@@ -265,6 +301,18 @@ pub const VARS: &[Var] = &[
     // Read by the command line itself (clap, after `main` refuses an empty value): listed so it is known.
     var("GATEHOUSE_CONFIG", "", Refuse(CONFIG_EMPTY), |_, _| Ok(())),
 ];
+
+/// A duration for a `*_seconds` key: whole seconds, at least one (`90s`, `2m`, `30`).
+fn whole_seconds(v: &str) -> Result<u64, String> {
+    let d = parse_duration(v)?;
+    if d.subsec_nanos() != 0 || d.as_secs() == 0 {
+        return Err(format!(
+            "`{}` is not a whole number of seconds, at least 1s",
+            v.trim()
+        ));
+    }
+    Ok(d.as_secs())
+}
 
 /// Which config key took its value from which environment variable.
 #[derive(Debug, Clone, Default)]

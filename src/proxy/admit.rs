@@ -72,6 +72,8 @@ impl Gatehouse {
                 let outcome = auth.authenticate(Some(header), ctx.client.ip).await;
                 ctx.auth = outcome.label();
                 metrics().auth_attempts.with_label_values(&[ctx.auth]).inc();
+                // A failed login is logged with the name it tried (log-safe, capped; never the password).
+                ctx.user = outcome.attempted_user().map(str::to_string);
                 match outcome {
                     Outcome::Ok { principal, .. } => (Some(principal), true),
                     Outcome::Throttled { retry_after } => {

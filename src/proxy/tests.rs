@@ -58,7 +58,7 @@ async fn door(dir: &std::path::Path, upstream: bool) -> Gatehouse {
         let registry = crate::registry::Registry::open(storage.clone())
             .await
             .unwrap();
-        Backend::Embedded(Arc::new(registry), storage.root)
+        Backend::Embedded(Arc::new(registry))
     };
     Gatehouse::new(config, Some(auth), Arc::new(backend))
 }

@@ -63,12 +63,14 @@ fn created(name: &Name, digest: &Digest) -> Reply {
     )
 }
 
-/// Copies the whole request body into the session.
+/// Copies the whole request body into the session, counting in `taken` the bytes taken from the body.
 async fn pump(
     writer: &mut UploadWriter<'_>,
     body: &mut dyn RequestBody,
+    taken: &mut u64,
 ) -> Result<(), StorageError> {
     while let Some(chunk) = body.next_chunk().await.map_err(StorageError::Body)? {
+        *taken += chunk.len() as u64;
         if !chunk.is_empty() {
             writer.write(&chunk).await?;
         }
@@ -100,7 +102,7 @@ pub async fn start(
         let mut writer = store
             .begin_write(name, id.as_str(), None, Some(digest.algorithm()))
             .await?;
-        pump(&mut writer, body).await?;
+        pump(&mut writer, body, &mut 0).await?;
         writer.commit(digest).await
     }
     .await;
@@ -126,7 +128,7 @@ pub async fn patch(
     let mut writer = store
         .begin_write(name, id, range.map(|r| r.0), None)
         .await?;
-    pump(&mut writer, body).await?;
+    pump(&mut writer, body, &mut 0).await?;
     let offset = writer.end_chunk(range.map(|r| r.1)).await?;
     Ok(in_progress(StatusCode::ACCEPTED, name, id, offset))
 }
@@ -153,10 +155,7 @@ pub async fn finish(
         let mut writer = store
             .begin_write(name, id, range.map(|r| r.0), Some(digest.algorithm()))
             .await?;
-        let start = writer.offset();
-        let pumped = pump(&mut writer, body).await;
-        received = writer.offset().saturating_sub(start);
-        pumped?;
+        pump(&mut writer, body, &mut received).await?;
         writer.end_chunk(range.map(|r| r.1)).await?;
         writer.commit(digest).await?;
         Ok(created(name, digest))

@@ -208,3 +208,30 @@ fn other_variables_pass() {
     assert_eq!(f.server.grace_period_seconds, 60);
     assert_eq!(f.metrics.listen, "");
 }
+
+#[test]
+fn timeouts_from_the_environment_are_durations() {
+    let (f, _) = applied(&[
+        ("GATEHOUSE_IDLE_TIMEOUT", "2m"),
+        ("GATEHOUSE_HEADER_TIMEOUT", "10"),
+        ("GATEHOUSE_BODY_TIMEOUT", "1h"),
+        ("GATEHOUSE_SEND_TIMEOUT", "90s"),
+    ])
+    .unwrap();
+    let s = &f.server;
+    assert_eq!(
+        (
+            s.idle_timeout_seconds,
+            s.header_timeout_seconds,
+            s.body_timeout_seconds,
+            s.send_timeout_seconds
+        ),
+        (120, 10, 3600, 90)
+    );
+    for bad in ["0s", "500ms", "1.5s", "soon"] {
+        let err = applied(&[("GATEHOUSE_SEND_TIMEOUT", bad)])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("GATEHOUSE_SEND_TIMEOUT"), "{bad}: {err}");
+    }
+}

@@ -114,3 +114,23 @@ fn config_yaml(root: &Path, port: u16) -> String {
         root = root.display()
     )
 }
+
+impl Distribution {
+    /// Starts a fresh distribution like [`Distribution::start`], with its storage in a temp dir under
+    /// `parent` (such as `/dev/shm`, for tests that create thousands of repositories).
+    pub fn start_in(parent: &Path) -> Distribution {
+        let dir = tempfile::Builder::new()
+            .prefix("gh-distribution-")
+            .tempdir_in(parent)
+            .expect("temp dir");
+        fs::create_dir_all(dir.path().join("root")).expect("creating the storage root");
+        let mut d = Distribution {
+            port: net::free_port(),
+            dir,
+            service: None,
+            starts: 0,
+        };
+        d.launch();
+        d
+    }
+}

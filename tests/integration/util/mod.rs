@@ -89,3 +89,5 @@ pub fn seeded_door(
     ];
     Gatehouse::start_with(port, "# Everything comes from the seed's env vars.\n", &env)
 }
+pub mod nginx;
+pub mod raw;
