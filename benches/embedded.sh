@@ -9,11 +9,17 @@
 #    data, built once), best of RUNS, arms alternating; skopeo's blob-info cache is deleted before every copy.
 #    Target: gatehouse's time <= distribution's, both ways.
 #  - GET of the 256 MiB layer blob, warm page cache, curl to /dev/null, best of GET_RUNS: gatehouse vs nginx
-#    (sendfile on) serving gatehouse's own blob file, distribution for reference. Target: gatehouse >= 0.75 of nginx.
+#    (sendfile on) serving gatehouse's own blob file, distribution for reference. Target: gatehouse >= 1.0 of nginx
+#    (issue 9 finding 2).
 #  - GET manifest by tag, wrk 32 connections, no auth: gatehouse vs distribution. Target >= 3x.
 #  - gatehouse's peak RSS (VmHWM) through all of it. Target < 64 MiB.
+#  - CONC (32) concurrent curl clients each GETting one CONC_MIB (64) MiB blob, best of CONC_RUNS, aggregate MiB/s:
+#    gatehouse vs nginx (sendfile, gatehouse's file) vs distribution; gatehouse's peak RSS during these runs alone
+#    (VmHWM reset through /proc/PID/clear_refs first) and its thread count after. Target (issue 9 finding 2):
+#    gatehouse >= 1.0 of nginx, peak RSS < 64 MiB.
 #
 # Env: GATEHOUSE_BENCH_DIR (default /tmp/gatehouse-bench), RUNS (5), GET_RUNS (10), LAYER_MIB (256),
+#      CONC (32), CONC_MIB (64), CONC_RUNS (5),
 #      WRK_DURATION (10s), WRK_CONNS (32), WRK_THREADS (2), GATEHOUSE_BIN, BENCH_KEEP=1 keeps the run dir.
 set -euo pipefail
 # shellcheck source=benches/lib.sh
@@ -22,6 +28,9 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 RUNS=${RUNS:-5}
 GET_RUNS=${GET_RUNS:-10}
 LAYER_MIB=${LAYER_MIB:-256}
+CONC=${CONC:-32}
+CONC_MIB=${CONC_MIB:-64}
+CONC_RUNS=${CONC_RUNS:-5}
 BLOB_CACHE=/var/lib/containers/cache/blob-info-cache-v1.boltdb
 TAG=v1
 
@@ -93,8 +102,9 @@ if [[ ! -f $GH_BLOB_FILE ]]; then
     GH_BLOB_FILE="$RUN_DIR/dist-root/docker/registry/v2/blobs/sha256/${LAYER_HEX:0:2}/$LAYER_HEX/data"
     NGINX_NOTE="distribution's blob file (gatehouse's was not at the layout path)"
 fi
-start_nginx nginx "$(dirname "$GH_BLOB_FILE")"
-NGX_URL="http://127.0.0.1:$NGINX_PORT/data"
+# nginx's root is the sha256 directory, so it serves the concurrent case's blob below too.
+start_nginx nginx "$(dirname "$(dirname "$(dirname "$GH_BLOB_FILE")")")"
+NGX_URL="http://127.0.0.1:$NGINX_PORT/${LAYER_HEX:0:2}/$LAYER_HEX/data"
 GH_URL="$GATE/v2/bench/push1/blobs/$LAYER_DIGEST"
 DI_URL="$DIST/v2/bench/push1/blobs/$LAYER_DIGEST"
 for u in "$NGX_URL" "$GH_URL" "$DI_URL"; do download_url "$u" "$LAYER_SIZE" >/dev/null; done
@@ -115,6 +125,47 @@ read -r mg_rps mg_p50 mg_p99 mg_n mg_err <<<"$(run_load gatehouse "$GATE$M_PATH"
 [[ -n ${md_rps:-} && -n ${mg_rps:-} ]] || die "a load run gave no result"
 HWM=$(vm_hwm_kib "$GH")
 
+# --- CONC concurrent clients on one CONC_MIB MiB blob ---------------------------------------------------------
+C_FILE=$(random_file "$CONC_MIB")
+C_DIGEST=$(file_digest "$C_FILE")
+C_HEX=${C_DIGEST#sha256:}
+C_SIZE=$(stat -c %s "$C_FILE")
+upload_blob "$GATE" bench/conc "$C_FILE" "$C_DIGEST" >/dev/null
+upload_blob "$DIST" bench/conc "$C_FILE" "$C_DIGEST" >/dev/null
+[[ -f $RUN_DIR/gh-root/docker/registry/v2/blobs/sha256/${C_HEX:0:2}/$C_HEX/data ]] ||
+    die "gatehouse did not store the $CONC_MIB MiB blob at distribution's layout path"
+C_NGX="http://127.0.0.1:$NGINX_PORT/${C_HEX:0:2}/$C_HEX/data"
+C_GH="$GATE/v2/bench/conc/blobs/$C_DIGEST"
+C_DI="$DIST/v2/bench/conc/blobs/$C_DIGEST"
+# concurrent_get URL: CONC curls at once, each the whole blob to /dev/null; prints the aggregate MiB/s.
+concurrent_get() {
+    local url=$1 i t0 t1 code got pids=()
+    t0=$(now_s)
+    for i in $(seq "$CONC"); do
+        curl -sS -o /dev/null -w '%{http_code} %{size_download}\n' "$url" >"$RUN_DIR/conc.$i" &
+        pids+=($!)
+    done
+    for i in "${pids[@]}"; do wait "$i" || die "a concurrent GET of $url failed"; done
+    t1=$(now_s)
+    for i in $(seq "$CONC"); do
+        read -r code got <"$RUN_DIR/conc.$i"
+        [[ $code == 200 && $got == "$C_SIZE" ]] || die "concurrent GET $url: $code, $got bytes (expected 200, $C_SIZE)"
+    done
+    calc "$CONC * $C_SIZE / ($t1 - $t0) / 1048576" "%.0f"
+}
+for u in "$C_NGX" "$C_GH" "$C_DI"; do download_url "$u" "$C_SIZE" >/dev/null; done
+# Peak RSS of the concurrent runs alone: "5" resets VmHWM to the current RSS (proc(5), clear_refs).
+echo 5 >"/proc/$GH/clear_refs" || die "cannot reset VmHWM of gatehouse (pid $GH)"
+conc_n=() conc_g=() conc_d=()
+for i in $(seq "$CONC_RUNS"); do
+    log "$CONC concurrent GETs of $CONC_MIB MiB run $i/$CONC_RUNS"
+    conc_n+=("$(concurrent_get "$C_NGX")")
+    conc_g+=("$(concurrent_get "$C_GH")")
+    conc_d+=("$(concurrent_get "$C_DI")")
+done
+C_HWM=$(vm_hwm_kib "$GH")
+C_THREADS=$(awk '/^Threads:/ {print $2}' "/proc/$GH/status")
+
 # --- report ---------------------------------------------------------------------------------------------------
 verdict() { awk "BEGIN { exit !($1) }" && echo "ok" || echo "BELOW TARGET"; }
 mbps() { calc "$LAYER_SIZE / $1 / 1e6" "%.0f"; }
@@ -125,6 +176,12 @@ blg=$(min_of "${pull_g[@]}")
 bgn=$(min_of "${get_n[@]}")
 bgg=$(min_of "${get_g[@]}")
 bgd=$(min_of "${get_d[@]}")
+max_of() { printf '%s\n' "$@" | sort -g | tail -1; }
+bcn=$(max_of "${conc_n[@]}")
+bcg=$(max_of "${conc_g[@]}")
+bcd=$(max_of "${conc_d[@]}")
+conc_ratio=$(calc "$bcg / $bcn" "%.2f")
+conc_ratio_d=$(calc "$bcd / $bcn" "%.2f")
 push_ratio=$(calc "$bpg / $bpd" "%.2f")
 pull_ratio=$(calc "$blg / $bld" "%.2f")
 get_ratio=$(calc "$bgn / $bgg" "%.2f")
@@ -146,7 +203,7 @@ echo
 echo "blob GET $LAYER_SIZE bytes, warm cache, curl to /dev/null, best of $GET_RUNS (nginx serves $NGINX_NOTE)"
 printf '%-28s %9s %9s %s\n' server seconds MB/s "throughput / nginx"
 printf '%-28s %9.3f %9s %s\n' "nginx (sendfile)" "$bgn" "$(mbps "$bgn")" "1.00"
-printf '%-28s %9.3f %9s %s\n' "gatehouse embedded" "$bgg" "$(mbps "$bgg")" "$get_ratio (target >= 0.75: $(verdict "$get_ratio >= 0.75"))"
+printf '%-28s %9.3f %9s %s\n' "gatehouse embedded" "$bgg" "$(mbps "$bgg")" "$get_ratio (target >= 1.0: $(verdict "$get_ratio >= 1.0"))"
 printf '%-28s %9.3f %9s %s\n' "distribution (reference)" "$bgd" "$(mbps "$bgd")" "$get_ratio_d"
 echo "       runs: nginx [${get_n[*]}] gatehouse [${get_g[*]}] distribution [${get_d[*]}]"
 echo
@@ -157,6 +214,14 @@ printf '%-28s %10s %9s %9s %9s %7s\n' "gatehouse embedded" "$mg_rps" "$(us_to_ms
 echo "ratio gatehouse / distribution: ${m_ratio}x (target >= 3: $(verdict "$m_ratio >= 3"))"
 echo
 echo "gatehouse peak RSS (VmHWM) through all of the above: $(calc "$HWM / 1024" "%.1f") MiB (target < 64 MiB: $(verdict "$HWM < 65536"))"
+echo
+echo "$CONC concurrent clients, each GET of one $C_SIZE-byte blob (all at once), best of $CONC_RUNS (aggregate MiB/s)"
+printf '%-28s %9s %s\n' server MiB/s "throughput / nginx"
+printf '%-28s %9s %s\n' "nginx (sendfile)" "$bcn" "1.00"
+printf '%-28s %9s %s\n' "gatehouse embedded" "$bcg" "$conc_ratio (target >= 1.0: $(verdict "$conc_ratio >= 1.0"))"
+printf '%-28s %9s %s\n' "distribution (reference)" "$bcd" "$conc_ratio_d"
+echo "       runs: nginx [${conc_n[*]}] gatehouse [${conc_g[*]}] distribution [${conc_d[*]}]"
+echo "gatehouse peak RSS (VmHWM) during the concurrent runs: $(calc "$C_HWM / 1024" "%.1f") MiB (target < 64 MiB: $(verdict "$C_HWM < 65536")); threads after: $C_THREADS"
 if ((md_err + mg_err > 0)); then
     echo "WARNING: error responses or socket errors under load (see the errors column): the rates above are suspect"
 fi

@@ -1,52 +1,32 @@
 //! The metrics and health listener: `/metrics` (Prometheus text format, optionally behind Basic auth),
-//! `/healthz` (the process answers) and `/readyz` (credentials loaded; storage writable or upstream reachable).
+//! `/healthz` (the process answers) and `/readyz` (the htpasswd file in force; storage writable or upstream
+//! reachable).
 //! It runs as its own pingora service on its own address, loopback by default.
 
 use crate::auth::Authenticator;
-use crate::registry::Registry;
+use crate::backend::Backend;
 use async_trait::async_trait;
 use base64::Engine;
 use http::{Response, StatusCode};
 use pingora::apps::http_app::ServeHttp;
 use pingora::protocols::http::ServerSession;
-use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
 
 /// What `/readyz` checks.
 pub struct Readiness {
-    /// The authenticator, when auth is on: ready once users are loaded.
+    /// The authenticator, when auth is on: ready while what the htpasswd file says is in force.
     pub auth: Option<Arc<Authenticator>>,
-    /// The embedded storage root: ready when a file can be written there.
-    pub storage_root: Option<PathBuf>,
-    /// The upstream `host:port`: ready when a TCP connection opens.
-    pub upstream: Option<String>,
+    /// The backend: embedded storage writable, or the upstream reachable.
+    pub backend: Arc<Backend>,
 }
 
 impl Readiness {
     /// Runs the checks; `Err` names the first one that failed.
     pub async fn check(&self) -> Result<(), String> {
         if let Some(auth) = &self.auth {
-            if auth.users() == 0 {
-                return Err(format!("no users loaded from {}", auth.path().display()));
-            }
+            auth.health()?;
         }
-        if let Some(root) = &self.storage_root {
-            let probe = root.join(format!(".gatehouse-ready-{}", std::process::id()));
-            tokio::fs::write(&probe, b"ok")
-                .await
-                .map_err(|e| format!("storage {} not writable: {e}", root.display()))?;
-            let _ = tokio::fs::remove_file(&probe).await;
-        }
-        if let Some(addr) = &self.upstream {
-            let connect = tokio::net::TcpStream::connect(addr.as_str());
-            match tokio::time::timeout(Duration::from_secs(2), connect).await {
-                Ok(Ok(_)) => {}
-                Ok(Err(e)) => return Err(format!("upstream {addr} unreachable: {e}")),
-                Err(_) => return Err(format!("upstream {addr} unreachable: timed out")),
-            }
-        }
-        Ok(())
+        self.backend.ready().await
     }
 }
 
@@ -54,19 +34,14 @@ impl Readiness {
 pub struct AdminApp {
     /// The readiness checks.
     pub readiness: Readiness,
-    /// The embedded registry, whose in-memory counters are copied into the storage gauges at each scrape.
-    pub registry: Option<Arc<Registry>>,
+
     /// The expected `Authorization` value for `/metrics`, when protected.
     pub metrics_auth: Option<String>,
 }
 
 impl AdminApp {
     /// Builds the app; `basic_auth` protects `/metrics`.
-    pub fn new(
-        readiness: Readiness,
-        registry: Option<Arc<Registry>>,
-        basic_auth: Option<(String, String)>,
-    ) -> AdminApp {
+    pub fn new(readiness: Readiness, basic_auth: Option<(String, String)>) -> AdminApp {
         let metrics_auth = basic_auth.map(|(u, p)| {
             format!(
                 "Basic {}",
@@ -75,7 +50,6 @@ impl AdminApp {
         });
         AdminApp {
             readiness,
-            registry,
             metrics_auth,
         }
     }
@@ -131,8 +105,8 @@ impl ServeHttp for AdminApp {
                     );
                     return r;
                 }
-                if let Some(registry) = &self.registry {
-                    let s = registry.stats();
+                // The embedded registry's in-memory counters are copied into the storage gauges at each scrape.
+                if let Some(s) = self.readiness.backend.stats() {
                     let m = crate::metrics::metrics();
                     m.storage_blobs.set(s.blobs as i64);
                     m.storage_bytes.set(s.blob_bytes as i64);

@@ -1,5 +1,7 @@
-//! Authorization: (Route, Principal) → [`Permit`], or a refusal. The backend takes a `&Permit`, so it cannot
-//! be reached without a decision.
+//! Authorization: (Route, Principal) → [`Permit`], or a refusal. The decision reads the Route alone (every
+//! parameter was parsed there once), and the Permit names what was allowed: the action, the cross-repository
+//! mount (only when the caller may pull its source), and which repositories a catalog may show. Both backends
+//! take a `&Permit`, so neither can be reached without a decision.
 //!
 //! With no rules, every authenticated user may do everything (distribution's htpasswd behaviour). With rules,
 //! a request is allowed when some rule names its repository (glob), its user (or a group of the user, or `*`
@@ -7,7 +9,7 @@
 
 use crate::auth::Principal;
 use crate::names::Name;
-use crate::route::{Action, Route, Target};
+use crate::route::{Action, Mount, Op, Route};
 use std::collections::BTreeMap;
 
 /// One access rule.
@@ -36,7 +38,23 @@ pub struct Policy {
 #[derive(Debug)]
 pub struct Permit {
     action: Action,
-    mount_allowed: bool,
+    mount: Option<Mount>,
+    catalog: Option<Visibility>,
+}
+
+/// Which repositories a caller may see in the catalog, when the policy restricts it.
+#[derive(Debug, Clone)]
+pub struct Visibility {
+    policy: Policy,
+    principal: Option<Principal>,
+}
+
+impl Visibility {
+    /// Whether the caller may see (pull) `repository`.
+    pub fn shows(&self, repository: &str) -> bool {
+        self.policy
+            .allows(self.principal.as_ref(), repository, Action::Pull)
+    }
 }
 
 impl Permit {
@@ -45,10 +63,20 @@ impl Permit {
         self.action
     }
 
-    /// For an upload start with `mount`/`from`: whether the caller may pull the source repository.
-    /// When false, the mount parameters are dropped and a plain upload starts.
-    pub fn mount_allowed(&self) -> bool {
-        self.mount_allowed
+    /// The cross-repository mount that was allowed: the route asked for it and the caller may pull its source.
+    /// `None` otherwise, and then a plain upload starts.
+    pub fn mount(&self) -> Option<&Mount> {
+        self.mount.as_ref()
+    }
+
+    /// For the catalog: the filter to apply before paging, `None` when the caller may see every repository.
+    pub fn catalog_filter(&self) -> Option<&Visibility> {
+        self.catalog.as_ref()
+    }
+
+    /// Whether a catalog entry may be shown to this caller.
+    pub fn shows(&self, repository: &str) -> bool {
+        self.catalog.as_ref().is_none_or(|v| v.shows(repository))
     }
 }
 
@@ -101,7 +129,6 @@ impl Policy {
         route: &Route,
         principal: Option<&Principal>,
         authenticated: bool,
-        query: &str,
     ) -> Result<Permit, Refusal> {
         let refuse = if authenticated {
             Refusal::Denied
@@ -112,22 +139,32 @@ impl Policy {
         let open = authenticated && principal.is_none();
         let allowed =
             |repo: &Name, action: Action| open || self.allows(principal, repo.as_str(), action);
-        let ok = match (&route.target, route.name()) {
+        let ok = match (&route.op, route.name()) {
             // `/v2/` keeps challenging anonymous callers so docker clients send credentials.
-            (Target::Base, _) | (Target::Catalog, _) => authenticated,
+            (Op::Base, _) | (Op::Catalog { .. }, _) => authenticated,
             (_, Some(name)) => allowed(name, route.action),
             (_, None) => authenticated,
         };
         if !ok {
             return Err(refuse);
         }
-        let mount_allowed = match (&route.target, crate::registry::mount_source(query)) {
-            (Target::UploadStart { .. }, Some(from)) => allowed(&from, Action::Pull),
-            _ => true,
+        let mount = match &route.op {
+            Op::StartUpload { mount: Some(m), .. } if allowed(&m.from, Action::Pull) => {
+                Some(m.clone())
+            }
+            _ => None,
+        };
+        let catalog = match &route.op {
+            Op::Catalog { .. } if !open && self.is_restrictive() => Some(Visibility {
+                policy: self.clone(),
+                principal: principal.cloned(),
+            }),
+            _ => None,
         };
         Ok(Permit {
             action: route.action,
-            mount_allowed,
+            mount,
+            catalog,
         })
     }
 }
@@ -156,7 +193,14 @@ pub fn glob(pattern: &str, text: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::route::parse;
+
+    fn parse(
+        method: &Method,
+        path: &str,
+        query: Option<&str>,
+    ) -> Result<Route, crate::errcode::ApiError> {
+        crate::route::parse(method, path, query, &http::HeaderMap::new())
+    }
     use http::Method;
 
     fn policy() -> Policy {
@@ -270,9 +314,9 @@ mod tests {
             ("carol", Method::GET, "/v2/".into(), Ok(())),
         ];
         for (user, method, path, want) in rows {
-            let route = parse(method, path).unwrap();
+            let route = parse(method, path, None).unwrap();
             let got = p
-                .decide(&route, who(user).as_ref(), !user.is_empty(), "")
+                .decide(&route, who(user).as_ref(), !user.is_empty())
                 .map(|_| ());
             assert_eq!(&got, want, "{user} {method} {path}");
         }
@@ -281,30 +325,82 @@ mod tests {
     #[test]
     fn no_rules_means_authenticated_may_do_all() {
         let p = Policy::default();
-        let route = parse(&Method::DELETE, "/v2/x/manifests/latest").unwrap();
-        assert!(p.decide(&route, who("u").as_ref(), true, "").is_ok());
+        let route = parse(&Method::DELETE, "/v2/x/manifests/latest", None).unwrap();
+        assert!(p.decide(&route, who("u").as_ref(), true).is_ok());
         assert_eq!(
-            p.decide(&route, None, false, "").unwrap_err(),
+            p.decide(&route, None, false).unwrap_err(),
             Refusal::NeedCredentials
         );
         // Auth disabled: no principal but "authenticated".
-        assert!(p.decide(&route, None, true, "").is_ok());
+        assert!(p.decide(&route, None, true).is_ok());
     }
 
     #[test]
     fn mount_needs_pull_on_the_source() {
         let p = policy();
-        let route = parse(&Method::POST, "/v2/team/app/blobs/uploads/").unwrap();
+        let path = "/v2/team/app/blobs/uploads/";
         let d = "sha256:".to_string() + &"a".repeat(64);
         let q = format!("mount={d}&from=team/other");
-        assert!(p
-            .decide(&route, who("bob").as_ref(), true, &q)
-            .unwrap()
-            .mount_allowed());
+        let route = parse(&Method::POST, path, Some(&q)).unwrap();
+        let permit = p.decide(&route, who("bob").as_ref(), true).unwrap();
+        assert_eq!(permit.mount().unwrap().from.as_str(), "team/other");
         let q = format!("mount={d}&from=secret%2Fthing");
-        let permit = p.decide(&route, who("bob").as_ref(), true, &q).unwrap();
+        let route = parse(&Method::POST, path, Some(&q)).unwrap();
+        let permit = p.decide(&route, who("bob").as_ref(), true).unwrap();
         // `*` stays within one component, so no rule lets bob pull secret/thing: the mount is dropped.
-        assert!(!permit.mount_allowed());
+        assert!(permit.mount().is_none());
+    }
+
+    /// Finding "mount authorization bypass": however the query spells the mount, a Permit that did not allow
+    /// it carries no mount, and the query rebuilt for the upstream from Route + Permit has none.
+    #[test]
+    fn unallowed_mount_is_never_in_the_permit_whatever_the_encoding() {
+        let p = Policy {
+            rules: vec![Rule {
+                repositories: vec!["bob/*".into()],
+                principals: vec!["bob".into()],
+                actions: vec![Action::Push],
+            }],
+            ..Policy::default()
+        };
+        let d = "sha256:".to_string() + &"a".repeat(64);
+        for q in [
+            format!("mount={d}&fr%6Fm=secret/thing"),
+            format!("m%6Funt={d}&from=secret/thing"),
+            format!("mount={d}&from=secret%2Fthing&from=bob/k2"),
+            format!("mount={d}&from=secret/thing&mount={d}"),
+        ] {
+            let route = parse(&Method::POST, "/v2/bob/k1/blobs/uploads/", Some(&q)).unwrap();
+            let permit = p.decide(&route, who("bob").as_ref(), true).unwrap();
+            assert!(permit.mount().is_none(), "{q}");
+            let forwarded = route.upstream_query(permit.mount()).unwrap();
+            assert!(
+                !forwarded.contains("mount") && !forwarded.contains("from"),
+                "{q}: {forwarded}"
+            );
+        }
+        for q in [
+            format!("mount={d};from=secret/thing"),
+            format!("mount={d}&from=secret/thing%"),
+        ] {
+            assert!(
+                parse(&Method::POST, "/v2/bob/k1/blobs/uploads/", Some(&q)).is_err(),
+                "{q}"
+            );
+        }
+    }
+
+    #[test]
+    fn catalog_permit_filters_only_under_a_restrictive_policy() {
+        let route = parse(&Method::GET, "/v2/_catalog", None).unwrap();
+        let permit = policy()
+            .decide(&route, who("carol").as_ref(), true)
+            .unwrap();
+        assert!(permit.shows("solo") && !permit.shows("team/app"));
+        let open = Policy::default()
+            .decide(&route, who("carol").as_ref(), true)
+            .unwrap();
+        assert!(open.catalog_filter().is_none() && open.shows("team/app"));
     }
 
     #[test]

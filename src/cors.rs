@@ -1,7 +1,9 @@
 //! CORS: preflights from allowed origins are answered at the door (204, no auth, never forwarded), and every
 //! response to an allowed origin carries the CORS headers, 401s included, so a browser page can see the challenge.
 
-use crate::config::CorsConfig;
+pub mod settings;
+pub use settings::CorsConfig;
+
 use http::{HeaderMap, HeaderName, HeaderValue, Method};
 
 /// The configured CORS policy, with header values prepared once.

@@ -3,14 +3,19 @@
 //! Every request takes one path through the house, each step in its own module:
 //!
 //! ```text
-//! accept (pingora listener)
-//!   -> route    parse the URL once into a typed Route (+ the Action it needs)       route.rs, names.rs
-//!   -> cors     an allowed-origin preflight is answered here, 204, never forwarded   cors.rs
-//!   -> auth     Basic credentials -> Principal, else a 401 challenge                 auth/
-//!   -> authz    (Route, Principal) -> Permit, or 403 DENIED                          authz.rs
-//!   -> backend  embedded registry in-process, or pingora forwards upstream           registry/, upstream.rs
-//!   -> headers  API version, CORS and configured headers on every response           headers.rs
-//!   -> log      one access-log line per request                                      proxy.rs
+//! accept (pingora listener; each HTTP/1 connection bounded by idle and head deadlines)  timeouts.rs, server.rs
+//!   -> admit    proxy/admit.rs: one decision, Ok(Admitted) or Err(Reply)
+//!        cors     an allowed-origin preflight is answered here, 204, never forwarded   cors.rs
+//!        branch   on the path's first segment: /v2/ goes on (a UI or ACME would branch here)
+//!        route    parse the URL and query once into a typed Route + Action             route.rs, names.rs, query.rs
+//!        auth     Basic credentials -> Principal, else a 401 challenge                 auth/
+//!        authz    (Route, Principal) -> Permit (action, allowed mount, catalog filter)  authz.rs
+//!   -> backend  one value, one call: serve(&Permit, Request, body) -> Reply | Forward   backend.rs
+//!               embedded: registry handlers over storage                               registry/, storage/
+//!               upstream: pingora forwards, the query rebuilt from Route + Permit      upstream.rs
+//!   -> write    the one writer of gatehouse's own replies (Reply, reply bodies)        proxy/write.rs, reply.rs
+//!   -> headers  API version, CORS and configured headers on every response             headers.rs
+//!   -> log      one access-log line and the request metrics per request                proxy/mod.rs, metrics.rs
 //! ```
 //!
 //! Client-visible errors have one source, [`errcode`].
@@ -18,6 +23,7 @@
 pub mod admin;
 pub mod auth;
 pub mod authz;
+pub mod backend;
 pub mod config;
 pub mod cors;
 pub mod errcode;
@@ -27,8 +33,13 @@ pub mod names;
 pub mod net;
 pub mod passwd;
 pub mod proxy;
+pub mod query;
 pub mod registry;
+pub mod reply;
 pub mod route;
 pub mod server;
+pub mod services;
+pub mod settings;
 pub mod storage;
+pub mod timeouts;
 pub mod upstream;

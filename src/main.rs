@@ -37,9 +37,6 @@ enum Command {
         /// The TOML config file that names the htpasswd file.
         #[arg(long, short, global = true, env = "GATEHOUSE_CONFIG")]
         config: Option<PathBuf>,
-        /// Rewrite the file in place instead of replacing it (for a file bind-mounted on its own).
-        #[arg(long, global = true)]
-        in_place: bool,
     },
     /// Exit 0 when the running gatehouse is ready (asks `/readyz` on the metrics listener): a docker
     /// HEALTHCHECK.
@@ -62,11 +59,17 @@ enum PasswdAction {
         /// bcrypt cost (4-31).
         #[arg(long, default_value_t = gatehouse::passwd::DEFAULT_COST)]
         cost: u32,
+        /// Rewrite the file in place instead of replacing it (for a file bind-mounted on its own).
+        #[arg(long)]
+        in_place: bool,
     },
     /// Remove a user.
     Remove {
         /// The user name.
         name: String,
+        /// Rewrite the file in place instead of replacing it (for a file bind-mounted on its own).
+        #[arg(long)]
+        in_place: bool,
     },
     /// List the users gatehouse would accept.
     List,
@@ -83,20 +86,26 @@ enum PasswdAction {
 fn read_password(from_stdin: bool, confirm: bool) -> anyhow::Result<String> {
     let password = if from_stdin {
         let mut line = String::new();
-        std::io::stdin().read_line(&mut line)?;
+        std::io::stdin()
+            .read_line(&mut line)
+            .context("reading the password from standard input")?;
         line.trim_end_matches(['\n', '\r']).to_string()
     } else {
-        let first = rpassword::prompt_password("Password: ")?;
-        if confirm && rpassword::prompt_password("Again: ")? != first {
+        let prompt = |p: &str| {
+            rpassword::prompt_password(p).map_err(|e| {
+                anyhow::anyhow!(
+                    "no terminal to prompt for the password on ({e}): use --password-stdin and pipe \
+                     it in, e.g. printf '%s\\n' \"$PASSWORD\" | gatehouse passwd add NAME --password-stdin"
+                )
+            })
+        };
+        let first = prompt("Password: ")?;
+        if confirm && prompt("Again: ")? != first {
             anyhow::bail!("the passwords differ");
         }
         first
     };
-    anyhow::ensure!(!password.is_empty(), "the password is empty");
-    anyhow::ensure!(
-        password.len() <= 72,
-        "bcrypt uses at most 72 bytes of a password"
-    );
+    gatehouse::passwd::check_password(&password)?;
     Ok(password)
 }
 
@@ -104,7 +113,6 @@ fn passwd(
     action: PasswdAction,
     file: Option<PathBuf>,
     config: Option<PathBuf>,
-    in_place: bool,
 ) -> anyhow::Result<()> {
     use gatehouse::passwd;
     let file = match file {
@@ -116,6 +124,7 @@ fn passwd(
             name,
             password_stdin,
             cost,
+            in_place,
         } => {
             passwd::check_name(&name)?;
             anyhow::ensure!((4..=31).contains(&cost), "--cost must be 4 to 31");
@@ -128,7 +137,7 @@ fn passwd(
             };
             eprintln!("{}: {what} {name}", file.display());
         }
-        PasswdAction::Remove { name } => {
+        PasswdAction::Remove { name, in_place } => {
             passwd::remove(&file, &name, in_place)?;
             eprintln!("{}: removed {name}", file.display());
         }
@@ -159,17 +168,25 @@ fn passwd(
 
 /// Logs go to stderr through a writer thread, so a request never waits on a terminal or a pipe; the
 /// returned guard flushes what is queued when it is dropped. The queue blocks rather than drops when full:
-/// no access-log line is ever lost.
-fn init_logging(json: bool) -> tracing_appender::non_blocking::WorkerGuard {
+/// no access-log line is ever lost. The level filter comes validated from the config (`log.level`,
+/// `GATEHOUSE_LOG`); messages on [`gatehouse::config::NOTICE_TARGET`] (the one-time password of a generated
+/// htpasswd file) are shown whatever it says.
+fn init_logging(log: &gatehouse::config::LogConfig) -> tracing_appender::non_blocking::WorkerGuard {
+    use tracing_subscriber::EnvFilter;
     let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
         .lossy(false)
         .finish(std::io::stderr());
-    let filter = tracing_subscriber::EnvFilter::try_from_env("GATEHOUSE_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let notice = format!("{}=info", gatehouse::config::NOTICE_TARGET)
+        .parse()
+        .expect("the notice directive parses");
+    let filter = EnvFilter::builder()
+        .parse(&log.filter)
+        .unwrap_or_else(|_| EnvFilter::new("info"))
+        .add_directive(notice);
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(writer);
-    if json {
+    if log.json {
         builder.json().init();
     } else {
         builder.with_ansi(false).init();
@@ -177,12 +194,36 @@ fn init_logging(json: bool) -> tracing_appender::non_blocking::WorkerGuard {
     guard
 }
 
+/// The error and its causes, each once: a cause whose text the message already holds is not repeated.
+fn report(e: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if out.contains(&text) {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str(": ");
+        }
+        out.push_str(&text);
+    }
+    out
+}
+
 fn main() -> ExitCode {
+    // clap would say "a value is required for --config" without naming the variable.
+    if std::env::var_os("GATEHOUSE_CONFIG").is_some_and(|v| v.to_string_lossy().trim().is_empty()) {
+        eprintln!(
+            "gatehouse: environment variable GATEHOUSE_CONFIG: is empty: {}",
+            gatehouse::config::env::CONFIG_EMPTY
+        );
+        return ExitCode::FAILURE;
+    }
     let cli = Cli::parse();
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("gatehouse: {e:#}");
+            eprintln!("gatehouse: {}", report(&e));
             ExitCode::FAILURE
         }
     }
@@ -192,15 +233,15 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Serve { config } => {
             let config = gatehouse::config::load(config.as_deref())?;
-            let _flush_on_exit = init_logging(config.log.json);
+            let _flush_on_exit = init_logging(&config.log);
             gatehouse::server::run(config).context("cannot start")?;
             Ok(())
         }
         Command::CheckConfig { config } => {
-            let (file, warnings) = gatehouse::config::load_schema(config.as_deref())?;
-            print!("{}", gatehouse::config::render(&file));
-            let validated = gatehouse::config::validate(file)?;
-            for w in warnings.iter().chain(&validated.warnings) {
+            let loaded = gatehouse::config::load_schema(config.as_deref())?;
+            print!("{}", gatehouse::config::render(&loaded.file));
+            let validated = gatehouse::config::validate_loaded(loaded)?;
+            for w in &validated.warnings {
                 eprintln!("warning: {w}");
             }
             Ok(())
@@ -209,8 +250,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             action,
             file,
             config,
-            in_place,
-        } => passwd(action, file, config, in_place),
+        } => passwd(action, file, config),
         Command::Healthcheck { config } => {
             let config = gatehouse::config::load(config.as_deref())?;
             let m = config

@@ -29,7 +29,8 @@ pub struct Metrics {
     pub sent_bytes: IntCounterVec,
     /// Requests being served now.
     pub in_flight: IntGauge,
-    /// Authentication attempts by result (ok, cached, bad_password, unknown_user, malformed, throttled).
+    /// Authentication attempts by result (ok, cached, bad_password, unknown_user, unsupported_hash,
+    /// malformed, throttled).
     pub auth_attempts: IntCounterVec,
     /// htpasswd reloads by result (ok, failed).
     pub htpasswd_reloads: IntCounterVec,
@@ -37,6 +38,8 @@ pub struct Metrics {
     pub htpasswd_users: IntGauge,
     /// Unix time of the last good htpasswd load.
     pub htpasswd_last_reload: Gauge,
+    /// 1 while the htpasswd file is missing, unreadable or garbage and the last good set is kept.
+    pub htpasswd_stale: IntGauge,
     /// Authorization denials by action.
     pub authz_denials: IntCounterVec,
     /// Upstream failures by kind (connect, proxy).
@@ -168,6 +171,11 @@ impl Metrics {
                 "Users in the credential set in force.",
             ),
             htpasswd_last_reload,
+            htpasswd_stale: gauge(
+                &r,
+                "gatehouse_htpasswd_stale",
+                "1 while the htpasswd file is missing, unreadable or garbage and the last good set is kept.",
+            ),
             authz_denials: counter(
                 &r,
                 "gatehouse_authz_denials_total",

@@ -35,6 +35,16 @@ pub struct Digest {
     hex: String,
 }
 
+/// The longest upload session id accepted in a path.
+pub const MAX_UPLOAD_ID_LEN: usize = 128;
+
+/// An upload session id, the one grammar for paths, routes and storage: `[A-Za-z0-9_=-]{1,128}`.
+///
+/// gatehouse issues lower-case hyphenated UUIDs (as distribution does); the wider grammar admits the ids other
+/// upstream registries issue. No id can hold `/` or `.`, so it is safe as one storage path component.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct UploadId(String);
+
 /// A manifest reference: a tag or a digest.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Reference {
@@ -211,6 +221,33 @@ impl Reference {
         } else {
             Tag::parse(s).map(Reference::Tag)
         }
+    }
+}
+
+impl UploadId {
+    /// A fresh random (v4 UUID) upload id.
+    pub fn new_random() -> UploadId {
+        UploadId(uuid::Uuid::new_v4().hyphenated().to_string())
+    }
+
+    /// Parses an upload id; `None` when it does not fit the grammar.
+    pub fn parse(s: &str) -> Option<UploadId> {
+        let ok = !s.is_empty()
+            && s.len() <= MAX_UPLOAD_ID_LEN
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'=' | b'-'));
+        ok.then(|| UploadId(s.to_string()))
+    }
+
+    /// The id as written.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for UploadId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
     }
 }
 

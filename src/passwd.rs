@@ -6,12 +6,16 @@
 //! mount, where a rename would fail or leave the container on the old inode), or when asked to, the file is
 //! rewritten in place in one write instead; a reader that sees it empty mid-write keeps its last good set.
 
+use crate::auth::htpasswd::Lookup;
 use std::io::Write;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 /// The bcrypt cost `passwd add` uses by default (affordable because verifications are cached).
 pub const DEFAULT_COST: u32 = 12;
+
+/// The longest password bcrypt uses whole: it ignores every byte after the 72nd.
+pub const MAX_PASSWORD_BYTES: usize = 72;
 
 /// A problem editing the file, naming it.
 #[derive(Debug, thiserror::Error)]
@@ -32,6 +36,23 @@ pub enum PasswdError {
     /// The user is not in the file.
     #[error("{path}: no user {user:?}")]
     NoSuchUser {
+        /// The file.
+        path: PathBuf,
+        /// The user.
+        user: String,
+    },
+    /// The password is longer than bcrypt uses.
+    #[error(
+        "the password is {0} bytes long: bcrypt only uses the first {MAX_PASSWORD_BYTES} bytes, so the rest \
+         would be silently ignored; choose a password of at most {MAX_PASSWORD_BYTES} bytes"
+    )]
+    PasswordTooLong(usize),
+    /// The password is empty.
+    #[error("the password is empty")]
+    EmptyPassword,
+    /// The user's line has a hash gatehouse cannot verify.
+    #[error("{path}: user {user:?} has an unsupported hash (only bcrypt); set a new password with `passwd add`")]
+    UnsupportedHash {
         /// The file.
         path: PathBuf,
         /// The user.
@@ -74,6 +95,17 @@ fn user_of(line: &str) -> Option<&str> {
     line.split_once(':').map(|(u, _)| u)
 }
 
+/// Checks a password for bcrypt: not empty, and at most [`MAX_PASSWORD_BYTES`] bytes.
+pub fn check_password(password: &str) -> Result<(), PasswdError> {
+    if password.is_empty() {
+        return Err(PasswdError::EmptyPassword);
+    }
+    if password.len() > MAX_PASSWORD_BYTES {
+        return Err(PasswdError::PasswordTooLong(password.len()));
+    }
+    Ok(())
+}
+
 /// Adds a user or changes its password; returns true when the user already existed.
 pub fn add(
     path: &Path,
@@ -83,6 +115,7 @@ pub fn add(
     in_place: bool,
 ) -> Result<bool, PasswdError> {
     check_name(name)?;
+    check_password(password)?;
     let hash = bcrypt::hash(password, cost)?;
     let line = format!("{name}:{hash}");
     let mut lines = read_lines(path)?;
@@ -132,14 +165,17 @@ pub fn list(path: &Path) -> Result<(Vec<String>, Vec<String>), PasswdError> {
 pub fn verify(path: &Path, name: &str, password: &str) -> Result<bool, PasswdError> {
     let text = std::fs::read_to_string(path).map_err(io(path))?;
     let parsed = crate::auth::htpasswd::parse(&text);
-    let hash = parsed
-        .credentials
-        .hash_of(name)
-        .ok_or_else(|| PasswdError::NoSuchUser {
+    match parsed.credentials.lookup(name) {
+        Lookup::Bcrypt(hash) => Ok(bcrypt::verify(password, hash).unwrap_or(false)),
+        Lookup::Unsupported => Err(PasswdError::UnsupportedHash {
             path: path.to_path_buf(),
             user: name.to_string(),
-        })?;
-    Ok(bcrypt::verify(password, hash).unwrap_or(false))
+        }),
+        Lookup::Unknown => Err(PasswdError::NoSuchUser {
+            path: path.to_path_buf(),
+            user: name.to_string(),
+        }),
+    }
 }
 
 /// Whether `path` is a mount point of its own (a single-file bind mount).
@@ -272,6 +308,72 @@ mod tests {
             std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
             0o600
         );
+    }
+
+    #[test]
+    fn password_longer_than_bcrypt_uses_is_refused_and_says_why() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("htpasswd");
+        let exact = "p".repeat(MAX_PASSWORD_BYTES);
+        assert!(!add(&path, "alice", &exact, 4, false).unwrap());
+        assert!(verify(&path, "alice", &exact).unwrap());
+        // 72 ASCII bytes fit; one byte more, or 25 three-byte characters (75 bytes), do not.
+        for long in ["p".repeat(MAX_PASSWORD_BYTES + 1), "\u{20ac}".repeat(25)] {
+            let e = add(&path, "bob", &long, 4, false).unwrap_err();
+            assert!(
+                matches!(e, PasswdError::PasswordTooLong(n) if n == long.len()),
+                "{e}"
+            );
+            let msg = e.to_string();
+            assert!(msg.contains("bcrypt only uses the first 72 bytes"), "{msg}");
+        }
+        assert!(matches!(
+            add(&path, "bob", "", 4, false),
+            Err(PasswdError::EmptyPassword)
+        ));
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(
+            !text.contains("bob:"),
+            "a refused password wrote a line: {text}"
+        );
+    }
+
+    #[test]
+    fn verify_names_an_unsupported_hash() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("htpasswd");
+        std::fs::write(&path, "md5:$apr1$r31.....$HqJZimcKQFAMYayBlzkrA/\n").unwrap();
+        assert!(matches!(
+            verify(&path, "md5", "x"),
+            Err(PasswdError::UnsupportedHash { .. })
+        ));
+        assert!(matches!(
+            verify(&path, "nobody", "x"),
+            Err(PasswdError::NoSuchUser { .. })
+        ));
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(48))]
+
+        #[test]
+        fn a_line_written_by_passwd_parses_back_and_verifies(
+            name in "[!-9;-~]{1,40}",
+            password in "\\PC{1,24}",
+        ) {
+            proptest::prop_assume!(check_name(&name).is_ok() && check_password(&password).is_ok());
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("htpasswd");
+            std::fs::write(&path, "# kept\nother:$apr1$x$y\n").unwrap();
+            add(&path, &name, &password, 4, false).unwrap();
+            let parsed = crate::auth::htpasswd::load(&path).unwrap();
+            let hash = parsed.credentials.hash_of(&name);
+            proptest::prop_assert!(hash.is_some(), "{} not found", name);
+            proptest::prop_assert!(bcrypt::verify(&password, hash.unwrap()).unwrap());
+            proptest::prop_assert!(verify(&path, &name, &password).unwrap());
+            let (names, _) = list(&path).unwrap();
+            proptest::prop_assert_eq!(names, vec![name.clone()]);
+        }
     }
 
     #[test]

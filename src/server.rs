@@ -1,14 +1,16 @@
-//! Assembles the pingora server: the proxy service on the main listener and the background work
-//! (htpasswd watcher), from validated config.
+//! Assembles the pingora server from validated config: the backend, the proxy service on the main listener
+//! (each connection bounded by [`crate::timeouts`]), the metrics and health listener, and the background work.
 
 use crate::admin::{AdminApp, Readiness};
-use crate::auth::{self, Authenticator};
-use crate::config::{AuthMode, Backend, Config};
-use crate::proxy::{BackendHandle, Gatehouse};
-use crate::registry::Registry;
+use crate::auth::{self, AuthMode, Authenticator};
+use crate::backend::{self, Backend};
+use crate::config::Config;
+use crate::proxy::Gatehouse;
 use crate::storage::StorageConfig;
+use crate::timeouts::Bounded;
 use pingora::server::configuration::ServerConf;
 use pingora::server::Server;
+use pingora::services::background::background_service;
 use std::sync::Arc;
 
 /// A problem starting the server.
@@ -18,19 +20,42 @@ pub enum StartError {
     #[error(transparent)]
     Auth(#[from] auth::AuthError),
     /// The embedded storage could not be opened.
-    #[error("storage {root}: {message}")]
-    Storage {
-        /// The storage root.
-        root: String,
+    #[error(transparent)]
+    Storage(#[from] backend::OpenError),
+    /// A listener address cannot be bound (taken, not local, no permission).
+    #[error("cannot listen on {addr} ({what})")]
+    Listen {
+        /// Which listener.
+        what: &'static str,
+        /// The address.
+        addr: String,
         /// Why.
-        message: String,
+        #[source]
+        source: std::io::Error,
     },
+}
+
+/// Fails with the address when a listener cannot be bound, before pingora starts (it would retry and keep a
+/// process without a listener running).
+fn check_bindable(what: &'static str, addr: &str) -> Result<(), StartError> {
+    std::net::TcpListener::bind(addr)
+        .map(drop)
+        .map_err(|source| StartError::Listen {
+            what,
+            addr: addr.to_string(),
+            source,
+        })
 }
 
 /// Builds everything and serves until the process is told to stop (SIGTERM, SIGINT, SIGQUIT).
 pub fn run(config: Config) -> Result<(), StartError> {
     for w in &config.warnings {
         tracing::warn!("{w}");
+    }
+    let listen = config.listen.to_string();
+    check_bindable("main listener", &listen)?;
+    if let Some(m) = &config.metrics {
+        check_bindable("metrics listener", &m.listen.to_string())?;
     }
     let config = Arc::new(config);
     let authenticator = match config.auth.mode {
@@ -40,21 +65,19 @@ pub fn run(config: Config) -> Result<(), StartError> {
         }
         AuthMode::Htpasswd => {
             let a = Arc::new(Authenticator::open(&config.auth, config.guard.as_ref())?);
-            auth::watch::spawn(a.clone());
             Some(a)
         }
     };
-    let backend = match &config.backend {
-        Backend::Upstream(u) => {
+    let backend = Arc::new(match &config.backend {
+        crate::config::Backend::Upstream(u) => {
             tracing::info!(upstream = %u.url, "fronting an upstream registry");
-            BackendHandle::Upstream(u.clone())
+            Backend::upstream(u.clone())
         }
-        Backend::Embedded => BackendHandle::Embedded(Arc::new(open_registry(&config)?)),
-    };
-    let registry_for_metrics = match &backend {
-        BackendHandle::Embedded(r) => Some(r.clone()),
-        BackendHandle::Upstream(_) => None,
-    };
+        crate::config::Backend::Embedded => Backend::open_embedded(StorageConfig {
+            root: config.storage.root.clone(),
+            delete_enabled: config.storage.delete_enabled,
+        })?,
+    });
 
     let mut conf = ServerConf {
         threads: config.threads,
@@ -67,24 +90,28 @@ pub fn run(config: Config) -> Result<(), StartError> {
     conf.upstream_keepalive_pool_size = 128;
     let mut server = Server::new_with_opt_and_conf(None, conf);
     server.bootstrap();
-    let authenticator_for_ready = authenticator.clone();
-    let door = Gatehouse::new(config.clone(), authenticator, backend);
-    let mut service = pingora::proxy::http_proxy_service(&server.configuration, door);
-    service.add_tcp(&config.listen.to_string());
+    let door = Gatehouse::new(config.clone(), authenticator.clone(), backend.clone());
+    let proxy = pingora::proxy::http_proxy(&server.configuration, door);
+    let mut service = pingora::services::listening::Service::new(
+        "gatehouse".into(),
+        Bounded::new(proxy, config.timeouts),
+    );
+    service.add_tcp(&listen);
     server.add_service(service);
+    if let Some(a) = &authenticator {
+        let watch = crate::services::HtpasswdWatch(a.clone());
+        server.add_service(background_service("htpasswd watch", watch));
+    }
+    if let Backend::Embedded(registry) = &*backend {
+        let count = crate::services::BlobCount(registry.clone());
+        server.add_service(background_service("blob count", count));
+    }
     if let Some(m) = &config.metrics {
         let readiness = Readiness {
-            auth: authenticator_for_ready,
-            storage_root: match &config.backend {
-                Backend::Embedded => Some(config.storage.root.clone()),
-                Backend::Upstream(_) => None,
-            },
-            upstream: match &config.backend {
-                Backend::Upstream(u) => Some(u.address.clone()),
-                Backend::Embedded => None,
-            },
+            auth: authenticator,
+            backend,
         };
-        let app = AdminApp::new(readiness, registry_for_metrics, m.basic_auth.clone());
+        let app = AdminApp::new(readiness, m.basic_auth.clone());
         let mut admin = pingora::services::listening::Service::new("gatehouse metrics".into(), app);
         admin.add_tcp(&m.listen.to_string());
         server.add_service(admin);
@@ -94,27 +121,4 @@ pub fn run(config: Config) -> Result<(), StartError> {
     server.run(pingora::server::RunArgs::default());
     tracing::info!("gatehouse stopped");
     Ok(())
-}
-
-/// Opens the embedded store (creating its directories, cleaning a killed process's temp files).
-fn open_registry(config: &Config) -> Result<Registry, StartError> {
-    let storage = StorageConfig {
-        root: config.storage.root.clone(),
-        delete_enabled: config.storage.delete_enabled,
-    };
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| StartError::Storage {
-            root: config.storage.root.display().to_string(),
-            message: e.to_string(),
-        })?;
-    let registry = runtime
-        .block_on(Registry::open(storage))
-        .map_err(|e| StartError::Storage {
-            root: config.storage.root.display().to_string(),
-            message: e.to_string(),
-        })?;
-    tracing::info!(root = %config.storage.root.display(), "embedded registry open");
-    Ok(registry)
 }

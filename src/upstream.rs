@@ -2,7 +2,9 @@
 //! way (client credentials out, upstream credentials and `X-Forwarded-*` in, upstream `Location`s rewritten to
 //! the address the client used). Bodies stream through pingora in both directions; nothing is buffered here.
 
-use crate::config::UpstreamConfig;
+pub mod settings;
+pub use settings::UpstreamConfig;
+
 use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::upstreams::peer::HttpPeer;
 
@@ -55,12 +57,102 @@ pub fn prepare_request(req: &mut RequestHeader, config: &UpstreamConfig, client:
     if let Some(host) = &client.host {
         let _ = req.insert_header("X-Forwarded-Host", host.as_str());
     }
-    let host = if config.address.ends_with(":80") || config.address.ends_with(":443") {
+    let _ = req.insert_header(http::header::HOST, host_header(config));
+}
+
+/// The `Host` the upstream expects: its host name alone on the default ports, else `host:port`.
+fn host_header(config: &UpstreamConfig) -> String {
+    if config.address.ends_with(":80") || config.address.ends_with(":443") {
         config.host.clone()
     } else {
         config.address.clone()
-    };
-    let _ = req.insert_header(http::header::HOST, host);
+    }
+}
+
+/// Repository names asked for per upstream catalog page (distribution's most, `catalog.maxentries`).
+const CATALOG_PAGE: usize = 1000;
+/// The most repository names collected from an upstream to filter its catalog.
+pub const MAX_CATALOG_NAMES: usize = 1_000_000;
+/// The largest upstream catalog page body read.
+const MAX_CATALOG_PAGE_BODY: usize = 16 * 1024 * 1024;
+
+/// Every repository of the upstream, sorted, read page by page (identity encoding, following `Link`), so the
+/// door can filter the catalog by the caller's rules before paging it itself. The error says what went wrong.
+pub async fn catalog(config: &UpstreamConfig) -> Result<Vec<String>, String> {
+    use pingora::connectors::http::Connector;
+    let connector = Connector::new(None);
+    let peer = peer(config);
+    let mut names: Vec<String> = Vec::new();
+    let mut last: Option<String> = None;
+    loop {
+        let page = crate::query::Page {
+            n: Some(CATALOG_PAGE),
+            last: last.clone(),
+        };
+        let path = format!("/v2/_catalog?{}", page.to_query());
+        let mut req =
+            RequestHeader::build("GET", path.as_bytes(), None).map_err(|e| e.to_string())?;
+        let fail = |e: Box<pingora::Error>| format!("upstream catalog: {e}");
+        req.insert_header(http::header::HOST, host_header(config))
+            .map_err(fail)?;
+        req.insert_header(http::header::ACCEPT_ENCODING, "identity")
+            .map_err(fail)?;
+        req.insert_header(http::header::ACCEPT, "application/json")
+            .map_err(fail)?;
+        if let Some(auth) = &config.authorization {
+            req.insert_header(http::header::AUTHORIZATION, auth.clone())
+                .map_err(fail)?;
+        }
+        let (mut session, _) = connector.get_http_session(&*peer).await.map_err(fail)?;
+        session
+            .write_request_header(Box::new(req))
+            .await
+            .map_err(fail)?;
+        session.finish_request_body().await.map_err(fail)?;
+        session.read_response_header().await.map_err(fail)?;
+        let resp = session
+            .response_header()
+            .ok_or("upstream catalog: no response")?;
+        if resp.status != http::StatusCode::OK {
+            return Err(format!("upstream catalog answered {}", resp.status));
+        }
+        if let Some(enc) = resp.headers.get(http::header::CONTENT_ENCODING) {
+            if !enc.as_bytes().eq_ignore_ascii_case(b"identity") {
+                return Err("upstream catalog came encoded although identity was asked for".into());
+            }
+        }
+        let more = resp.headers.get(http::header::LINK).is_some();
+        let mut body = Vec::new();
+        while let Some(chunk) = session.read_response_body().await.map_err(fail)? {
+            if body.len() + chunk.len() > MAX_CATALOG_PAGE_BODY {
+                return Err("upstream catalog page too large".into());
+            }
+            body.extend_from_slice(&chunk);
+        }
+        connector.release_http_session(session, &*peer, None).await;
+        #[derive(serde::Deserialize)]
+        struct CatalogPage {
+            #[serde(default)]
+            repositories: Vec<String>,
+        }
+        let batch: CatalogPage = serde_json::from_slice(&body)
+            .map_err(|e| format!("upstream catalog is not the expected JSON: {e}"))?;
+        let next = batch.repositories.last().cloned();
+        names.extend(batch.repositories);
+        if names.len() > MAX_CATALOG_NAMES {
+            return Err(format!(
+                "upstream catalog has more than {MAX_CATALOG_NAMES} repositories"
+            ));
+        }
+        match next {
+            // A page whose last name does not move forward would loop forever.
+            Some(next) if more && last.as_ref().is_none_or(|l| next > *l) => last = Some(next),
+            _ => break,
+        }
+    }
+    names.sort();
+    names.dedup();
+    Ok(names)
 }
 
 /// Rewrites a `Location` that points at the upstream to the address the client used.

@@ -3,8 +3,11 @@
 //!
 //! A watch on the file's directory wakes the checker at once; a stat poll of the path (following symlinks)
 //! every [`POLL_INTERVAL`] catches what no event reports, such as a single-file bind mount. A change is seen
-//! as a new (device, inode, size, mtime, ctime) of the path. A file that cannot be read, or is empty
-//! mid-write, keeps the last good set.
+//! as a new (device, inode, size, mtime, ctime) of the path. Once the file has held still for [`SETTLE`],
+//! what it says is in force, zero users included (a deliberate lock-out works, and cached credentials of
+//! removed users stop working at once). A file that is missing, unreadable or garbage
+//! ([`htpasswd::FileError`]) keeps the last good set; until a good file is back, [`Authenticator::health`]
+//! says why (so `/readyz` is not ready), `gatehouse_htpasswd_stale` is 1, and a warning is logged.
 
 use super::{htpasswd, log_warnings, Authenticator};
 use std::os::unix::fs::MetadataExt;
@@ -14,7 +17,7 @@ use std::time::Duration;
 /// How often the file is checked.
 pub const POLL_INTERVAL: Duration = Duration::from_millis(200);
 /// How long the file must hold still before it is read.
-const SETTLE: Duration = Duration::from_millis(25);
+pub const SETTLE: Duration = Duration::from_millis(25);
 
 /// What identifies one version of the file.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -52,27 +55,45 @@ pub enum Reload {
     },
 }
 
-/// Reads the file and swaps the set in, unless it cannot be read or is empty.
+/// Reads the file and swaps its set in, zero users included; a missing, unreadable or garbage file keeps
+/// the last good set and marks the authenticator stale. Logs and counts the result.
 pub fn reload(auth: &Authenticator) -> Reload {
+    apply(auth, htpasswd::load(auth.path()))
+}
+
+/// Puts what was read in force (or keeps the last good set), then logs and counts the result.
+fn apply(auth: &Authenticator, loaded: Result<htpasswd::Parsed, htpasswd::FileError>) -> Reload {
     let path = auth.path();
-    match htpasswd::load(path) {
-        Err(e) => Reload::Failed {
-            reason: e.to_string(),
-        },
-        Ok(parsed) if parsed.credentials.is_empty() => Reload::Failed {
-            reason: if parsed.warnings.is_empty() {
-                "no users (empty file, perhaps mid-write)".into()
-            } else {
-                format!("no usable users ({} lines skipped)", parsed.warnings.len())
-            },
-        },
+    let result = match loaded {
+        Err(e) => {
+            auth.set_stale(Some(e.to_string()));
+            Reload::Failed {
+                reason: e.to_string(),
+            }
+        }
         Ok(parsed) => {
             log_warnings(path, &parsed.warnings);
+            super::warn_if_nobody(path, &parsed.credentials);
             let users = parsed.credentials.len();
             auth.replace(parsed.credentials);
+            auth.set_stale(None);
             Reload::Ok { users }
         }
+    };
+    record(&result);
+    match &result {
+        Reload::Ok { users } => tracing::info!(
+            file = %path.display(),
+            users,
+            "htpasswd reloaded"
+        ),
+        Reload::Failed { reason } => tracing::warn!(
+            file = %path.display(),
+            "htpasswd not reloaded, keeping the last good set ({} users): {reason}",
+            auth.users()
+        ),
     }
+    result
 }
 
 /// Counts a reload in the metrics.
@@ -116,8 +137,13 @@ fn watch_dir(path: &std::path::Path, wake: mpsc::Sender<()>) -> Option<notify::R
     }
 }
 
-/// Starts the checker on its own thread; it runs for the life of the process.
-pub fn spawn(auth: Arc<Authenticator>) {
+/// Starts the checker on its own thread; it runs until `stop` is set (checked at least every poll interval).
+/// The server runs it as a background service ([`crate::services`]), so it stops with the server.
+pub fn spawn(
+    auth: Arc<Authenticator>,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+) -> std::io::Result<std::thread::JoinHandle<()>> {
+    use std::sync::atomic::Ordering;
     let (wake, events) = mpsc::channel();
     let watcher = watch_dir(auth.path(), wake);
     std::thread::Builder::new()
@@ -125,39 +151,28 @@ pub fn spawn(auth: Arc<Authenticator>) {
         .spawn(move || {
             let _watcher = watcher;
             let mut last = stamp(auth.path());
-            loop {
+            while !stop.load(Ordering::Relaxed) {
                 // An event or the poll interval, whichever comes first; drain bursts of events.
                 let _ = events.recv_timeout(POLL_INTERVAL);
                 while events.try_recv().is_ok() {}
-                let mut now = stamp(auth.path());
+                let now = stamp(auth.path());
                 if now == last {
                     continue;
                 }
-                // Let a writer finish (an editor truncates, then writes): wait until the stamp holds still.
-                for _ in 0..5 {
-                    std::thread::sleep(SETTLE);
-                    let again = stamp(auth.path());
-                    if again == now {
-                        break;
-                    }
-                    now = again;
+                // Let a writer finish (an editor truncates, then writes): read only a file that held still
+                // for SETTLE; one still moving is looked at again on the next event or poll.
+                std::thread::sleep(SETTLE);
+                if stamp(auth.path()) != now {
+                    continue;
                 }
-                let result = reload(&auth);
-                record(&result);
-                match &result {
-                    Reload::Ok { users } => tracing::info!(
-                        file = %auth.path().display(),
-                        users,
-                        "htpasswd reloaded"
-                    ),
-                    Reload::Failed { reason } => tracing::warn!(
-                        file = %auth.path().display(),
-                        "htpasswd not reloaded, keeping the last good set: {reason}"
-                    ),
+                let loaded = htpasswd::load(auth.path());
+                // A write that raced the read (an in-place rewrite truncates first) may have shown a
+                // half-written file: such a read is thrown away, and the new stamp read again.
+                if stamp(auth.path()) != now {
+                    continue;
                 }
-                // A failed reload needs no retry here: the write that completes the file changes its stamp.
+                apply(&auth, loaded);
                 last = now;
             }
         })
-        .expect("spawn htpasswd watcher");
 }

@@ -1,25 +1,47 @@
 //! Configuration: a TOML file (see `config/gatehouse.toml`) plus environment overrides, validated once into
-//! [`Config`]. Errors name the key (or variable) and the problem.
+//! [`Config`]. Errors name the key, or the environment variable when the value came from one.
+//!
+//! config parses ([`schema`]), overlays the environment ([`mod@env`]) and validates section by section, calling
+//! into the settings type each module owns: [`crate::auth::AuthConfig`] and [`crate::auth::GuardConfig`],
+//! [`crate::cors::CorsConfig`], [`crate::upstream::UpstreamConfig`], [`crate::authz::Policy`] and
+//! [`crate::storage::StorageConfig`]. Those modules never import config.
 
+mod access;
+#[cfg(test)]
+mod deploy_check;
 pub mod env;
+pub mod foreign;
+pub mod listen;
 pub mod schema;
+pub mod values;
 
+use crate::auth::{AuthConfig, AuthMode, GuardConfig};
+use crate::cors::CorsConfig;
+use crate::settings::Invalid;
+use crate::storage::StorageConfig;
+use crate::upstream::settings::{redact_url, UpstreamInput};
+use crate::upstream::UpstreamConfig;
 use http::{HeaderName, HeaderValue};
+use listen::parse_listen;
 use schema::FileConfig;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+/// The log target of messages that are shown whatever the log filter says (such as the one-time password
+/// of a generated htpasswd file): the logging set-up always lets it through.
+pub const NOTICE_TARGET: &str = "gatehouse::notice";
+
 /// A configuration problem, naming where it is.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     /// The file could not be read.
-    #[error("config {path}: {source}")]
+    #[error("config {path}: {error}")]
     Read {
         /// The file.
         path: PathBuf,
-        /// Why.
-        source: std::io::Error,
+        /// Why (shown in the message, so it is not also a `source`: that would print it twice).
+        error: std::io::Error,
     },
     /// The file is not valid TOML or has unknown keys.
     #[error("config {path}: {message}")]
@@ -41,83 +63,10 @@ pub enum ConfigError {
     #[error("config key {key}: {problem}")]
     Invalid {
         /// The dotted key, such as `upstream.url`.
-        key: &'static str,
+        key: String,
         /// Why.
         problem: String,
     },
-}
-
-/// How clients authenticate.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum AuthMode {
-    /// No authentication: everyone may do everything (for a registry on a private network only).
-    None,
-    /// Basic auth against an htpasswd file of bcrypt hashes.
-    Htpasswd,
-}
-
-/// Validated auth settings.
-#[derive(Debug, Clone)]
-pub struct AuthConfig {
-    /// The mode.
-    pub mode: AuthMode,
-    /// The realm in the challenge.
-    pub realm: String,
-    /// The htpasswd file.
-    pub htpasswd: PathBuf,
-    /// Concurrent bcrypt verifications.
-    pub bcrypt_concurrency: usize,
-    /// How long a verified credential stays cached (zero: no cache).
-    pub cache_ttl: Duration,
-    /// The most verified credentials kept.
-    pub cache_capacity: usize,
-}
-
-/// Validated CORS settings.
-#[derive(Debug, Clone, Default)]
-pub struct CorsConfig {
-    /// Allowed origins, exactly as browsers send them (`*` allows any).
-    pub allow_origins: Vec<String>,
-    /// `Access-Control-Allow-Methods`.
-    pub allow_methods: Vec<String>,
-    /// `Access-Control-Allow-Headers`.
-    pub allow_headers: Vec<String>,
-    /// `Access-Control-Expose-Headers`.
-    pub expose_headers: Vec<String>,
-    /// `Access-Control-Allow-Credentials: true`.
-    pub allow_credentials: bool,
-    /// `Access-Control-Max-Age`.
-    pub max_age_seconds: u64,
-}
-
-/// Validated storage settings of the embedded backend.
-#[derive(Debug, Clone)]
-pub struct StorageSettings {
-    /// The root directory.
-    pub root: PathBuf,
-    /// Whether deletes are allowed.
-    pub delete_enabled: bool,
-}
-
-/// Validated upstream settings.
-#[derive(Debug, Clone)]
-pub struct UpstreamConfig {
-    /// The URL as configured (for messages).
-    pub url: String,
-    /// `host:port` to connect to.
-    pub address: String,
-    /// Whether to speak TLS.
-    pub tls: bool,
-    /// The host name (SNI and `Host`).
-    pub host: String,
-    /// A ready `Authorization` header for the upstream, when credentials are configured.
-    pub authorization: Option<HeaderValue>,
-    /// TCP (+TLS) connect timeout.
-    pub connect_timeout: Duration,
-    /// Read/write stall timeout.
-    pub io_timeout: Duration,
-    /// Whether to verify the upstream certificate.
-    pub tls_verify: bool,
 }
 
 /// Where requests are answered.
@@ -132,12 +81,14 @@ pub enum Backend {
 /// The validated configuration gatehouse runs with.
 #[derive(Debug, Clone)]
 pub struct Config {
-    /// The listen address.
+    /// The listen address (a host name is resolved when the config is validated).
     pub listen: SocketAddr,
     /// Worker threads.
     pub threads: usize,
     /// Shutdown grace period.
     pub grace_period_seconds: u64,
+    /// Connection and transfer timeouts of the main listener.
+    pub timeouts: crate::timeouts::Timeouts,
     /// Authentication.
     pub auth: AuthConfig,
     /// CORS.
@@ -145,7 +96,7 @@ pub struct Config {
     /// Extra response headers.
     pub headers: Vec<(HeaderName, HeaderValue)>,
     /// Storage of the embedded backend.
-    pub storage: StorageSettings,
+    pub storage: StorageConfig,
     /// The backend.
     pub backend: Backend,
     /// The metrics/health listener, when enabled.
@@ -158,12 +109,12 @@ pub struct Config {
     pub guard: Option<GuardConfig>,
     /// Proxies whose `X-Forwarded-For` is believed.
     pub trusted_proxies: Vec<crate::net::Cidr>,
-    /// Things the user should hear about (deprecated spellings, odd values).
+    /// Things the user should hear about (ignored variables, deprecated spellings, risky values).
     pub warnings: Vec<String>,
 }
 
 /// Validated metrics listener settings.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct MetricsConfig {
     /// The listen address.
     pub listen: SocketAddr,
@@ -171,33 +122,45 @@ pub struct MetricsConfig {
     pub basic_auth: Option<(String, String)>,
 }
 
-/// Validated brute-force guard settings.
-#[derive(Debug, Clone)]
-pub struct GuardConfig {
-    /// Failures allowed in a burst.
-    pub burst: u32,
-    /// Failures earned back per minute.
-    pub per_minute: u32,
-    /// Addresses tracked at most.
-    pub max_tracked: usize,
+impl std::fmt::Debug for MetricsConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MetricsConfig")
+            .field("listen", &self.listen)
+            .field(
+                "basic_auth",
+                &self.basic_auth.as_ref().map(|(user, _)| (user, "<elided>")),
+            )
+            .finish()
+    }
 }
 
 /// Validated logging settings.
 #[derive(Debug, Clone)]
 pub struct LogConfig {
+    /// The level filter (`info`, `warn,gatehouse=debug`), checked to be one.
+    pub filter: String,
     /// JSON lines instead of text.
     pub json: bool,
     /// One line per request.
     pub access_log: bool,
 }
 
-/// Loads the file (when given) and the process environment into a merged schema, plus warnings.
-pub fn load_schema(path: Option<&Path>) -> Result<(FileConfig, Vec<String>), ConfigError> {
+/// The file and the environment merged, before validation.
+#[derive(Debug, Clone, Default)]
+pub struct Loaded {
+    /// The merged schema.
+    pub file: FileConfig,
+    /// What the environment did: warnings, and which keys it set.
+    pub env: env::Applied,
+}
+
+/// Loads the file (when given) and the process environment into a merged schema.
+pub fn load_schema(path: Option<&Path>) -> Result<Loaded, ConfigError> {
     let mut file = match path {
         Some(path) => {
-            let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            let text = std::fs::read_to_string(path).map_err(|error| ConfigError::Read {
                 path: path.to_path_buf(),
-                source,
+                error,
             })?;
             toml::from_str::<FileConfig>(&text).map_err(|e| ConfigError::Parse {
                 path: path.to_path_buf(),
@@ -206,15 +169,30 @@ pub fn load_schema(path: Option<&Path>) -> Result<(FileConfig, Vec<String>), Con
         }
         None => FileConfig::default(),
     };
-    let warnings = env::apply(&mut file, std::env::vars())?;
-    Ok((file, warnings))
+    let env = env::apply(&mut file, std::env::vars())?;
+    Ok(Loaded { file, env })
 }
 
 /// Loads and validates the configuration.
 pub fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
-    let (file, warnings) = load_schema(path)?;
-    let mut config = validate(file)?;
-    config.warnings.splice(0..0, warnings);
+    validate_loaded(load_schema(path)?)
+}
+
+/// Validates a merged schema; an error about a key the environment set names the variable, and the
+/// environment's warnings come first.
+pub fn validate_loaded(loaded: Loaded) -> Result<Config, ConfigError> {
+    let sources = loaded.env.sources;
+    let mut config = validate(loaded.file).map_err(|e| match e {
+        ConfigError::Invalid { key, problem } => match sources.var_of(&key) {
+            Some(var) => ConfigError::Env {
+                var: var.to_string(),
+                problem: format!("{problem} (it sets {key})"),
+            },
+            None => ConfigError::Invalid { key, problem },
+        },
+        other => other,
+    })?;
+    config.warnings.splice(0..0, loaded.env.warnings);
     Ok(config)
 }
 
@@ -226,109 +204,90 @@ pub fn render(file: &FileConfig) -> String {
             *secret = "<elided>".into();
         }
     }
+    shown.upstream.url = redact_url(&shown.upstream.url);
     toml::to_string_pretty(&shown).expect("config renders as TOML")
 }
 
-/// Validates a merged schema.
+/// Why `filter` is not a log filter gatehouse accepts, if it is not. Bare words must be levels (`trace`,
+/// `debug`, `info`, `warn`, `error`, `off`): tracing would read `verbose` as a target and silence the rest.
+pub fn log_filter_problem(filter: &str) -> Option<String> {
+    const LEVELS: [&str; 6] = ["trace", "debug", "info", "warn", "error", "off"];
+    let f = filter.trim();
+    if f.is_empty() {
+        return Some("is empty".to_string());
+    }
+    let is_level = |s: &str| LEVELS.contains(&s.trim().to_ascii_lowercase().as_str());
+    for d in f.split(',').map(str::trim).filter(|d| !d.is_empty()) {
+        let level = match d.rsplit_once('=') {
+            Some((_, level)) => level,
+            None if d.contains('[') => continue,
+            None => d,
+        };
+        if !is_level(level) {
+            return Some(format!(
+                "`{d}` is neither a level ({}) nor target=level",
+                LEVELS.join(", ")
+            ));
+        }
+    }
+    tracing_subscriber::EnvFilter::builder()
+        .parse(f)
+        .err()
+        .map(|e| format!("`{f}` is not a log filter: {e}"))
+}
+
+/// Validates a merged schema (errors name the config key).
 pub fn validate(file: FileConfig) -> Result<Config, ConfigError> {
     let mut warnings = Vec::new();
-    let listen = parse_listen(&file.server.listen).map_err(|problem| ConfigError::Invalid {
-        key: "server.listen",
-        problem,
-    })?;
+    let listen = parse_listen(&file.server.listen).map_err(|p| invalid("server.listen", p))?;
     if file.server.threads == 0 {
         return Err(invalid("server.threads", "must be at least 1"));
     }
-    let mode = match file.auth.mode.to_ascii_lowercase().as_str() {
-        "htpasswd" => AuthMode::Htpasswd,
-        "none" | "" => AuthMode::None,
-        other => {
-            return Err(invalid(
-                "auth.mode",
-                format!("`{other}` is not supported (use htpasswd or none)"),
-            ))
-        }
+    let a = &file.auth;
+    let mode = AuthMode::parse(&a.mode).map_err(|e| section("auth", e))?;
+    let auth = AuthConfig {
+        mode,
+        realm: a.realm.clone(),
+        htpasswd: PathBuf::from(&a.htpasswd),
+        bcrypt_concurrency: a.bcrypt_concurrency,
+        cache_ttl: Duration::from_secs(a.cache_ttl_seconds),
+        cache_capacity: a.cache_capacity,
     };
-    if mode == AuthMode::Htpasswd && file.auth.htpasswd.is_empty() {
-        return Err(invalid(
-            "auth.htpasswd",
-            "is empty but auth.mode is htpasswd",
+    auth.validate().map_err(|e| section("auth", e))?;
+    if mode == AuthMode::None && !listen.ip().is_loopback() {
+        warnings.push(format!(
+            "auth.mode is none and server.listen {listen} is not a loopback address: anyone who can reach \
+             it may pull, push and delete"
         ));
     }
-    if file.auth.realm.contains('"') || file.auth.realm.chars().any(char::is_control) {
-        return Err(invalid(
-            "auth.realm",
-            "must not contain quotes or control characters",
-        ));
-    }
-    if file.auth.bcrypt_concurrency == 0 {
-        return Err(invalid("auth.bcrypt_concurrency", "must be at least 1"));
-    }
-    for origin in &file.cors.allow_origins {
-        if origin != "*" && !(origin.starts_with("http://") || origin.starts_with("https://")) {
-            return Err(invalid(
-                "cors.allow_origins",
-                format!("`{origin}` is not an origin like https://ui.example.com or *"),
-            ));
-        }
-        if origin.ends_with('/') {
-            return Err(invalid(
-                "cors.allow_origins",
-                format!("`{origin}` ends with `/`; browsers send origins without a path"),
-            ));
-        }
-    }
-    if file.cors.allow_origins.iter().any(|o| o == "*") && file.cors.allow_credentials {
-        warnings.push(
-            "cors: allow_origins has `*` with allow_credentials: the requesting origin is echoed, \
-             so any web page may call the registry with a user's credentials"
-                .to_string(),
-        );
-    }
-    let mut headers = Vec::new();
-    for (name, values) in &file.headers {
-        let header = HeaderName::from_bytes(name.as_bytes())
-            .map_err(|_| invalid("headers", format!("`{name}` is not a header name")))?;
-        for v in values {
-            let value = HeaderValue::from_str(v)
-                .map_err(|_| invalid("headers", format!("{name}: `{v}` is not a header value")))?;
-            headers.push((header.clone(), value));
-        }
-    }
+    let c = &file.cors;
+    let cors = CorsConfig {
+        allow_origins: c.allow_origins.clone(),
+        allow_methods: c.allow_methods.clone(),
+        allow_headers: c.allow_headers.clone(),
+        expose_headers: c.expose_headers.clone(),
+        allow_credentials: c.allow_credentials,
+        max_age_seconds: c.max_age_seconds,
+    };
+    warnings.extend(cors.validate().map_err(|e| section("cors", e))?);
+    let headers = extra_headers(&file)?;
     let backend = if file.upstream.url.is_empty() {
         Backend::Embedded
     } else {
-        Backend::Upstream(parse_upstream(&file.upstream)?)
+        let u = &file.upstream;
+        Backend::Upstream(
+            UpstreamConfig::new(UpstreamInput {
+                url: &u.url,
+                username: &u.username,
+                password: &u.password,
+                connect_timeout_seconds: u.connect_timeout_seconds,
+                io_timeout_seconds: u.io_timeout_seconds,
+                tls_verify: u.tls_verify,
+            })
+            .map_err(|e| section("upstream", e))?,
+        )
     };
-    let metrics = if file.metrics.listen.is_empty() {
-        None
-    } else {
-        let listen =
-            parse_listen(&file.metrics.listen).map_err(|problem| ConfigError::Invalid {
-                key: "metrics.listen",
-                problem,
-            })?;
-        let main = parse_listen(&file.server.listen).unwrap_or(listen);
-        let overlaps =
-            listen.ip() == main.ip() || listen.ip().is_unspecified() || main.ip().is_unspecified();
-        if overlaps && listen.port() == main.port() && listen.port() != 0 {
-            return Err(invalid("metrics.listen", "must differ from server.listen"));
-        }
-        let basic_auth = match (
-            file.metrics.username.is_empty(),
-            file.metrics.password.is_empty(),
-        ) {
-            (true, true) => None,
-            (false, false) => Some((file.metrics.username.clone(), file.metrics.password.clone())),
-            _ => {
-                return Err(invalid(
-                    "metrics.username",
-                    "username and password go together",
-                ))
-            }
-        };
-        Some(MetricsConfig { listen, basic_auth })
-    };
+    let metrics = metrics(&file, listen)?;
     let json = match file.log.format.as_str() {
         "text" | "" => false,
         "json" => true,
@@ -339,19 +298,18 @@ pub fn validate(file: FileConfig) -> Result<Config, ConfigError> {
             ))
         }
     };
-    let policy = parse_access(&file.access)?;
+    if let Some(problem) = log_filter_problem(&file.log.level) {
+        return Err(invalid("log.level", problem));
+    }
+    let policy = access::policy(&file.access)?;
     let guard = if file.guard.enabled {
-        if file.guard.failures_burst == 0 || file.guard.failures_per_minute == 0 {
-            return Err(invalid(
-                "guard.failures_burst",
-                "burst and per-minute must be at least 1",
-            ));
-        }
-        Some(GuardConfig {
-            burst: file.guard.failures_burst,
-            per_minute: file.guard.failures_per_minute,
-            max_tracked: file.guard.max_tracked.max(16),
-        })
+        let g = &file.guard;
+        let guard = GuardConfig {
+            burst: g.failures_burst,
+            per_minute: g.failures_per_minute,
+            max_tracked: g.max_tracked,
+        };
+        Some(guard.validate().map_err(|e| section("guard", e))?)
     } else {
         None
     };
@@ -364,6 +322,7 @@ pub fn validate(file: FileConfig) -> Result<Config, ConfigError> {
                 .map_err(|e| invalid("server.trusted_proxies", format!("`{c}`: {e}")))
         })
         .collect::<Result<Vec<_>, _>>()?;
+    // StorageConfig has no validation of its own yet: an empty root is the one thing refused.
     if file.storage.root.is_empty() {
         return Err(invalid("storage.root", "is empty"));
     }
@@ -371,25 +330,18 @@ pub fn validate(file: FileConfig) -> Result<Config, ConfigError> {
         listen,
         threads: file.server.threads,
         grace_period_seconds: file.server.grace_period_seconds,
-        auth: AuthConfig {
-            mode,
-            realm: file.auth.realm,
-            htpasswd: PathBuf::from(file.auth.htpasswd),
-            bcrypt_concurrency: file.auth.bcrypt_concurrency,
-            cache_ttl: Duration::from_secs(file.auth.cache_ttl_seconds),
-            cache_capacity: file.auth.cache_capacity,
-        },
-        cors: CorsConfig {
-            allow_origins: file.cors.allow_origins,
-            allow_methods: file.cors.allow_methods,
-            allow_headers: file.cors.allow_headers,
-            expose_headers: file.cors.expose_headers,
-            allow_credentials: file.cors.allow_credentials,
-            max_age_seconds: file.cors.max_age_seconds,
-        },
+        timeouts: crate::timeouts::Timeouts::from_seconds(
+            file.server.idle_timeout_seconds,
+            file.server.header_timeout_seconds,
+            file.server.body_timeout_seconds,
+            file.server.send_timeout_seconds,
+        )
+        .map_err(|(key, problem)| invalid(key, problem))?,
+        auth,
+        cors,
         headers,
-        storage: StorageSettings {
-            root: PathBuf::from(file.storage.root),
+        storage: StorageConfig {
+            root: PathBuf::from(&file.storage.root),
             delete_enabled: file.storage.delete_enabled,
         },
         backend,
@@ -398,6 +350,7 @@ pub fn validate(file: FileConfig) -> Result<Config, ConfigError> {
         guard,
         trusted_proxies,
         log: LogConfig {
+            filter: file.log.level.trim().to_string(),
             json,
             access_log: file.log.access_log,
         },
@@ -405,201 +358,56 @@ pub fn validate(file: FileConfig) -> Result<Config, ConfigError> {
     })
 }
 
-fn invalid(key: &'static str, problem: impl Into<String>) -> ConfigError {
+fn invalid(key: impl Into<String>, problem: impl Into<String>) -> ConfigError {
     ConfigError::Invalid {
-        key,
+        key: key.into(),
         problem: problem.into(),
     }
 }
 
-fn parse_access(a: &schema::AccessSection) -> Result<crate::authz::Policy, ConfigError> {
-    use crate::route::Action;
-    let mut rules = Vec::new();
-    for (i, r) in a.rules.iter().enumerate() {
-        let n = i + 1;
-        if r.repositories.is_empty() || r.principals.is_empty() || r.actions.is_empty() {
-            return Err(invalid(
-                "access.rules",
-                format!("rule {n} needs repositories, principals and actions"),
-            ));
+/// A module's [`Invalid`] under its section's name.
+fn section(name: &str, e: Invalid) -> ConfigError {
+    invalid(format!("{name}.{}", e.field), e.problem)
+}
+
+fn extra_headers(file: &FileConfig) -> Result<Vec<(HeaderName, HeaderValue)>, ConfigError> {
+    let mut headers = Vec::new();
+    for (name, values) in &file.headers {
+        let key = format!("headers.{name}");
+        let header = HeaderName::from_bytes(name.as_bytes())
+            .map_err(|_| invalid(key.clone(), format!("`{name}` is not a header name")))?;
+        for v in values {
+            let value = HeaderValue::from_str(v)
+                .map_err(|_| invalid(key.clone(), format!("`{v}` is not a header value")))?;
+            headers.push((header.clone(), value));
         }
-        let mut actions = Vec::new();
-        for act in &r.actions {
-            let granted: &[Action] = match act.as_str() {
-                "pull" => &[Action::Pull],
-                "push" => &[Action::Push],
-                "delete" => &[Action::Delete],
-                "*" => &[Action::Pull, Action::Push, Action::Delete],
-                other => {
-                    return Err(invalid(
-                        "access.rules",
-                        format!("rule {n}: action `{other}` is not pull, push, delete or *"),
-                    ))
-                }
-            };
-            actions.extend_from_slice(granted);
-        }
-        for who in &r.principals {
-            if let Some(g) = who.strip_prefix("group:") {
-                if !a.groups.contains_key(g) {
-                    return Err(invalid(
-                        "access.rules",
-                        format!("rule {n}: group `{g}` is not defined in [access.groups]"),
-                    ));
-                }
-            }
-        }
-        rules.push(crate::authz::Rule {
-            repositories: r.repositories.clone(),
-            principals: r.principals.clone(),
-            actions,
-        });
     }
-    Ok(crate::authz::Policy {
-        groups: a.groups.clone(),
-        rules,
-        public_pull: a.public_pull.clone(),
-    })
+    Ok(headers)
 }
 
-/// Parses `host:port` or distribution's `:port`.
-fn parse_listen(s: &str) -> Result<SocketAddr, String> {
-    let full = if s.starts_with(':') {
-        format!("0.0.0.0{s}")
-    } else {
-        s.to_string()
-    };
-    full.parse()
-        .map_err(|_| format!("`{s}` is not an address like 0.0.0.0:5000 or :5000"))
-}
-
-fn parse_upstream(u: &schema::UpstreamSection) -> Result<UpstreamConfig, ConfigError> {
-    let url = url::Url::parse(&u.url)
-        .map_err(|e| invalid("upstream.url", format!("`{}`: {e}", u.url)))?;
-    let tls = match url.scheme() {
-        "http" => false,
-        "https" => true,
-        other => {
+fn metrics(file: &FileConfig, main: SocketAddr) -> Result<Option<MetricsConfig>, ConfigError> {
+    let m = &file.metrics;
+    if m.listen.is_empty() {
+        return Ok(None);
+    }
+    let listen = parse_listen(&m.listen).map_err(|p| invalid("metrics.listen", p))?;
+    let overlaps =
+        listen.ip() == main.ip() || listen.ip().is_unspecified() || main.ip().is_unspecified();
+    if overlaps && listen.port() == main.port() && listen.port() != 0 {
+        return Err(invalid("metrics.listen", "must differ from server.listen"));
+    }
+    let basic_auth = match (m.username.is_empty(), m.password.is_empty()) {
+        (true, true) => None,
+        (false, false) => Some((m.username.clone(), m.password.clone())),
+        _ => {
             return Err(invalid(
-                "upstream.url",
-                format!("scheme `{other}` is not http or https"),
+                "metrics.username",
+                "username and password go together",
             ))
         }
     };
-    if url.path() != "/" && !url.path().is_empty() {
-        return Err(invalid(
-            "upstream.url",
-            "must not have a path: the registry API lives at /v2/ of the upstream",
-        ));
-    }
-    let host = url
-        .host_str()
-        .ok_or_else(|| invalid("upstream.url", "has no host"))?
-        .to_string();
-    let port = url
-        .port_or_known_default()
-        .unwrap_or(if tls { 443 } else { 80 });
-    let authorization = if u.username.is_empty() {
-        None
-    } else {
-        use base64::Engine;
-        let token = base64::engine::general_purpose::STANDARD
-            .encode(format!("{}:{}", u.username, u.password));
-        let mut v = HeaderValue::from_str(&format!("Basic {token}"))
-            .map_err(|_| invalid("upstream.username", "not usable in a header"))?;
-        v.set_sensitive(true);
-        Some(v)
-    };
-    let bracketed = if host.contains(':') && !host.starts_with('[') {
-        format!("[{host}]")
-    } else {
-        host.clone()
-    };
-    Ok(UpstreamConfig {
-        url: u.url.clone(),
-        address: format!("{bracketed}:{port}"),
-        tls,
-        host: host
-            .trim_start_matches('[')
-            .trim_end_matches(']')
-            .to_string(),
-        authorization,
-        connect_timeout: Duration::from_secs(u.connect_timeout_seconds.max(1)),
-        io_timeout: Duration::from_secs(u.io_timeout_seconds.max(1)),
-        tls_verify: u.tls_verify,
-    })
+    Ok(Some(MetricsConfig { listen, basic_auth }))
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn parse(text: &str) -> Result<Config, ConfigError> {
-        validate(toml::from_str(text).map_err(|e| ConfigError::Parse {
-            path: "test.toml".into(),
-            message: e.to_string(),
-        })?)
-    }
-
-    #[test]
-    fn empty_file_is_the_embedded_default() {
-        let c = parse("").unwrap();
-        assert!(matches!(c.backend, Backend::Embedded));
-        assert_eq!(c.auth.mode, AuthMode::Htpasswd);
-        assert_eq!(c.listen.port(), 5000);
-    }
-
-    #[test]
-    fn errors_name_the_key() {
-        let cases = [
-            ("[server]\nlisten = \"nowhere\"", "server.listen"),
-            ("[auth]\nmode = \"token\"", "auth.mode"),
-            ("[upstream]\nurl = \"ftp://x\"", "upstream.url"),
-            ("[upstream]\nurl = \"http://x/sub\"", "upstream.url"),
-            (
-                "[cors]\nallow_origins = [\"ui.example\"]",
-                "cors.allow_origins",
-            ),
-            ("[headers]\n\"Bad Name\" = [\"x\"]", "headers"),
-            ("[server]\nthreads = 0", "server.threads"),
-            ("[server]\nlisen = \"x\"", "lisen"),
-        ];
-        for (text, key) in cases {
-            let err = parse(text).unwrap_err().to_string();
-            assert!(err.contains(key), "{text:?}: {err}");
-        }
-    }
-
-    #[test]
-    fn upstream_url_forms() {
-        let c =
-            parse("[upstream]\nurl = \"https://reg.example\"\nusername = \"u\"\npassword = \"p\"")
-                .unwrap();
-        let Backend::Upstream(u) = c.backend else {
-            panic!("not upstream")
-        };
-        assert_eq!(u.address, "reg.example:443");
-        assert!(u.tls);
-        assert_eq!(u.authorization.unwrap(), "Basic dTpw");
-        let c = parse("[upstream]\nurl = \"http://127.0.0.1:5001/\"").unwrap();
-        let Backend::Upstream(u) = c.backend else {
-            panic!("not upstream")
-        };
-        assert_eq!(u.address, "127.0.0.1:5001");
-    }
-
-    #[test]
-    fn render_elides_the_upstream_password() {
-        let mut f = FileConfig::default();
-        f.upstream.password = "hunter2".into();
-        let text = render(&f);
-        assert!(!text.contains("hunter2"));
-        assert!(text.contains("<elided>"));
-    }
-
-    #[test]
-    fn distribution_style_listen() {
-        assert_eq!(parse_listen(":5000").unwrap().to_string(), "0.0.0.0:5000");
-        assert!(parse_listen("5000").is_err());
-    }
-}
+mod tests;

@@ -44,6 +44,14 @@ pub struct ServerSection {
     pub grace_period_seconds: u64,
     /// Proxies (CIDRs) whose `X-Forwarded-For` names the real client, such as Caprover's nginx.
     pub trusted_proxies: Vec<String>,
+    /// Seconds a connection may wait between requests before it is closed.
+    pub idle_timeout_seconds: u64,
+    /// Seconds a request head may take from its first byte to its blank line.
+    pub header_timeout_seconds: u64,
+    /// Seconds a request body may send nothing.
+    pub body_timeout_seconds: u64,
+    /// Seconds a client may take nothing of a response.
+    pub send_timeout_seconds: u64,
 }
 
 impl Default for ServerSection {
@@ -53,6 +61,10 @@ impl Default for ServerSection {
             threads: 2,
             grace_period_seconds: 10,
             trusted_proxies: Vec::new(),
+            idle_timeout_seconds: 60,
+            header_timeout_seconds: 30,
+            body_timeout_seconds: 60,
+            send_timeout_seconds: 60,
         }
     }
 }
@@ -142,8 +154,8 @@ impl Default for StorageSection {
     }
 }
 
-/// `[upstream]`
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// `[upstream]` (its `Debug` elides the password, also one inside the URL).
+#[derive(Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct UpstreamSection {
     /// `http://host:port` or `https://host:port` of the registry to front; empty for the embedded backend.
@@ -173,8 +185,8 @@ impl Default for UpstreamSection {
     }
 }
 
-/// `[metrics]`
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// `[metrics]` (its `Debug` elides the password).
+#[derive(Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct MetricsSection {
     /// Address of the metrics/health listener (`/metrics`, `/healthz`, `/readyz`); empty disables it.
@@ -199,6 +211,8 @@ impl Default for MetricsSection {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct LogSection {
+    /// The level, or a filter like `warn,gatehouse=debug` (`GATEHOUSE_LOG` overrides it).
+    pub level: String,
     /// `text` or `json`.
     pub format: String,
     /// Whether to write one access-log line per request.
@@ -208,6 +222,7 @@ pub struct LogSection {
 impl Default for LogSection {
     fn default() -> Self {
         LogSection {
+            level: "info".into(),
             format: "text".into(),
             access_log: true,
         }
@@ -260,5 +275,54 @@ impl Default for GuardSection {
             failures_per_minute: 10,
             max_tracked: 65_536,
         }
+    }
+}
+
+fn elided(secret: &str) -> &'static str {
+    if secret.is_empty() {
+        ""
+    } else {
+        "<elided>"
+    }
+}
+
+impl std::fmt::Debug for UpstreamSection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UpstreamSection")
+            .field("url", &crate::upstream::settings::redact_url(&self.url))
+            .field("username", &self.username)
+            .field("password", &elided(&self.password))
+            .field("connect_timeout_seconds", &self.connect_timeout_seconds)
+            .field("io_timeout_seconds", &self.io_timeout_seconds)
+            .field("tls_verify", &self.tls_verify)
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for MetricsSection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MetricsSection")
+            .field("listen", &self.listen)
+            .field("username", &self.username)
+            .field("password", &elided(&self.password))
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn schema_debug_elides_secrets() {
+        let mut f = FileConfig::default();
+        f.upstream.url = "http://u:URLPASS@h".into();
+        f.upstream.password = "UPPASS".into();
+        f.metrics.password = "METRICSPASS".into();
+        let debug = format!("{f:?}");
+        for secret in ["URLPASS", "UPPASS", "METRICSPASS"] {
+            assert!(!debug.contains(secret), "{debug}");
+        }
+        assert!(debug.contains("<elided>"), "{debug}");
     }
 }

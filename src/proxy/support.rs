@@ -1,16 +1,47 @@
-//! Small pieces of the proxy's phases: reading a request body and streaming a file through a pingora
-//! session, the request id, the client's view of the connection, fixed metric labels, catalog filtering.
+//! Small pieces of the proxy's phases: reading a request body from and streaming a body to a pingora session,
+//! the request id, the client's view of the connection, fixed metric labels.
 
-use super::*;
+use crate::reply::{ByteStream, RequestBody};
+use crate::route::Action;
+use crate::upstream::ClientView;
+use async_trait::async_trait;
+use bytes::Bytes;
+use http::{HeaderValue, Method};
+use pingora::prelude::*;
+use pingora::proxy::Session;
 
-/// Reads the request body from the pingora session.
+/// Reads the request body from the pingora session; a client that sent `Expect: 100-continue` gets its
+/// `100 Continue` when the body is first asked for, so a request refused before that never invites the body.
 pub(super) struct SessionBody<'a> {
-    pub(super) session: &'a mut Session,
+    session: &'a mut Session,
+    continue_pending: bool,
+}
+
+impl<'a> SessionBody<'a> {
+    /// The body of the session's request.
+    pub(super) fn new(session: &'a mut Session) -> SessionBody<'a> {
+        let req = session.req_header();
+        let continue_pending = matches!(req.method, Method::PUT | Method::PATCH | Method::POST)
+            && req
+                .headers
+                .get(http::header::EXPECT)
+                .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
+        SessionBody {
+            session,
+            continue_pending,
+        }
+    }
 }
 
 #[async_trait]
 impl RequestBody for SessionBody<'_> {
     async fn next_chunk(&mut self) -> std::io::Result<Option<Bytes>> {
+        if std::mem::take(&mut self.continue_pending) {
+            self.session
+                .write_continue_response()
+                .await
+                .map_err(|e| std::io::Error::other(e.to_string()))?;
+        }
         self.session
             .read_request_body()
             .await
@@ -18,83 +49,32 @@ impl RequestBody for SessionBody<'_> {
     }
 }
 
-/// Streams `len` bytes of `file` from `offset` as body chunks.
-///
-/// A blocking-pool thread reads ahead with `pread` straight into the chunk it sends (no second copy), while this
-/// task writes the previous chunk to the client: disk or page cache and socket work overlap. At most
-/// [`READ_AHEAD`] chunks wait between the two, so memory per download stays bounded; a client that goes away
-/// closes the channel and the reader stops.
-pub(super) async fn stream_file(
+/// Sends exactly `len` bytes of `stream` as body chunks; a stream that ends early or fails is an error (the
+/// client sees a short body and a closed connection, never a silently truncated success).
+pub(super) async fn stream_chunks(
     session: &mut Session,
-    file: tokio::fs::File,
-    offset: u64,
+    stream: &mut dyn ByteStream,
     len: u64,
 ) -> Result<()> {
-    if len == 0 {
-        return session.write_response_body(None, true).await;
-    }
-    let file = file.into_std().await;
-    let (tx, mut rx) = tokio::sync::mpsc::channel::<std::io::Result<Bytes>>(READ_AHEAD);
-    tokio::task::spawn_blocking(move || read_ahead(file, offset, len, tx));
     let mut left = len;
     while left > 0 {
-        let chunk = match rx.recv().await {
-            Some(Ok(chunk)) => chunk,
-            Some(Err(e)) => return Err(Error::because(ErrorType::InternalError, "read blob", e)),
-            None => return Error::e_explain(ErrorType::InternalError, "blob reader stopped"),
+        let chunk = match stream.next_chunk().await {
+            Ok(Some(chunk)) if chunk.len() as u64 <= left => chunk,
+            Ok(Some(_)) => {
+                return Error::e_explain(ErrorType::InternalError, "stream longer than its length")
+            }
+            Ok(None) => {
+                return Error::e_explain(ErrorType::InternalError, "stream shorter than its length")
+            }
+            Err(e) => return Err(Error::because(ErrorType::InternalError, "read stream", e)),
         };
         left -= chunk.len() as u64;
         session.write_response_body(Some(chunk), left == 0).await?;
     }
+    if len == 0 {
+        session.write_response_body(None, true).await?;
+    }
     Ok(())
-}
-
-/// How many chunks the reader may run ahead of the client.
-const READ_AHEAD: usize = 2;
-
-/// The blocking half of [`stream_file`].
-fn read_ahead(
-    file: std::fs::File,
-    mut offset: u64,
-    len: u64,
-    tx: tokio::sync::mpsc::Sender<std::io::Result<Bytes>>,
-) {
-    use std::os::unix::fs::FileExt;
-    let end = offset + len;
-    while offset < end {
-        let want = FILE_CHUNK.min((end - offset) as usize);
-        let mut buf = BytesMut::zeroed(want);
-        let result = match file.read_at(&mut buf, offset) {
-            Ok(0) => Err(std::io::Error::new(
-                std::io::ErrorKind::UnexpectedEof,
-                "blob shorter than its length",
-            )),
-            Ok(n) => {
-                buf.truncate(n);
-                offset += n as u64;
-                Ok(buf.freeze())
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(e) => Err(e),
-        };
-        let failed = result.is_err();
-        if tx.blocking_send(result).is_err() || failed {
-            return;
-        }
-    }
-}
-
-/// The largest upstream catalog answer gatehouse will hold to filter.
-pub(super) const MAX_CATALOG_BODY: usize = 16 * 1024 * 1024;
-
-/// Keeps the catalog's repositories the caller may pull; anything unparsable becomes an empty list.
-pub(super) fn filter_catalog(body: &[u8], keep: impl Fn(&str) -> bool) -> Bytes {
-    let mut v: serde_json::Value =
-        serde_json::from_slice(body).unwrap_or_else(|_| serde_json::json!({ "repositories": [] }));
-    if let Some(list) = v.get_mut("repositories").and_then(|r| r.as_array_mut()) {
-        list.retain(|r| r.as_str().is_some_and(&keep));
-    }
-    Bytes::from(serde_json::to_vec(&v).unwrap_or_default())
 }
 
 /// A fixed label for an action.

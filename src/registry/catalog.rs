@@ -1,26 +1,20 @@
 //! `GET /v2/_catalog`: every repository, lexically sorted, paginated with `n`/`last` and a `Link` header.
 //!
-//! The route needs no repository permission; the proxy narrows the list to what the caller may see with
-//! [`super::Registry::catalog_visible`], before pagination so pages stay full.
+//! The route needs no repository permission; the list is narrowed to what the caller's Permit lets it see
+//! before pagination, so pages stay full.
 
 use super::common::{json_ok, Page};
-use super::{Reply, Request};
+use super::Reply;
 use crate::errcode::ApiError;
 use crate::names::Name;
 use crate::storage::Store;
 
-/// Lists every repository.
-pub async fn get(store: &Store, req: &Request<'_>) -> Result<Reply, ApiError> {
-    get_visible(store, req, &|_| true).await
-}
-
-/// Lists the repositories `visible` accepts.
-pub async fn get_visible(
+/// Lists the repositories `visible` accepts, one page of them.
+pub async fn get(
     store: &Store,
-    req: &Request<'_>,
+    page: &Page,
     visible: &(dyn Fn(&Name) -> bool + Sync),
 ) -> Result<Reply, ApiError> {
-    let page = Page::from_query(req.query)?;
     let all = store.catalog().await?;
     let shown = all
         .into_iter()

@@ -1,8 +1,8 @@
 //! `GET /v2/<name>/referrers/<digest>`: the manifests whose `subject` is the digest, as an OCI image index,
 //! optionally filtered by `?artifactType=`. Never a 404: an unknown subject has an empty list.
 
-use super::common::{bytes, hv, query_param, OCI_FILTERS_APPLIED};
-use super::{Reply, Request};
+use super::common::{bytes, hv, OCI_FILTERS_APPLIED};
+use super::Reply;
 use crate::errcode::ApiError;
 use crate::names::{Digest, Name};
 use crate::storage::manifest::OCI_INDEX;
@@ -14,10 +14,9 @@ pub async fn get(
     store: &Store,
     name: &Name,
     digest: &Digest,
-    req: &Request<'_>,
+    filter: Option<&str>,
 ) -> Result<Reply, ApiError> {
-    let filter = query_param(req.query, "artifactType").filter(|t| !t.is_empty());
-    let manifests = store.referrers(name, digest, filter.as_deref()).await?;
+    let manifests = store.referrers(name, digest, filter).await?;
     let index = serde_json::json!({
         "schemaVersion": 2,
         "mediaType": OCI_INDEX,

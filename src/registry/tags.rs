@@ -1,14 +1,13 @@
 //! `GET /v2/<name>/tags/list`: the repository's tags, lexically sorted, paginated with `n`/`last` and `Link`.
 
 use super::common::{json_ok, Page};
-use super::{Reply, Request};
+use super::Reply;
 use crate::errcode::ApiError;
 use crate::names::Name;
 use crate::storage::Store;
 
 /// Lists tags; an unknown repository is NAME_UNKNOWN.
-pub async fn list(store: &Store, name: &Name, req: &Request<'_>) -> Result<Reply, ApiError> {
-    let page = Page::from_query(req.query)?;
+pub async fn list(store: &Store, name: &Name, page: &Page) -> Result<Reply, ApiError> {
     let (tags, more) = page.apply(store.list_tags(name).await?);
     let mut headers = Vec::new();
     if let (true, Some(last)) = (more, tags.last()) {

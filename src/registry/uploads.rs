@@ -2,53 +2,30 @@
 //! or chunked with `Content-Range`), PUT `?digest=` (finish with an optional last chunk), GET (status) and DELETE
 //! (cancel). Bodies are written as they arrive and hashed on the way; nothing is held in memory.
 
-use super::common::{empty, hv, query_param, DOCKER_CONTENT_DIGEST, DOCKER_UPLOAD_UUID, RANGE};
+use super::common::{empty, hv, DOCKER_CONTENT_DIGEST, DOCKER_UPLOAD_UUID, RANGE};
+use super::ranges::{parse_content_range, ChunkRange, ContentRangeError};
 use super::{Reply, Request, RequestBody};
 use crate::errcode::{ApiError, Code};
 use crate::names::{Digest, Name};
+use crate::route::Mount;
 use crate::storage::uploads::UploadWriter;
 use crate::storage::{StorageError, Store};
 use http::{header, HeaderName, HeaderValue, StatusCode};
-
-/// `Content-Range` of a chunk: `a-b`, also accepted as `bytes=a-b` or `bytes a-b/total`.
-pub(crate) fn parse_content_range(value: &str) -> Option<(u64, u64)> {
-    let v = value.trim();
-    let v = v
-        .strip_prefix("bytes=")
-        .or_else(|| v.strip_prefix("bytes "))
-        .unwrap_or(v);
-    let v = v.split_once('/').map_or(v, |(r, _)| r);
-    let (a, b) = v.split_once('-')?;
-    let num = |s: &str| -> Option<u64> {
-        (!s.is_empty() && s.bytes().all(|c| c.is_ascii_digit())).then(|| s.parse().ok())?
-    };
-    Some((num(a)?, num(b)?))
-}
 
 /// The chunk's first byte and declared length, from `Content-Range`, if the request has one.
 fn chunk_range(req: &Request<'_>) -> Result<Option<(u64, u64)>, ApiError> {
     let Some(value) = req.headers.get(header::CONTENT_RANGE) else {
         return Ok(None);
     };
-    let invalid = || ApiError::new(Code::BlobUploadInvalid).message("malformed Content-Range");
-    let (start, end) = value
-        .to_str()
-        .ok()
-        .and_then(parse_content_range)
-        .ok_or_else(invalid)?;
-    if end < start {
-        return Err(ApiError::new(Code::BlobUploadInvalid)
-            .message("Content-Range ends before it starts")
-            .with_status(StatusCode::RANGE_NOT_SATISFIABLE));
+    match value.to_str().map(parse_content_range) {
+        Ok(Ok(ChunkRange { start, len })) => Ok(Some((start, len))),
+        Ok(Err(ContentRangeError::Unsatisfiable)) => Err(ApiError::new(Code::BlobUploadInvalid)
+            .message("Content-Range is not a satisfiable byte range")
+            .with_status(StatusCode::RANGE_NOT_SATISFIABLE)),
+        Ok(Err(ContentRangeError::Malformed)) | Err(_) => {
+            Err(ApiError::new(Code::BlobUploadInvalid).message("malformed Content-Range"))
+        }
     }
-    Ok(Some((start, end - start + 1)))
-}
-
-/// The `?digest=` of a monolithic or finishing request.
-fn digest_param(req: &Request<'_>) -> Result<Option<Digest>, ApiError> {
-    query_param(req.query, "digest")
-        .map(|d| Digest::parse(&d))
-        .transpose()
 }
 
 fn upload_location(name: &Name, id: &str) -> (HeaderName, HeaderValue) {
@@ -86,12 +63,14 @@ fn created(name: &Name, digest: &Digest) -> Reply {
     )
 }
 
-/// Copies the whole request body into the session.
+/// Copies the whole request body into the session, counting in `taken` the bytes taken from the body.
 async fn pump(
     writer: &mut UploadWriter<'_>,
     body: &mut dyn RequestBody,
+    taken: &mut u64,
 ) -> Result<(), StorageError> {
     while let Some(chunk) = body.next_chunk().await.map_err(StorageError::Body)? {
+        *taken += chunk.len() as u64;
         if !chunk.is_empty() {
             writer.write(&chunk).await?;
         }
@@ -100,24 +79,21 @@ async fn pump(
 }
 
 /// `POST /v2/<name>/blobs/uploads/`: mount, monolithic upload, or a new session.
+///
+/// `mount` is the mount the Permit allowed (the caller may pull its source); without one, none happens.
 pub async fn start(
     store: &Store,
     name: &Name,
-    req: &Request<'_>,
+    mount: Option<&Mount>,
+    digest: Option<&Digest>,
     body: &mut dyn RequestBody,
 ) -> Result<Reply, ApiError> {
-    if let (Some(mount), Some(from)) = (
-        query_param(req.query, "mount"),
-        super::mount_source(req.query),
-    ) {
-        // An unusable mount request (bad digest, blob not in `from`) becomes a plain upload, as the spec asks.
-        if let Ok(digest) = Digest::parse(&mount) {
-            if store.mount_blob(name, &from, &digest).await?.is_some() {
-                return Ok(created(name, &digest));
-            }
+    if let Some(m) = mount {
+        // A blob that is not in `from` makes the mount a plain upload, as the spec asks.
+        if store.mount_blob(name, &m.from, &m.digest).await?.is_some() {
+            return Ok(created(name, &m.digest));
         }
     }
-    let digest = digest_param(req)?;
     let id = store.start_upload(name).await?;
     let Some(digest) = digest else {
         return Ok(in_progress(StatusCode::ACCEPTED, name, id.as_str(), 0));
@@ -126,19 +102,15 @@ pub async fn start(
         let mut writer = store
             .begin_write(name, id.as_str(), None, Some(digest.algorithm()))
             .await?;
-        pump(&mut writer, body).await?;
-        writer.commit(&digest).await
+        pump(&mut writer, body, &mut 0).await?;
+        writer.commit(digest).await
     }
     .await;
     match result {
-        Ok(_) => Ok(created(name, &digest)),
+        Ok(_) => Ok(created(name, digest)),
         Err(e) => {
             // The client never learnt this session's id: nothing should be left of it.
-            if let Err(cleanup) = store.cancel_upload(name, id.as_str()).await {
-                if !matches!(cleanup, StorageError::UploadUnknown { .. }) {
-                    tracing::warn!(error = %cleanup, "removing a failed monolithic upload");
-                }
-            }
+            forget_failed(store, name, id.as_str()).await;
             Err(e.into())
         }
     }
@@ -156,30 +128,63 @@ pub async fn patch(
     let mut writer = store
         .begin_write(name, id, range.map(|r| r.0), None)
         .await?;
-    pump(&mut writer, body).await?;
+    pump(&mut writer, body, &mut 0).await?;
     let offset = writer.end_chunk(range.map(|r| r.1)).await?;
     Ok(in_progress(StatusCode::ACCEPTED, name, id, offset))
 }
 
 /// `PUT ?digest=`: appends an optional last chunk, verifies and commits.
+///
+/// A PUT that carries a body is a monolithic upload (or its last chunk): when it fails or is refused, the session
+/// is removed, so nothing of it stays behind. A PUT without a body that fails for another reason than a digest
+/// mismatch (which always removes the session) leaves the session as it was, to be retried.
 pub async fn finish(
     store: &Store,
     name: &Name,
     id: &str,
+    digest: Option<&Digest>,
     req: &Request<'_>,
     body: &mut dyn RequestBody,
 ) -> Result<Reply, ApiError> {
-    let digest = digest_param(req)?.ok_or_else(|| {
-        ApiError::new(Code::DigestInvalid).message("the digest query parameter is required")
-    })?;
-    let range = chunk_range(req)?;
-    let mut writer = store
-        .begin_write(name, id, range.map(|r| r.0), Some(digest.algorithm()))
-        .await?;
-    pump(&mut writer, body).await?;
-    writer.end_chunk(range.map(|r| r.1)).await?;
-    writer.commit(&digest).await?;
-    Ok(created(name, &digest))
+    let mut received = 0;
+    let result = async {
+        let digest = digest.ok_or_else(|| {
+            ApiError::new(Code::DigestInvalid).message("the digest query parameter is required")
+        })?;
+        let range = chunk_range(req)?;
+        let mut writer = store
+            .begin_write(name, id, range.map(|r| r.0), Some(digest.algorithm()))
+            .await?;
+        pump(&mut writer, body, &mut received).await?;
+        writer.end_chunk(range.map(|r| r.1)).await?;
+        writer.commit(digest).await?;
+        Ok(created(name, digest))
+    }
+    .await;
+    if result.is_err() && (received > 0 || has_body(req, body).await) {
+        forget_failed(store, name, id).await;
+    }
+    result
+}
+
+/// Whether a request refused before its body was read has one: its headers say so (a non-zero Content-Length,
+/// or Transfer-Encoding), or a first chunk comes.
+async fn has_body(req: &Request<'_>, body: &mut dyn RequestBody) -> bool {
+    let declared = req.headers.contains_key(header::TRANSFER_ENCODING)
+        || req
+            .headers
+            .get(header::CONTENT_LENGTH)
+            .is_some_and(|v| v.as_bytes().iter().any(|&b| b != b'0'));
+    declared || matches!(body.next_chunk().await, Ok(Some(c)) if !c.is_empty())
+}
+
+/// Removes the session of a failed monolithic upload; a session already gone is fine.
+async fn forget_failed(store: &Store, name: &Name, id: &str) {
+    if let Err(cleanup) = store.cancel_upload(name, id).await {
+        if !matches!(cleanup, StorageError::UploadUnknown { .. }) {
+            tracing::warn!(error = %cleanup, repository = %name, "removing a failed monolithic upload");
+        }
+    }
 }
 
 /// `GET`: the session's progress, 204 with `Range`.
@@ -192,29 +197,4 @@ pub async fn status(store: &Store, name: &Name, id: &str) -> Result<Reply, ApiEr
 pub async fn cancel(store: &Store, name: &Name, id: &str) -> Result<Reply, ApiError> {
     store.cancel_upload(name, id).await?;
     Ok(empty(StatusCode::NO_CONTENT, Vec::new()))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn content_ranges() {
-        assert_eq!(parse_content_range("0-9"), Some((0, 9)));
-        assert_eq!(parse_content_range("bytes=10-19"), Some((10, 19)));
-        assert_eq!(parse_content_range("bytes 10-19/*"), Some((10, 19)));
-        for bad in [
-            "",
-            "-",
-            "1-",
-            "-1",
-            "a-b",
-            "1--2",
-            "+1-2",
-            "1-2-3",
-            "99999999999999999999-1",
-        ] {
-            assert_eq!(parse_content_range(bad), None, "{bad}");
-        }
-    }
 }

@@ -3,9 +3,19 @@
 //! A blob is visible in a repository when `_layers/<alg>/<hex>/link` exists there (or, for a manifest fetched as a
 //! blob, `_manifests/revisions/<alg>/<hex>/link`) and its `blobs/.../data` exists.
 
-use super::driver::ReadHandle;
+use super::driver::ByteStream;
 use super::{paths, StorageError, Store};
 use crate::names::{Digest, Name};
+
+/// A blob found through a repository's link ([`Store::find_blob`]), ready to be streamed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BlobRef {
+    repo: Name,
+    digest: Digest,
+    key: String,
+    /// The blob's size in bytes.
+    pub size: u64,
+}
 
 /// Which link kinds make a digest visible in a repository.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -58,12 +68,8 @@ impl Store {
         self.blob_size(&target).await?.ok_or_else(unknown)
     }
 
-    /// Opens a blob visible in `repo` for streaming: the file and its length.
-    pub async fn open_blob(
-        &self,
-        repo: &Name,
-        digest: &Digest,
-    ) -> Result<(tokio::fs::File, u64), StorageError> {
+    /// Finds a blob visible in `repo` (through a layer or manifest link) whose data exists: its key and size.
+    pub async fn find_blob(&self, repo: &Name, digest: &Digest) -> Result<BlobRef, StorageError> {
         let unknown = || StorageError::BlobUnknown {
             repo: repo.clone(),
             digest: digest.clone(),
@@ -72,11 +78,35 @@ impl Store {
             .linked(repo, digest, LinkKind::LayerOrManifest)
             .await?
             .ok_or_else(unknown)?;
-        match self.driver.open(&paths::blob_data(&target)).await {
-            Ok(ReadHandle::File { file, len }) => Ok((file, len)),
-            Err(e) if e.is_not_found() => Err(unknown()),
+        let size = self.blob_size(&target).await?.ok_or_else(unknown)?;
+        Ok(BlobRef {
+            repo: repo.clone(),
+            digest: digest.clone(),
+            key: paths::blob_data(&target),
+            size,
+        })
+    }
+
+    /// Streams `len` bytes of a found blob from `offset` (the range must lie within [`BlobRef::size`]).
+    pub async fn blob_stream(
+        &self,
+        blob: &BlobRef,
+        offset: u64,
+        len: u64,
+    ) -> Result<Box<dyn ByteStream>, StorageError> {
+        match self.driver.read_range(&blob.key, offset, len).await {
+            Ok(s) => Ok(s),
+            Err(e) if e.is_not_found() => Err(StorageError::BlobUnknown {
+                repo: blob.repo.clone(),
+                digest: blob.digest.clone(),
+            }),
             Err(e) => Err(e.into()),
         }
+    }
+
+    /// A URL the client may fetch a found blob from directly (object storage), `None` to stream it.
+    pub async fn blob_redirect(&self, blob: &BlobRef) -> Result<Option<String>, StorageError> {
+        Ok(self.driver.redirect_url(&blob.key).await?)
     }
 
     /// Whether `repo` has a layer link for `digest` whose data exists.

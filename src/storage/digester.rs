@@ -1,9 +1,8 @@
 //! Incremental hashing for the digest algorithms the registry accepts (sha256, sha512).
 
-use super::driver::{Driver, DriverError, ReadHandle};
+use super::driver::{Driver, DriverError};
 use crate::names::{Algorithm, Digest};
 use sha2::{Digest as _, Sha256, Sha512};
-use tokio::io::AsyncReadExt;
 
 /// An in-progress hash of one algorithm.
 #[derive(Clone)]
@@ -55,30 +54,37 @@ pub fn digest_bytes(alg: Algorithm, data: &[u8]) -> Digest {
     d.digest()
 }
 
-/// Hashes the first `len` bytes of a stored file with `alg`, streaming it in 1 MiB reads.
+/// Hashes the first `len` bytes of a stored object with `alg`, through the driver's ranged stream.
 pub async fn hash_file(
     driver: &dyn Driver,
     path: &str,
     alg: Algorithm,
     len: u64,
 ) -> Result<Digester, DriverError> {
-    let ReadHandle::File { file, .. } = driver.open(path).await?;
-    let mut reader = file.take(len);
+    let mut stream = driver.read_range(path, 0, len).await?;
     let mut d = Digester::new(alg);
-    let mut buf = vec![0u8; 1 << 20];
-    loop {
-        let n = reader
-            .read(&mut buf)
-            .await
-            .map_err(|source| DriverError::Io {
-                op: "read",
-                path: path.to_string(),
-                source,
-            })?;
-        if n == 0 {
-            break;
-        }
-        d.update(&buf[..n]);
+    let mut hashed = 0u64;
+    while let Some(chunk) = stream
+        .next_chunk()
+        .await
+        .map_err(|source| DriverError::Io {
+            op: "read",
+            path: path.to_string(),
+            source,
+        })?
+    {
+        hashed += chunk.len() as u64;
+        d.update(&chunk);
+    }
+    if hashed != len {
+        return Err(DriverError::Io {
+            op: "read",
+            path: path.to_string(),
+            source: std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                format!("{hashed} bytes, expected {len}"),
+            ),
+        });
     }
     Ok(d)
 }

@@ -1,7 +1,10 @@
 //! Manifest parsing and shape checks for the media types the registry accepts: Docker v2 schema 2, Docker manifest
 //! list, OCI image manifest (including artifacts with `artifactType`) and OCI image index.
 //!
-//! Pure functions over bytes; what the references must resolve to is checked in [`super::manifests`].
+//! Pure functions over bytes; what the references must resolve to is checked in [`super::manifests`]. A manifest
+//! that names a key twice in any object is refused (see [`strict`]).
+
+mod strict;
 
 use crate::names::Digest;
 use serde_json::{Map, Value};
@@ -127,7 +130,10 @@ fn descriptors(
 /// Parses and checks a manifest; `content_type` is the request's Content-Type, used when the JSON has no
 /// `mediaType`. The error is a human reason for MANIFEST_INVALID.
 pub fn parse(body: &[u8], content_type: Option<&str>) -> Result<Manifest, String> {
-    let v: Value = serde_json::from_slice(body).map_err(|e| format!("not valid JSON: {e}"))?;
+    let v = strict::from_slice(body).map_err(|e| match e.classify() {
+        serde_json::error::Category::Data => format!("refused JSON: {e}"),
+        _ => format!("not valid JSON: {e}"),
+    })?;
     let obj = v.as_object().ok_or("not a JSON object")?;
     match obj.get("schemaVersion").and_then(Value::as_u64) {
         Some(2) => {}
@@ -263,6 +269,213 @@ mod tests {
         ];
         for c in cases {
             assert!(parse(c, None).is_err(), "{}", String::from_utf8_lossy(c));
+        }
+    }
+
+    /// Reads `body` as serde_json alone would (the last of duplicate keys wins) and parses what that gives.
+    fn last_key_wins(body: &str) -> Result<Manifest, String> {
+        let v: Value = serde_json::from_str(body).unwrap();
+        parse(&serde_json::to_vec(&v).unwrap(), None)
+    }
+
+    #[test]
+    fn manifest_with_duplicate_keys_is_refused() {
+        let d = format!(r#"{{"mediaType":"x","digest":"{D}","size":3}}"#);
+        let i = format!(r#"{{"mediaType":"{OCI_MANIFEST}","digest":"{D}","size":3}}"#);
+        let cases = [
+            // Finding 12: an image by its first mediaType, an index by its last.
+            format!(
+                r#"{{"schemaVersion":2,"mediaType":"{OCI_MANIFEST}","mediaType":"{OCI_INDEX}",
+                    "config":{d},"layers":[{d}],"manifests":[{i}]}}"#
+            ),
+            format!(
+                r#"{{"schemaVersion":2,"mediaType":"{OCI_INDEX}","\u006dediaType":"{OCI_MANIFEST}",
+                    "config":{d},"layers":[],"manifests":[{i}]}}"#
+            ),
+            format!(r#"{{"schemaVersion":1,"schemaVersion":2,"config":{d}}}"#),
+            format!(
+                r#"{{"schemaVersion":2,"config":{{"mediaType":"x","digest":"sha256:00","digest":"{D}","size":3}}}}"#
+            ),
+            format!(
+                r#"{{"schemaVersion":2,"config":{d},"layers":[{d},{{"mediaType":"x","digest":"{D}","size":3,"size":4}}]}}"#
+            ),
+            format!(
+                r#"{{"schemaVersion":2,"config":{d},"subject":{{"mediaType":"x","digest":"{D}","digest":"{D}","size":3}}}}"#
+            ),
+            format!(
+                r#"{{"schemaVersion":2,"manifests":[{{"mediaType":"x","mediaType":"{OCI_MANIFEST}","digest":"{D}","size":3}}]}}"#
+            ),
+            format!(r#"{{"schemaVersion":2,"config":{d},"config":{d}}}"#),
+            format!(r#"{{"schemaVersion":2,"config":{d},"annotations":{{"a":"1","a":"2"}}}}"#),
+            format!(r#"{{"schemaVersion":2,"config":{d},"artifactType":"a","artifactType":"b"}}"#),
+        ];
+        for c in &cases {
+            assert!(
+                last_key_wins(c).is_ok(),
+                "the case is valid read last-key-wins: {c}"
+            );
+            let e = parse(c.as_bytes(), Some(OCI_MANIFEST)).unwrap_err();
+            assert!(e.contains("duplicate key"), "{c}: {e}");
+        }
+    }
+
+    mod prop {
+        use super::super::*;
+        use super::D;
+        use proptest::prelude::*;
+        use proptest::sample::Index;
+        use serde_json::json;
+
+        fn desc(mt: &str, size: u64) -> Value {
+            json!({"mediaType": mt, "digest": D, "size": size})
+        }
+
+        /// Valid manifests of every kind, with optional subject, artifactType and annotations.
+        fn manifest() -> impl Strategy<Value = Value> {
+            let kind = prop_oneof![
+                Just(OCI_MANIFEST),
+                Just(DOCKER_MANIFEST),
+                Just(OCI_INDEX),
+                Just(DOCKER_LIST)
+            ];
+            (
+                kind,
+                0..4usize,
+                any::<u64>(),
+                any::<bool>(),
+                proptest::option::of("[a-z/.+]{1,20}"),
+                proptest::collection::btree_map("[a-z.]{1,8}", "[ -~]{0,8}", 0..4),
+            )
+                .prop_map(|(mt, n, size, subject, artifact, annotations)| {
+                    let mut m = json!({"schemaVersion": 2, "mediaType": mt});
+                    let items: Vec<Value> =
+                        (0..n).map(|k| desc("x", size / (k as u64 + 1))).collect();
+                    if kind_of(mt) == Some(Kind::Image) {
+                        m["config"] = desc("application/vnd.oci.image.config.v1+json", size);
+                        m["layers"] = Value::Array(items);
+                    } else {
+                        m["manifests"] = Value::Array(items);
+                    }
+                    if subject {
+                        m["subject"] = desc(OCI_MANIFEST, size);
+                    }
+                    if let Some(a) = artifact {
+                        m["artifactType"] = Value::String(a);
+                    }
+                    if !annotations.is_empty() {
+                        m["annotations"] = json!(annotations);
+                    }
+                    m
+                })
+        }
+
+        /// The number of objects in `v` (pre-order).
+        fn objects(v: &Value) -> usize {
+            match v {
+                Value::Object(o) => 1 + o.values().map(objects).sum::<usize>(),
+                Value::Array(a) => a.iter().map(objects).sum(),
+                _ => 0,
+            }
+        }
+
+        /// Writes `v` as JSON text, repeating one key of the `target`-th object (pre-order), with `other` as the
+        /// first value when given (else the same value twice).
+        fn write_dup(
+            v: &Value,
+            seen: &mut usize,
+            target: usize,
+            key: Index,
+            other: &Option<Value>,
+        ) -> String {
+            match v {
+                Value::Object(o) => {
+                    let here = *seen == target;
+                    *seen += 1;
+                    let mut parts = Vec::new();
+                    let dup = (here && !o.is_empty()).then(|| key.index(o.len()));
+                    for (k, (name, val)) in o.iter().enumerate() {
+                        let name_json = serde_json::to_string(name).unwrap();
+                        if dup == Some(k) {
+                            let first = other.as_ref().unwrap_or(val);
+                            parts.push(format!("{name_json}:{first}"));
+                        }
+                        parts.push(format!(
+                            "{name_json}:{}",
+                            write_dup(val, seen, target, key, other)
+                        ));
+                    }
+                    format!("{{{}}}", parts.join(","))
+                }
+                Value::Array(a) => {
+                    let items: Vec<String> = a
+                        .iter()
+                        .map(|x| write_dup(x, seen, target, key, other))
+                        .collect();
+                    format!("[{}]", items.join(","))
+                }
+                other => other.to_string(),
+            }
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(256))]
+
+            #[test]
+            fn generated_manifests_parse(m in manifest()) {
+                let body = serde_json::to_vec(&m).unwrap();
+                let parsed = parse(&body, None).unwrap();
+                prop_assert_eq!(parsed.media_type.as_str(), m["mediaType"].as_str().unwrap());
+                prop_assert_eq!(media_type_of(&body), parsed.media_type);
+            }
+
+            #[test]
+            fn duplicate_keys_are_always_refused(
+                m in manifest(),
+                target in any::<Index>(),
+                key in any::<Index>(),
+                other in proptest::option::of(prop_oneof![
+                    Just(json!(OCI_INDEX)), Just(json!(1)), Just(Value::Null), Just(json!({}))
+                ]),
+            ) {
+                let target = target.index(objects(&m));
+                let text = write_dup(&m, &mut 0, target, key, &other);
+                let e = parse(text.as_bytes(), None).unwrap_err();
+                prop_assert!(e.contains("duplicate key"), "{}: {}", text, e);
+            }
+
+            #[test]
+            fn arbitrary_bytes_never_panic(body in proptest::collection::vec(any::<u8>(), 0..512)) {
+                let _ = parse(&body, None);
+                let _ = parse(&body, Some(OCI_INDEX));
+                let _ = media_type_of(&body);
+            }
+
+            #[test]
+            fn json_like_text_never_panics(body in r#"[{}\[\]":,0-9a-zA-Z.+\-\\ ]{0,300}"#) {
+                let _ = parse(body.as_bytes(), None);
+                let _ = media_type_of(body.as_bytes());
+            }
+
+            #[test]
+            fn mutated_manifests_never_panic(
+                m in manifest(),
+                edits in proptest::collection::vec((any::<Index>(), any::<u8>(), 0..3u8), 1..8),
+            ) {
+                let mut body = serde_json::to_vec(&m).unwrap();
+                for (at, byte, op) in edits {
+                    let i = at.index(body.len() + 1);
+                    match op {
+                        0 if i < body.len() => body[i] = byte,
+                        1 if i < body.len() => { body.remove(i); }
+                        _ => body.insert(i, byte),
+                    }
+                }
+                if let Ok(parsed) = parse(&body, None) {
+                    // Whatever is accepted is a whole manifest of a known kind.
+                    prop_assert!(kind_of(&parsed.media_type).is_some());
+                }
+                let _ = media_type_of(&body);
+            }
         }
     }
 }

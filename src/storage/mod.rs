@@ -14,10 +14,11 @@ pub mod manifests;
 pub mod paths;
 pub mod referrers;
 pub mod tags;
+mod upload_table;
 pub mod uploads;
 
 use crate::names::{Digest, Name};
-use driver::{Driver, DriverError, FsDriver};
+use driver::{Driver, DriverError};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -186,56 +187,39 @@ pub struct StatsSnapshot {
 pub struct Store {
     driver: Arc<dyn Driver>,
     delete_enabled: bool,
-    uploads: uploads::UploadTable,
+    uploads: upload_table::UploadTable,
     referrers: referrers::SubjectCache,
     stats: Arc<StoreStats>,
 }
 
 impl Store {
-    /// Opens the filesystem store at `config.root`, creating its directories and removing staged temp files.
+    /// Opens the store on the driver [`driver::open`] builds from `config` (the filesystem driver: creates its
+    /// directories and removes staged temp files). Blobs already stored are not counted here: run
+    /// [`Store::count_blobs`] in the background (a large volume must not delay start).
     pub async fn open(config: StorageConfig) -> Result<Store, StorageError> {
-        let fs = FsDriver::new(&config.root).await?;
-        // distribution creates these lazily; creating them up front is harmless and makes a fresh root obvious.
-        for dir in [paths::blobs_root(), paths::repositories_root()] {
-            tokio::fs::create_dir_all(config.root.join(&dir))
-                .await
-                .map_err(|source| DriverError::Io {
-                    op: "create directory",
-                    path: dir,
-                    source,
-                })?;
-        }
-        let store = Store::with_driver(Arc::new(fs), config.delete_enabled);
-        store.count_blobs_in_background(config.root.join(paths::blobs_root()));
-        Ok(store)
+        let driver = driver::open(&config).await?;
+        Ok(Store::with_driver(driver, config.delete_enabled))
     }
 
-    /// Counts the blobs already on disk once, on a thread of its own (a large volume must not delay start);
-    /// from then on commits keep the count.
-    fn count_blobs_in_background(&self, blobs_dir: std::path::PathBuf) {
-        let stats = self.stats.clone();
-        let _ = std::thread::Builder::new()
-            .name("blob-count".into())
-            .spawn(move || {
-                let (mut n, mut bytes) = (0u64, 0u64);
-                let mut stack = vec![blobs_dir];
-                while let Some(dir) = stack.pop() {
-                    let Ok(entries) = std::fs::read_dir(&dir) else {
-                        continue;
-                    };
-                    for e in entries.flatten() {
-                        let Ok(t) = e.file_type() else { continue };
-                        if t.is_dir() {
-                            stack.push(e.path());
-                        } else if e.file_name() == "data" {
-                            n += 1;
-                            bytes += e.metadata().map(|m| m.len()).unwrap_or(0);
-                        }
-                    }
-                }
-                stats.blobs.fetch_add(n, Ordering::Relaxed);
-                stats.blob_bytes.fetch_add(bytes, Ordering::Relaxed);
-            });
+    /// Counts the blobs in the store once, through the driver, and adds them to the counters (commits keep them
+    /// from then on); returns the blobs and bytes found. Meant for a background service started with the server.
+    pub async fn count_blobs(&self) -> Result<(u64, u64), StorageError> {
+        let mut walk = self.driver.walk(&paths::blobs_root()).await?;
+        let (mut n, mut bytes) = (0u64, 0u64);
+        while let Some(e) = walk.next().await? {
+            if e.key.rsplit('/').next() == Some("data") {
+                n += 1;
+                bytes += e.size;
+            }
+        }
+        self.stats.blobs.fetch_add(n, Ordering::Relaxed);
+        self.stats.blob_bytes.fetch_add(bytes, Ordering::Relaxed);
+        Ok((n, bytes))
+    }
+
+    /// Whether the storage can be written now (the readiness probe, done through the driver); the error says why.
+    pub async fn ready(&self) -> Result<(), String> {
+        self.driver.ready().await
     }
 
     /// Counts a blob newly added to the store.
@@ -249,7 +233,7 @@ impl Store {
         Store {
             driver,
             delete_enabled,
-            uploads: uploads::UploadTable::new(uploads::DEFAULT_TRACKED_UPLOADS),
+            uploads: upload_table::UploadTable::new(upload_table::DEFAULT_TRACKED_UPLOADS),
             referrers: referrers::SubjectCache::new(referrers::DEFAULT_CACHE_ENTRIES),
             stats: Arc::new(StoreStats::default()),
         }
@@ -263,6 +247,11 @@ impl Store {
     /// The driver underneath.
     pub fn driver(&self) -> &dyn Driver {
         &*self.driver
+    }
+
+    /// The driver underneath, shared (for background services that outlive a borrow).
+    pub fn shared_driver(&self) -> Arc<dyn Driver> {
+        self.driver.clone()
     }
 
     /// A snapshot of the counters.
@@ -320,5 +309,40 @@ pub(crate) fn corrupt(path: &str, reason: &str) -> StorageError {
     StorageError::Corrupt {
         path: path.to_string(),
         reason: reason.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn blobs_are_counted_through_the_driver_and_readiness_probes_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = StorageConfig {
+            root: dir.path().to_path_buf(),
+            delete_enabled: false,
+        };
+        let store = Store::open(config.clone()).await.unwrap();
+        assert_eq!(store.ready().await, Ok(()));
+        for data in [&b"one"[..], b"three", b"three"] {
+            let d = digester::digest_bytes(crate::names::Algorithm::Sha256, data);
+            store.put_blob_bytes(&d, data).await.unwrap();
+        }
+        // Upload data and staged files are not blobs.
+        let repo = Name::parse("a").unwrap();
+        let id = store.start_upload(&repo).await.unwrap();
+        let mut w = store
+            .begin_write(&repo, id.as_str(), None, None)
+            .await
+            .unwrap();
+        w.write(b"pending").await.unwrap();
+        w.end_chunk(None).await.unwrap();
+        drop(w);
+        let reopened = Store::open(config).await.unwrap();
+        assert_eq!(reopened.stats().blobs, 0, "open does not walk the volume");
+        assert_eq!(reopened.count_blobs().await.unwrap(), (2, 8));
+        let s = reopened.stats();
+        assert_eq!((s.blobs, s.blob_bytes), (2, 8));
     }
 }

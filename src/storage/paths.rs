@@ -4,40 +4,11 @@
 //! `docker/registry/v2/repositories/team/app/_layers/sha256/<hex>/link`. Inputs are validated types
 //! ([`Name`], [`Tag`], [`Digest`], [`UploadId`]), so no path here can leave the root.
 
+pub use crate::names::UploadId;
 use crate::names::{Digest, Name, Tag};
-use std::fmt;
 
 /// The prefix every path of distribution's layout starts with.
 pub const V2_ROOT: &str = "docker/registry/v2";
-
-/// A validated upload session id: a lower-case hyphenated UUID, as distribution and gatehouse issue them.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct UploadId(String);
-
-impl UploadId {
-    /// A fresh random (v4) upload id.
-    pub fn new_random() -> UploadId {
-        UploadId(uuid::Uuid::new_v4().hyphenated().to_string())
-    }
-
-    /// Parses an upload id; only the canonical lower-case hyphenated UUID form is accepted.
-    pub fn parse(s: &str) -> Option<UploadId> {
-        let u = uuid::Uuid::try_parse(s).ok()?;
-        let canonical = u.hyphenated().to_string();
-        (canonical == s).then_some(UploadId(canonical))
-    }
-
-    /// The id as written.
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Display for UploadId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
 
 /// `<alg>/<hex>`, the digest path components used under `_layers`, `revisions` and tag indexes.
 fn digest_dir(d: &Digest) -> String {
@@ -182,17 +153,24 @@ mod tests {
     }
 
     #[test]
-    fn upload_ids_are_canonical_uuids_only() {
+    fn upload_ids_have_one_grammar_that_cannot_leave_the_session_directory() {
         for bad in [
             "",
             "..",
             "../../etc",
-            "0F4C3A52-3F6E-4D1C-9A53-0A4B8C1F2E3D",
-            "0f4c3a523f6e4d1c9a530a4b8c1f2e3d",
             "{0f4c3a52-3f6e-4d1c-9a53-0a4b8c1f2e3d}",
             "0f4c3a52-3f6e-4d1c-9a53-0a4b8c1f2e3d/x",
+            "a.b",
         ] {
             assert!(UploadId::parse(bad).is_none(), "{bad}");
+        }
+        // Other spellings of a UUID are other ids: they name another (unknown) session, never this one.
+        let canonical = UploadId::parse("0f4c3a52-3f6e-4d1c-9a53-0a4b8c1f2e3d").unwrap();
+        for other in [
+            "0F4C3A52-3F6E-4D1C-9A53-0A4B8C1F2E3D",
+            "0f4c3a523f6e4d1c9a530a4b8c1f2e3d",
+        ] {
+            assert_ne!(UploadId::parse(other), Some(canonical.clone()), "{other}");
         }
         let fresh = UploadId::new_random();
         assert_eq!(UploadId::parse(fresh.as_str()), Some(fresh));

@@ -6,96 +6,16 @@
 //! already there, links it into the repository and removes the session.
 
 use super::digester::{hash_file, Digester};
-use super::driver::AppendFile;
+use super::driver::Writer;
 use super::paths::{self, UploadId};
+use super::upload_table::HashState;
 use super::{StorageError, Store};
 use crate::names::{Algorithm, Digest, Name};
-use std::collections::HashMap;
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
-use tokio::sync::{Mutex as AsyncMutex, OwnedMutexGuard};
+use tokio::sync::OwnedMutexGuard;
 
-/// How many upload sessions keep their hash state in memory by default.
-pub const DEFAULT_TRACKED_UPLOADS: usize = 4096;
-
-/// The hash of an upload's data file, as far as it has been hashed.
-#[derive(Default)]
-struct HashState {
-    digester: Option<Digester>,
-    hashed: u64,
-}
-
-struct Entry {
-    state: Arc<AsyncMutex<HashState>>,
-    used: u64,
-}
-
-#[derive(Default)]
-struct Table {
-    map: HashMap<(Name, UploadId), Entry>,
-    tick: u64,
-}
-
-/// Per-session hash states, bounded: the least recently used idle state is dropped when the table is full.
-pub(crate) struct UploadTable {
-    inner: Mutex<Table>,
-    cap: usize,
-}
-
-impl UploadTable {
-    /// An empty table holding at most `cap` idle states.
-    pub(crate) fn new(cap: usize) -> UploadTable {
-        UploadTable {
-            inner: Mutex::new(Table::default()),
-            cap: cap.max(1),
-        }
-    }
-
-    fn get(&self, repo: &Name, id: &UploadId) -> Arc<AsyncMutex<HashState>> {
-        let mut t = self.inner.lock().expect("upload table lock");
-        t.tick += 1;
-        let tick = t.tick;
-        let key = (repo.clone(), id.clone());
-        if let Some(e) = t.map.get_mut(&key) {
-            e.used = tick;
-            return e.state.clone();
-        }
-        if t.map.len() >= self.cap {
-            let victim = t
-                .map
-                .iter()
-                .filter(|(_, e)| Arc::strong_count(&e.state) == 1)
-                .min_by_key(|(_, e)| e.used)
-                .map(|(k, _)| k.clone());
-            if let Some(k) = victim {
-                t.map.remove(&k);
-            }
-        }
-        let state = Arc::new(AsyncMutex::new(HashState::default()));
-        t.map.insert(
-            key,
-            Entry {
-                state: state.clone(),
-                used: tick,
-            },
-        );
-        state
-    }
-
-    fn remove(&self, repo: &Name, id: &UploadId) {
-        self.inner
-            .lock()
-            .expect("upload table lock")
-            .map
-            .remove(&(repo.clone(), id.clone()));
-    }
-
-    /// How many states are held.
-    pub(crate) fn len(&self) -> usize {
-        self.inner.lock().expect("upload table lock").map.len()
-    }
-}
+pub use super::upload_table::DEFAULT_TRACKED_UPLOADS;
 
 /// Formats a time as RFC 3339 in UTC, the format distribution writes to `startedat`.
 fn rfc3339(t: SystemTime) -> String {
@@ -141,13 +61,24 @@ impl Store {
     /// Starts an upload session: an empty `data` file, then `startedat` (which makes the session known).
     pub async fn start_upload(&self, repo: &Name) -> Result<UploadId, StorageError> {
         let id = UploadId::new_random();
-        drop(self.driver.append(&paths::upload_data(repo, &id)).await?);
-        self.driver
-            .write_atomic(
-                &paths::upload_started_at(repo, &id),
-                rfc3339(SystemTime::now()).as_bytes(),
-            )
-            .await?;
+        let started = async {
+            self.driver
+                .writer(&paths::upload_data(repo, &id))
+                .await?
+                .commit()
+                .await?;
+            self.driver
+                .write_atomic(
+                    &paths::upload_started_at(repo, &id),
+                    rfc3339(SystemTime::now()).as_bytes(),
+                )
+                .await
+        };
+        if let Err(e) = started.await {
+            // A session that could not be started (disk full) leaves nothing behind.
+            let _ = self.driver.delete(&paths::upload_dir(repo, &id)).await;
+            return Err(e.into());
+        }
         self.stats.uploads_started.fetch_add(1, Ordering::Relaxed);
         Ok(id)
     }
@@ -212,10 +143,11 @@ impl Store {
             });
         }
         let data = paths::upload_data(repo, &id);
-        let file = self.driver.append(&data).await?;
-        let offset = file.len();
+        let chunk = self.driver.writer(&data).await?;
+        let offset = chunk.len();
         if let Some(start) = start {
             if start != offset {
+                chunk.cancel().await?;
                 return Err(StorageError::RangeMismatch {
                     repo: repo.clone(),
                     id: id.to_string(),
@@ -227,32 +159,53 @@ impl Store {
         let fresh = guard.digester.is_none() || guard.hashed != offset;
         if fresh {
             let alg = alg.unwrap_or(Algorithm::Sha256);
-            guard.digester = Some(if offset == 0 {
-                Digester::new(alg)
+            let hashed = if offset == 0 {
+                Ok(Digester::new(alg))
             } else {
-                hash_file(&*self.driver, &data, alg, offset).await?
-            });
+                hash_file(&*self.driver, &data, alg, offset).await
+            };
+            match hashed {
+                Ok(d) => guard.digester = Some(d),
+                Err(e) => {
+                    chunk.cancel().await?;
+                    return Err(e.into());
+                }
+            }
             guard.hashed = offset;
         }
+        let saved = guard.digester.clone();
         Ok(UploadWriter {
             store: self,
             repo: repo.clone(),
             id,
-            file,
-            state: guard,
+            chunk: Some(chunk),
+            len: offset,
+            state: Some(guard),
             chunk_start: offset,
+            saved,
         })
     }
 }
 
 /// One chunk being appended to an upload session; the session stays locked while this exists.
+///
+/// The chunk's bytes go to a driver [`Writer`]: [`UploadWriter::end_chunk`] commits them (once it returns, the
+/// bytes are in storage for every reader, so a 202 to a PATCH means they are there) or cancels them when the
+/// chunk is refused. A writer dropped before its chunk ended (the client went away, the body failed) cancels
+/// the chunk in a task that holds the session until the cut is done: a failed chunk is never part of the upload.
 pub struct UploadWriter<'a> {
     store: &'a Store,
     repo: Name,
     id: UploadId,
-    file: Box<dyn AppendFile>,
-    state: OwnedMutexGuard<HashState>,
+    /// The open chunk; `None` once it was committed or cancelled.
+    chunk: Option<Box<dyn Writer>>,
+    /// The session's length when the chunk ended (while it is open: see [`UploadWriter::offset`]).
+    len: u64,
+    /// The session's hash state, locked; `None` only while being dropped.
+    state: Option<OwnedMutexGuard<HashState>>,
     chunk_start: u64,
+    /// The hash state at the chunk's start, to go back to when the chunk is cancelled.
+    saved: Option<Digester>,
 }
 
 impl UploadWriter<'_> {
@@ -263,18 +216,48 @@ impl UploadWriter<'_> {
 
     /// The session's length so far.
     pub fn offset(&self) -> u64 {
-        self.file.len()
+        self.chunk.as_ref().map_or(self.len, |c| c.len())
     }
 
-    /// Appends bytes and hashes them.
+    fn hash_state(&mut self) -> &mut HashState {
+        self.state
+            .as_mut()
+            .expect("the session is locked until drop")
+    }
+
+    /// Drops the open chunk's bytes and goes back to the hash state of its start.
+    async fn cancel_chunk(&mut self) -> Result<(), StorageError> {
+        let (start, saved) = (self.chunk_start, self.saved.clone());
+        let state = self.hash_state();
+        state.digester = saved;
+        state.hashed = start;
+        self.len = start;
+        match self.chunk.take() {
+            Some(chunk) => Ok(chunk.cancel().await?),
+            None => Ok(()),
+        }
+    }
+
+    /// Appends bytes and hashes them; when the driver fails, the chunk is cancelled.
     pub async fn write(&mut self, chunk: &[u8]) -> Result<(), StorageError> {
-        if let Err(e) = self.file.write_all(chunk).await {
-            self.state.digester = None; // The file may hold part of the chunk: re-hash when needed.
+        let Some(writer) = self.chunk.as_mut() else {
+            return Err(StorageError::Driver(super::DriverError::Io {
+                op: "write",
+                path: paths::upload_data(&self.repo, &self.id),
+                source: std::io::Error::other("the chunk has already ended"),
+            }));
+        };
+        if let Err(e) = writer.write(chunk).await {
+            if let Err(cancel) = self.cancel_chunk().await {
+                tracing::warn!(error = %cancel, "cancelling a failed upload chunk");
+                self.hash_state().digester = None; // The file may hold part of the chunk: re-hash when needed.
+            }
             return Err(e.into());
         }
-        if let Some(d) = self.state.digester.as_mut() {
+        let state = self.hash_state();
+        if let Some(d) = state.digester.as_mut() {
             d.update(chunk);
-            self.state.hashed += chunk.len() as u64;
+            state.hashed += chunk.len() as u64;
         }
         self.store
             .stats
@@ -284,12 +267,11 @@ impl UploadWriter<'_> {
     }
 
     /// Ends the chunk: when its Content-Range declared a length and a different number of bytes came, the chunk is
-    /// cut off again and [`StorageError::ChunkLength`] returned. Returns the session's length.
+    /// cancelled and [`StorageError::ChunkLength`] returned; otherwise it is committed. Returns the session's length.
     pub async fn end_chunk(&mut self, declared: Option<u64>) -> Result<u64, StorageError> {
-        let received = self.file.len() - self.chunk_start;
+        let received = self.offset() - self.chunk_start;
         if let Some(declared) = declared.filter(|&d| d != received) {
-            self.state.digester = None;
-            self.file.truncate(self.chunk_start).await?;
+            self.cancel_chunk().await?;
             return Err(StorageError::ChunkLength {
                 repo: self.repo.clone(),
                 id: self.id.to_string(),
@@ -297,21 +279,31 @@ impl UploadWriter<'_> {
                 received,
             });
         }
-        Ok(self.file.len())
+        if let Some(chunk) = self.chunk.take() {
+            match chunk.commit().await {
+                Ok(len) => self.len = len,
+                Err(e) => {
+                    // Whatever reached the file is of unknown extent: re-hash when needed.
+                    self.hash_state().digester = None;
+                    self.len = self.chunk_start;
+                    return Err(e.into());
+                }
+            }
+        }
+        Ok(self.len)
     }
 
     /// Verifies the data against `expected` and commits it as a blob linked into the repository; returns its size.
     ///
-    /// On a mismatch the session is removed and [`StorageError::DigestMismatch`] returned: nothing is stored.
+    /// An open chunk is ended first. On a mismatch the session is removed and [`StorageError::DigestMismatch`]
+    /// returned: nothing is stored.
     pub async fn commit(mut self, expected: &Digest) -> Result<u64, StorageError> {
+        let len = self.end_chunk(None).await?;
         let store = self.store;
         let data = paths::upload_data(&self.repo, &self.id);
-        self.file.sync().await?;
-        let len = self.file.len();
-        let actual = match self.state.digester.as_ref() {
-            Some(d) if d.algorithm() == expected.algorithm() && self.state.hashed == len => {
-                d.digest()
-            }
+        let state = self.hash_state();
+        let actual = match state.digester.as_ref() {
+            Some(d) if d.algorithm() == expected.algorithm() && state.hashed == len => d.digest(),
             _ => hash_file(&*store.driver, &data, expected.algorithm(), len)
                 .await?
                 .digest(),
@@ -355,6 +347,37 @@ impl UploadWriter<'_> {
     }
 }
 
+impl Drop for UploadWriter<'_> {
+    fn drop(&mut self) {
+        let Some(chunk) = self.chunk.take() else {
+            return;
+        };
+        let Some(mut state) = self.state.take() else {
+            return;
+        };
+        let (start, saved) = (self.chunk_start, self.saved.take());
+        let path = paths::upload_data(&self.repo, &self.id);
+        match tokio::runtime::Handle::try_current() {
+            // The session stays locked (the guard moves into the task) until the chunk is cut off again.
+            Ok(rt) => {
+                rt.spawn(async move {
+                    match chunk.cancel().await {
+                        Ok(()) => {
+                            state.digester = saved;
+                            state.hashed = start;
+                        }
+                        Err(e) => {
+                            tracing::warn!(error = %e, path, "cancelling an interrupted upload chunk");
+                            state.digester = None;
+                        }
+                    }
+                });
+            }
+            Err(_) => state.digester = None,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -366,15 +389,122 @@ mod tests {
         assert_eq!(rfc3339(t), "2024-02-29T23:59:59Z");
     }
 
-    #[test]
-    fn table_evicts_idle_least_recently_used() {
-        let t = UploadTable::new(2);
-        let r = Name::parse("a").unwrap();
-        let ids: Vec<_> = (0..3).map(|_| UploadId::new_random()).collect();
-        let held = t.get(&r, &ids[0]);
-        t.get(&r, &ids[1]);
-        t.get(&r, &ids[2]); // evicts ids[1]: ids[0] is in use
-        assert_eq!(t.len(), 2);
-        assert!(Arc::ptr_eq(&held, &t.get(&r, &ids[0])));
+    async fn store() -> (tempfile::TempDir, Store) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(crate::storage::StorageConfig {
+            root: dir.path().to_path_buf(),
+            delete_enabled: false,
+        })
+        .await
+        .unwrap();
+        (dir, store)
+    }
+
+    /// A chunk whose request failed half way (the writer dropped before its end) is cut off again, and the
+    /// session continues from where it was, with a digest that still matches.
+    #[tokio::test]
+    async fn an_interrupted_chunk_is_never_part_of_the_upload() {
+        let (_dir, store) = store().await;
+        let repo = Name::parse("a/b").unwrap();
+        let id = store.start_upload(&repo).await.unwrap();
+        let mut w = store
+            .begin_write(&repo, id.as_str(), Some(0), None)
+            .await
+            .unwrap();
+        w.write(b"kept ").await.unwrap();
+        assert_eq!(w.end_chunk(Some(5)).await.unwrap(), 5);
+        drop(w);
+        let mut w = store
+            .begin_write(&repo, id.as_str(), Some(5), None)
+            .await
+            .unwrap();
+        w.write(&[b'!'; 100_000]).await.unwrap();
+        drop(w); // The body failed: no end_chunk.
+                 // The next writer waits for the cut: the session is at 5 again.
+        let mut w = store
+            .begin_write(&repo, id.as_str(), None, None)
+            .await
+            .unwrap();
+        assert_eq!(w.offset(), 5);
+        w.write(b"and this").await.unwrap();
+        let d = crate::storage::digester::digest_bytes(Algorithm::Sha256, b"kept and this");
+        assert_eq!(w.commit(&d).await.unwrap(), 13);
+    }
+
+    /// A chunk whose length differs from its Content-Range is cancelled: the upload's length and hash are as
+    /// before it.
+    #[tokio::test]
+    async fn a_chunk_of_the_wrong_length_is_cancelled() {
+        let (_dir, store) = store().await;
+        let repo = Name::parse("a").unwrap();
+        let id = store.start_upload(&repo).await.unwrap();
+        let mut w = store
+            .begin_write(&repo, id.as_str(), Some(0), None)
+            .await
+            .unwrap();
+        w.write(b"abc").await.unwrap();
+        assert!(matches!(
+            w.end_chunk(Some(4)).await,
+            Err(StorageError::ChunkLength {
+                declared: 4,
+                received: 3,
+                ..
+            })
+        ));
+        drop(w);
+        assert_eq!(store.upload_offset(&repo, id.as_str()).await.unwrap(), 0);
+        let mut w = store
+            .begin_write(&repo, id.as_str(), Some(0), None)
+            .await
+            .unwrap();
+        w.write(b"xyz").await.unwrap();
+        let d = crate::storage::digester::digest_bytes(Algorithm::Sha256, b"xyz");
+        assert_eq!(w.commit(&d).await.unwrap(), 3);
+    }
+
+    /// Issue 9 finding 4: once a chunk's end returns (the PATCH's 202), its bytes are in storage: a fresh store on
+    /// the same root (no shared hash state, no shared file handle) hashes them all.
+    #[tokio::test]
+    async fn a_chunk_is_in_storage_when_its_end_returns() {
+        let (dir, store) = store().await;
+        let repo = Name::parse("a").unwrap();
+        let id = store.start_upload(&repo).await.unwrap();
+        let mut data = Vec::new();
+        for round in 0..8u8 {
+            let mut w = store
+                .begin_write(&repo, id.as_str(), None, None)
+                .await
+                .unwrap();
+            for _ in 0..16 {
+                let piece = vec![round; 65_536 + round as usize];
+                w.write(&piece).await.unwrap();
+                data.extend_from_slice(&piece);
+            }
+            assert_eq!(w.end_chunk(None).await.unwrap(), data.len() as u64);
+            drop(w);
+            let fresh = Store::open(crate::storage::StorageConfig {
+                root: dir.path().to_path_buf(),
+                delete_enabled: false,
+            })
+            .await
+            .unwrap();
+            assert_eq!(
+                fresh.upload_offset(&repo, id.as_str()).await.unwrap(),
+                data.len() as u64
+            );
+            let hashed = hash_file(
+                fresh.driver(),
+                &paths::upload_data(&repo, &id),
+                Algorithm::Sha256,
+                data.len() as u64,
+            )
+            .await
+            .unwrap();
+            assert_eq!(
+                hashed.digest(),
+                crate::storage::digester::digest_bytes(Algorithm::Sha256, &data),
+                "round {round}"
+            );
+        }
     }
 }

@@ -2,9 +2,15 @@
 //! flavours users really have (`htpasswd -nbB` cost 5 `$2y$`, passlib cost 12 `$2b$`) log in; no, wrong,
 //! unknown or malformed credentials get distribution's 401 (Basic challenge, API version, UNAUTHORIZED body);
 //! an allowed Origin is echoed with `Vary: Origin` on 200, 401 and 404 alike, another origin is not;
-//! preflights are answered at the door; configured extra headers are on every response.
+//! preflights are answered at the door; configured extra headers are on every response. Users whose line
+//! has a hash gatehouse cannot verify (`htpasswd -m`, `-s`, `-d`) get a 401 counted and logged as
+//! `unsupported_hash`, not `unknown_user`.
 
+use std::process::Command;
 use std::time::Instant;
+
+use crate::util::frontdoor::{access_lines, bcrypt_line, file_text, Front, FrontConfig};
+use crate::util::process::require_tool;
 
 use crate::util::http::Http;
 use crate::util::{
@@ -236,5 +242,59 @@ fn configured_extra_headers_are_on_every_response() {
         reply
             .expect_token("X-Gatehouse-Test", "one")
             .expect_token("X-Gatehouse-Test", "two");
+    }
+}
+
+/// Issue 9 finding 21: users whose line has an MD5, SHA-1 or crypt hash were logged as `unknown_user`. They
+/// are `unsupported_hash` now, in the access log and in `gatehouse_auth_attempts_total`, and still a 401.
+#[test]
+fn unsupported_hash_users_are_counted_and_logged_as_unsupported_hash_not_unknown_user() {
+    let dist = Distribution::start();
+    let tool = require_tool("htpasswd", "apache2-utils");
+    let mut lines = vec![bcrypt_line("good", "good-pw", 4)];
+    for (user, flag) in [("md5", "-m"), ("sha", "-s"), ("crypt", "-d")] {
+        let out = Command::new(&tool)
+            .args(["-nb", flag, user, "their-pw"])
+            .output()
+            .expect("running htpasswd");
+        assert!(out.status.success(), "htpasswd -nb {flag}");
+        lines.push(String::from_utf8_lossy(&out.stdout).trim().to_string());
+    }
+    let dir = crate::util::temp_dir("unsupported");
+    let path = dir.path().join("htpasswd");
+    std::fs::write(&path, file_text(&lines)).expect("writing htpasswd");
+    let front = Front::start(&FrontConfig::new(&dist.url(), &path).no_guard());
+    let http = Http::new(&front.url());
+    for user in ["md5", "sha", "crypt"] {
+        http.req("GET", "/v2/")
+            .creds(user, "their-pw")
+            .send()
+            .expect_unauthorized(&front.realm);
+    }
+    http.req("GET", "/v2/")
+        .creds("nobody", "their-pw")
+        .send()
+        .expect_unauthorized(&front.realm);
+    http.req("GET", "/v2/")
+        .creds("good", "good-pw")
+        .send()
+        .expect(200);
+
+    let m = front.samples();
+    let attempts = |result: &str| m.sum("gatehouse_auth_attempts_total", &[("result", result)]);
+    assert_eq!(attempts("unsupported_hash"), 3.0);
+    assert_eq!(attempts("unknown_user"), 1.0);
+    let log = front.log_text();
+    let logged = access_lines(&log)
+        .iter()
+        .filter(|l| l["auth"] == "unsupported_hash")
+        .count();
+    assert_eq!(
+        logged, 3,
+        "access-log lines with auth=unsupported_hash:\n{log}"
+    );
+    for line in &lines[1..] {
+        let hash = line.split_once(':').expect("user:hash").1;
+        assert!(!log.contains(hash), "the log echoes a hash");
     }
 }

@@ -22,4 +22,5 @@ mod metrics;
 mod passwd_cli;
 mod push_pull;
 mod reload;
+mod stress_push;
 mod upstream_down;

@@ -2,7 +2,10 @@
 //! `htpasswd -vb` and `htpasswd -bB` lines verify with `gatehouse passwd verify` (compatible both ways); a new
 //! file is mode 0600 and an edit keeps the mode; no temp file is left behind; a symlinked file stays a
 //! symlink; a running gatehouse accepts a user added with `--password-stdin` within 1 s and refuses it within
-//! 1 s of `passwd remove`, whether the file is replaced or rewritten `--in-place` (same inode).
+//! 1 s of `passwd remove`, whether the file is replaced or rewritten `--in-place` (same inode); removing the
+//! last user locks a running gatehouse out. A password over bcrypt's 72 bytes is refused with the reason;
+//! without a terminal, `passwd add` says to use `--password-stdin`; `--in-place` exists only on `add` and
+//! `remove`.
 
 use std::fs;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
@@ -13,7 +16,8 @@ use std::time::{Duration, Instant};
 use crate::util::frontdoor::{
     expect_success, gatehouse_cli, get_base, plain_client, within, Front, FrontConfig,
 };
-use crate::util::process::require_tool;
+use crate::util::gatehouse::bin;
+use crate::util::process::{require_tool, scrub_env};
 use crate::util::{temp_dir, Distribution};
 
 /// `gatehouse passwd ARGS --file FILE`, with `stdin`.
@@ -259,4 +263,165 @@ fn passwd_cli_changes_reach_a_running_gatehouse_within_1s() {
             "files left in the directory"
         );
     }
+}
+
+/// Issue 9 finding 15: bcrypt ignores every byte after the 72nd, so a longer password was accepted and
+/// silently truncated. `passwd add` refuses it, says why, and leaves the file alone; 72 bytes are fine.
+#[test]
+fn passwd_cli_refuses_a_password_longer_than_72_bytes_and_says_why() {
+    let dir = temp_dir("passwd-long");
+    let file = dir.path().join("htpasswd");
+    let exact = "p".repeat(72);
+    let out = passwd(
+        &file,
+        &["add", "alice", "--password-stdin", "--cost", "4"],
+        Some(&format!("{exact}\n")),
+    );
+    expect_success("passwd add with a 72-byte password", &out);
+    let before = fs::read_to_string(&file).expect("reading htpasswd");
+    for long in ["p".repeat(73), "\u{e9}".repeat(40)] {
+        let out = passwd(
+            &file,
+            &["add", "bob", "--password-stdin", "--cost", "4"],
+            Some(&format!("{long}\n")),
+        );
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            !out.status.success(),
+            "a {}-byte password was accepted",
+            long.len()
+        );
+        assert!(
+            stderr.contains("bcrypt only uses the first 72 bytes")
+                && stderr.contains(&format!("{} bytes", long.len())),
+            "the refusal does not say why: {stderr}"
+        );
+        assert_eq!(
+            fs::read_to_string(&file).expect("reading htpasswd"),
+            before,
+            "a refused password changed the file"
+        );
+    }
+    let out = passwd(
+        &file,
+        &["verify", "alice", "--password-stdin"],
+        Some(&format!("{exact}\n")),
+    );
+    expect_success("passwd verify with the 72-byte password", &out);
+}
+
+/// Issue 9 finding 19: without a terminal, `passwd add` failed with "No such device or address". It now
+/// says to use `--password-stdin`, and writes nothing. (`setsid` detaches it from any terminal the test
+/// runner has.)
+#[test]
+fn passwd_cli_add_without_a_terminal_says_to_use_password_stdin() {
+    let dir = temp_dir("passwd-notty");
+    let file = dir.path().join("htpasswd");
+    let setsid = require_tool("setsid", "util-linux");
+    let mut cmd = Command::new(setsid);
+    scrub_env(&mut cmd);
+    let out = cmd
+        .args(["--wait", bin(), "passwd", "add", "alice", "--file"])
+        .arg(&file)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("running gatehouse passwd add under setsid");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success(),
+        "passwd add without a terminal succeeded"
+    );
+    assert!(
+        stderr.contains("--password-stdin") && stderr.contains("no terminal"),
+        "the error does not point to --password-stdin: {stderr}"
+    );
+    assert!(!file.exists(), "a failed add created the file");
+}
+
+/// Issue 9 finding 19: `--in-place` was offered on `passwd list` and `verify`, which never write. It is
+/// now an option of `add` and `remove` only.
+#[test]
+fn passwd_cli_in_place_is_offered_only_on_the_commands_that_write() {
+    let dir = temp_dir("passwd-inplace");
+    let file = dir.path().join("htpasswd");
+    expect_success(
+        "passwd add --in-place",
+        &passwd(
+            &file,
+            &[
+                "add",
+                "alice",
+                "--password-stdin",
+                "--cost",
+                "4",
+                "--in-place",
+            ],
+            Some("pw\n"),
+        ),
+    );
+    for args in [
+        &["list", "--in-place"][..],
+        &["verify", "alice", "--password-stdin", "--in-place"][..],
+    ] {
+        let out = passwd(&file, args, Some("pw\n"));
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "passwd {args:?}: {stderr}");
+        assert!(stderr.contains("--in-place"), "passwd {args:?}: {stderr}");
+    }
+    for (command, offered) in [
+        ("add", true),
+        ("remove", true),
+        ("list", false),
+        ("verify", false),
+    ] {
+        let out = gatehouse_cli(&["passwd", command, "--help"], None);
+        expect_success(&format!("passwd {command} --help"), &out);
+        let help = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(
+            help.contains("--in-place"),
+            offered,
+            "passwd {command} --help:\n{help}"
+        );
+    }
+    expect_success(
+        "passwd remove --in-place",
+        &passwd(&file, &["remove", "alice", "--in-place"], None),
+    );
+}
+
+/// Issue 9 finding 7: `passwd remove` of every user left a file that names nobody, and the old users kept
+/// logging in. Now that file is in force: the last user is out within 1 s, cached login and all.
+#[test]
+fn passwd_cli_removing_the_last_user_locks_a_running_gatehouse_out() {
+    let dist = Distribution::start();
+    let dir = temp_dir("passwd-last");
+    let file = dir.path().join("htpasswd");
+    expect_success(
+        "passwd add admin",
+        &passwd(
+            &file,
+            &["add", "admin", "--password-stdin", "--cost", "4"],
+            Some("admin-pw\n"),
+        ),
+    );
+    let front = Front::start(&FrontConfig::new(&dist.url(), &file).no_guard());
+    let client = plain_client(None);
+    let base = front.url();
+    let status = |u: &str, p: &str| get_base(&client, &base, Some((u, p))).status().as_u16();
+    assert_eq!(status("admin", "admin-pw"), 200);
+    assert_eq!(status("admin", "admin-pw"), 200, "cached");
+    expect_success(
+        "passwd remove admin",
+        &passwd(&file, &["remove", "admin"], None),
+    );
+    assert_eq!(fs::read_to_string(&file).expect("reading htpasswd"), "");
+    let removed = Instant::now();
+    let took = within(
+        removed,
+        Duration::from_secs(1),
+        Duration::from_millis(50),
+        "the last user is refused",
+        || status("admin", "admin-pw") == 401,
+    );
+    eprintln!("last user out after {took:?}");
 }

@@ -3,8 +3,11 @@
 //! For each way a file really gets replaced (in-place edit, write-to-temp + rename, a symlink retargeted
 //! atomically, a Kubernetes secret's `..data` swap, delete then recreate): a new user is in within 1 s of the
 //! write, a removed user (cached verification and all) is out within 1 s, a changed password is out within 1 s.
-//! A garbage, binary or empty file keeps the last good set (and says so in the log and the metrics); a file
-//! with bad lines loads its good ones, warning by line number without echoing hashes. A race: 16 clients
+//! Once the file holds still, what it says is in force, zero users included: an emptied or comments-only
+//! file, or one whose users all have unsupported hashes, locks everyone out, cached logins included. A
+//! missing, unreadable, garbage or binary file keeps the last good set, and says so: `/readyz` answers 503
+//! with the reason, `gatehouse_htpasswd_stale` is 1, a warning names the file. A file with bad lines loads
+//! its good ones, warning by line number without echoing hashes. A race: 16 clients
 //! hammer the door while the file is rewritten 50 times: never a 5xx or a dropped request, the user who is
 //! always there always gets in, and the user removed at the end never gets in again 1 s later.
 
@@ -231,31 +234,92 @@ fn reload_delete_then_recreate() {
     new_removed_and_changed_users_take_effect_within_1s(How::DeleteRecreate);
 }
 
+/// `GET /readyz` on the metrics listener: status and body.
+fn readyz(front: &Front) -> (u16, String) {
+    let resp = plain_client(None)
+        .get(format!("{}/readyz", front.metrics_url()))
+        .send()
+        .expect("GET /readyz");
+    let status = resp.status().as_u16();
+    (status, resp.text().unwrap_or_default())
+}
+
+/// Waits until `/readyz` is not ready, then checks its body names the file and `reason`, and that the
+/// stale gauge is 1.
+fn expect_stale(front: &Front, file: &Path, since: Instant, reason: &str) {
+    within(
+        since,
+        LIMIT,
+        EVERY,
+        &format!("/readyz is 503 ({reason})"),
+        || readyz(front).0 == 503,
+    );
+    let (_, body) = readyz(front);
+    assert!(
+        body.contains(&file.display().to_string()) && body.contains(reason),
+        "/readyz should name {} and {reason:?}: {body:?}",
+        file.display()
+    );
+    assert!(
+        body.contains("keeping the last good set"),
+        "/readyz: {body:?}"
+    );
+    assert_eq!(front.samples().sum("gatehouse_htpasswd_stale", &[]), 1.0);
+}
+
+/// Waits until `/readyz` is ready again and the stale gauge is 0.
+fn expect_fresh(front: &Front, since: Instant, when: &str) {
+    within(
+        since,
+        LIMIT,
+        EVERY,
+        &format!("/readyz is 200 {when}"),
+        || readyz(front).0 == 200,
+    );
+    assert_eq!(
+        front.samples().sum("gatehouse_htpasswd_stale", &[]),
+        0.0,
+        "{when}"
+    );
+}
+
 #[test]
 fn reload_deleted_file_keeps_the_last_good_set_until_it_comes_back() {
     let dist = Distribution::start();
     let keep = bcrypt_line("keep", "keep-pw", 4);
     let fresh = bcrypt_line("fresh", "fresh-pw", 4);
-    let file = File::create(How::TempRename, &[keep.clone(), fresh.clone()]);
+    let mut file = File::create(How::TempRename, &[keep.clone(), fresh.clone()]);
     let front = Front::start(&FrontConfig::new(&dist.url(), &file.path()).no_guard());
     let http = Http::new(&front.url());
     expect_status(&http, "keep", "keep-pw", 200, "at start");
+    assert_eq!(readyz(&front).0, 200, "ready at start");
     fs::remove_file(file.path()).expect("deleting htpasswd");
     let deleted = Instant::now();
+    expect_stale(&front, &file.path(), deleted, "missing");
     while deleted.elapsed() < Duration::from_millis(1500) {
         expect_status(&http, "keep", "keep-pw", 200, "while the file is missing");
         sleep(Duration::from_millis(100));
     }
     // Never verified before, so only the kept credential set (not the cache) can let it in.
     expect_status(&http, "fresh", "fresh-pw", 200, "while the file is missing");
+    file.write(&[keep]);
+    let back = Instant::now();
+    expect_fresh(&front, back, "once the file is back");
+    within(
+        back,
+        LIMIT,
+        EVERY,
+        "the user left out of the new file is refused",
+        || status(&http, "fresh", "fresh-pw") == 401,
+    );
 }
 
 #[test]
-fn reload_garbage_binary_or_empty_file_keeps_the_last_good_set() {
+fn reload_garbage_binary_or_unreadable_file_keeps_the_last_good_set_and_readyz_says_why() {
     let dist = Distribution::start();
     let keep = bcrypt_line("keep", "keep-pw", 4);
     // One never-verified user per bad write: each proves the credential set, not the cache, was kept.
-    let probes: Vec<(String, String)> = (0..4)
+    let probes: Vec<(String, String)> = (0..3)
         .map(|i| (format!("probe{i}"), format!("probe-pw-{i}")))
         .collect();
     let mut lines = vec![keep.clone()];
@@ -264,27 +328,36 @@ fn reload_garbage_binary_or_empty_file_keeps_the_last_good_set() {
     let front = Front::start(&FrontConfig::new(&dist.url(), &file.path()).no_guard());
     let http = Http::new(&front.url());
     expect_status(&http, "keep", "keep-pw", 200, "at start");
+    assert_eq!(readyz(&front).0, 200, "ready at start");
     let failed_before = front
         .samples()
         .sum("gatehouse_htpasswd_reloads_total", &[("result", "failed")]);
 
-    let bad: [(&str, &[u8]); 4] = [
+    // (what, content; None: a directory where the file was, which cannot be read)
+    let bad: [(&str, Option<&[u8]>, &str); 3] = [
         (
             "garbage text",
-            b"this is not an htpasswd file\nnor is this\n",
+            Some(b"this is not an htpasswd file\nnor is this\n"),
+            "garbage",
         ),
-        ("binary", b"\x00\x01\xff\xfe\x80 garbage \xc3\x28\n"),
-        ("empty", b""),
         (
-            "only unsupported hashes",
-            b"md5:$apr1$abcdefgh$0123456789abcdefghijk\nsha:{SHA}qUqP5cyxm6YcTAhz05Hph5gvu9M=\n",
+            "binary",
+            Some(b"\x00\x01\xff\xfe\x80 garbage \xc3\x28\n"),
+            "garbage",
         ),
+        ("unreadable", None, "unreadable"),
     ];
-    for (i, (what, bytes)) in bad.iter().enumerate() {
+    for (i, (what, bytes, reason)) in bad.iter().enumerate() {
         let failed_now = front
             .samples()
             .sum("gatehouse_htpasswd_reloads_total", &[("result", "failed")]);
-        file.write_raw(bytes);
+        match bytes {
+            Some(bytes) => file.write_raw(bytes),
+            None => {
+                fs::remove_file(file.path()).expect("removing htpasswd");
+                fs::create_dir(file.path()).expect("a directory in its place");
+            }
+        }
         let written = Instant::now();
         within(
             written,
@@ -298,6 +371,7 @@ fn reload_garbage_binary_or_empty_file_keeps_the_last_good_set() {
                     > failed_now
             },
         );
+        expect_stale(&front, &file.path(), written, reason);
         while written.elapsed() < Duration::from_secs(2) {
             expect_status(
                 &http,
@@ -311,7 +385,12 @@ fn reload_garbage_binary_or_empty_file_keeps_the_last_good_set() {
         let (user, pass) = &probes[i];
         expect_status(&http, user, pass, 200, &format!("2 s after a {what} file"));
         let users = front.samples().sum("gatehouse_htpasswd_users", &[]);
-        assert_eq!(users, 5.0, "users loaded after a {what} file");
+        assert_eq!(users, 4.0, "users loaded after a {what} file");
+        if bytes.is_none() {
+            fs::remove_dir(file.path()).expect("removing the directory");
+            fs::write(file.path(), file_text(&lines)).expect("restoring htpasswd");
+            expect_fresh(&front, Instant::now(), "once the file is readable again");
+        }
     }
     let failed_after = front
         .samples()
@@ -325,12 +404,90 @@ fn reload_garbage_binary_or_empty_file_keeps_the_last_good_set() {
     let path = file.path().display().to_string();
     let warned = log
         .lines()
-        .filter(|l| l.contains("\"WARN\"") && l.contains(&path))
+        .filter(|l| l.contains("\"WARN\"") && l.contains(&path) && l.contains("last good set"))
         .count();
     assert!(
         warned >= bad.len(),
         "expected a warning naming {path} per bad write; log:\n{log}"
     );
+    // A good file again: in force, and ready.
+    file.write(&[keep]);
+    let fixed = Instant::now();
+    expect_fresh(&front, fixed, "after a good write");
+    within(
+        fixed,
+        LIMIT,
+        EVERY,
+        "a probe left out of the good file is refused",
+        || status(&http, "probe0", "probe-pw-0") == 401,
+    );
+}
+
+/// Issue 9 finding 7: a file that parses and names zero users kept every old user logged in. Now an
+/// emptied file, a comments-only file and a file whose users all have unsupported hashes are in force once
+/// they hold still: everyone is out within 1 s, cached logins included, and the door stays ready (a
+/// deliberate lock-out is not a fault).
+#[test]
+fn reload_emptied_comment_only_or_unsupported_only_file_locks_everyone_out_cached_logins_included()
+{
+    let dist = Distribution::start();
+    let keep = bcrypt_line("keep", "keep-pw", 4);
+    let mut file = File::create(How::InPlace, std::slice::from_ref(&keep));
+    let front = Front::start(&FrontConfig::new(&dist.url(), &file.path()).no_guard());
+    let http = Http::new(&front.url());
+    let lockouts: [(&str, &[u8]); 3] = [
+        ("empty", b""),
+        (
+            "comments only",
+            b"# nobody may log in today\n\n# see the ticket\n",
+        ),
+        (
+            "only unsupported hashes",
+            b"md5:$apr1$abcdefgh$0123456789abcdefghijk\nsha:{SHA}qUqP5cyxm6YcTAhz05Hph5gvu9M=\n",
+        ),
+    ];
+    for (what, bytes) in lockouts {
+        file.write(std::slice::from_ref(&keep));
+        let restored = Instant::now();
+        within(restored, LIMIT, EVERY, "keep is in again", || {
+            status(&http, "keep", "keep-pw") == 200
+        });
+        // Now cached: the second login needs no bcrypt.
+        expect_status(&http, "keep", "keep-pw", 200, "cached, before the lock-out");
+        file.write_raw(bytes);
+        let written = Instant::now();
+        let took = within(
+            written,
+            LIMIT,
+            EVERY,
+            &format!("the cached user is refused after the {what} write"),
+            || status(&http, "keep", "keep-pw") == 401,
+        );
+        eprintln!("{what}: locked out after {took:?}");
+        assert_eq!(
+            front.samples().sum("gatehouse_htpasswd_users", &[]),
+            0.0,
+            "{what}"
+        );
+        let (ready, body) = readyz(&front);
+        assert_eq!(
+            ready, 200,
+            "a deliberate lock-out is ready ({what}): {body}"
+        );
+        assert_eq!(
+            front.samples().sum("gatehouse_htpasswd_stale", &[]),
+            0.0,
+            "{what}"
+        );
+        sleep(Duration::from_millis(300));
+        expect_status(
+            &http,
+            "keep",
+            "keep-pw",
+            401,
+            &format!("still, after the {what} write"),
+        );
+    }
 }
 
 #[test]

@@ -221,16 +221,29 @@ async fn tags_and_catalog_paginate_with_link() {
         (r.json()["repositories"].clone(), r.h("link")),
         (serde_json::json!(["zeta"]), "")
     );
-    // Per-caller filtering happens before pagination.
-    let route = crate::route::parse(&Method::GET, "/v2/_catalog").unwrap();
+    // Per-caller filtering (the Permit's) happens before pagination.
+    let route =
+        crate::route::parse(&Method::GET, "/v2/_catalog", Some("n=1"), &HeaderMap::new()).unwrap();
     let headers = HeaderMap::new();
     let req = Request {
         route: &route,
         method: &Method::GET,
         headers: &headers,
-        query: "n=1",
     };
-    let reply = h.reg.catalog_visible(&req, &|n| n.as_str() != "team").await;
+    let policy = crate::authz::Policy {
+        rules: vec![crate::authz::Rule {
+            repositories: vec!["team/*".into(), "zeta".into()],
+            principals: vec!["u".into()],
+            actions: vec![crate::route::Action::Pull],
+        }],
+        ..Default::default()
+    };
+    let u = crate::auth::Principal { user: "u".into() };
+    let permit = policy.decide(&route, Some(&u), true).unwrap();
+    let reply = h
+        .reg
+        .handle(&permit, &req, &mut Chunks(VecDeque::new()))
+        .await;
     let ReplyBody::Bytes(b) = reply.body else {
         panic!("json body")
     };
@@ -430,15 +443,14 @@ async fn deletes_by_tag_digest_and_blob() {
 #[tokio::test]
 async fn methods_outside_the_spec_are_unsupported() {
     let h = Harness::new(true).await;
-    // Route parsing refuses most; a route handed over with an odd method is refused here too.
-    let route = crate::route::parse(&Method::GET, "/v2/a/tags/list").unwrap();
-    let headers = HeaderMap::new();
-    let req = Request {
-        route: &route,
-        method: &Method::POST,
-        headers: &headers,
-        query: "",
-    };
-    let reply = h.reg.handle(&req, &mut Chunks(VecDeque::new())).await;
-    assert_eq!(reply.status, StatusCode::METHOD_NOT_ALLOWED);
+    // Route parsing settles the method once: the registry's dispatch has no second method match.
+    for (m, p) in [
+        ("POST", "/v2/a/tags/list"),
+        ("PUT", "/v2/_catalog"),
+        ("PATCH", "/v2/a/manifests/x"),
+    ] {
+        let r = h.call(m, p, &[], &[]).await;
+        assert_eq!(r.status, 405, "{m} {p}");
+        assert_eq!(r.code(), "UNSUPPORTED", "{m} {p}");
+    }
 }

@@ -3,12 +3,25 @@
 //! Atomic writes go to a staging directory on the same filesystem (`<root>/docker/registry/.gatehouse-tmp`,
 //! outside what distribution reads), are synced, then renamed into place and the parent directory synced. The
 //! staging directory is emptied when the driver is opened, which is all the cleanup a killed process needs.
+//!
+//! Every blocking call is one short job on tokio's blocking pool; nothing waits there on a client. A ranged read
+//! `pread`s [`READ_CHUNK`] bytes per job straight into the chunk it hands over, with one chunk read ahead while
+//! the previous one is sent: a reader that stops reading leaves at most two chunks in memory and no thread busy.
+//! A [`Writer`] appends to the file itself; its commit flushes and syncs what it wrote, and its cancel cuts the
+//! file back to where the writer found it.
 
-use super::{AppendFile, DirEntry, Driver, DriverError, Metadata, ReadHandle};
+mod read;
+mod walk;
+
+pub use read::READ_CHUNK;
+
+use super::{check_key, ByteStream, DirEntry, Driver, DriverError, Metadata, Walk, Writer};
 use async_trait::async_trait;
 use bytes::Bytes;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::SystemTime;
 use tokio::io::AsyncWriteExt;
 
 /// Where atomic writes are staged, relative to the root.
@@ -59,6 +72,10 @@ fn temp_name() -> String {
     )
 }
 
+fn modified(m: &std::fs::Metadata) -> SystemTime {
+    m.modified().unwrap_or(SystemTime::UNIX_EPOCH)
+}
+
 impl FsDriver {
     /// Opens a driver on `root`, creating it and emptying the staging directory of leftovers.
     pub async fn new(root: impl Into<PathBuf>) -> Result<FsDriver, DriverError> {
@@ -81,19 +98,15 @@ impl FsDriver {
         &self.root
     }
 
-    /// Maps a storage path to a local path, refusing anything that could leave the root.
+    /// Creates a directory and its parents (a filesystem-only nicety: object storage has no directories).
+    pub async fn create_dir(&self, path: &str) -> Result<(), DriverError> {
+        let p = self.resolve(path)?;
+        blocking("create directory", path, move || std::fs::create_dir_all(p)).await
+    }
+
+    /// Maps a storage key to a local path, refusing anything that could leave the root ([`check_key`]).
     fn resolve(&self, path: &str) -> Result<PathBuf, DriverError> {
-        let ok = !path.is_empty()
-            && path
-                .split('/')
-                .all(|c| !c.is_empty() && c != "." && c != ".." && !c.contains(['\\', '\0']));
-        if ok {
-            Ok(self.root.join(path))
-        } else {
-            Err(DriverError::InvalidPath {
-                path: path.to_string(),
-            })
-        }
+        Ok(self.root.join(check_key(path)?))
     }
 }
 
@@ -120,6 +133,7 @@ impl Driver for FsDriver {
             Ok(m) => Ok(Some(Metadata {
                 size: if m.is_dir() { 0 } else { m.len() },
                 is_dir: m.is_dir(),
+                modified: modified(&m),
             })),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
             // A path component that is a file (ENOTDIR) also means "not there".
@@ -149,21 +163,38 @@ impl Driver for FsDriver {
         Ok(Bytes::from(buf))
     }
 
-    async fn open(&self, path: &str) -> Result<ReadHandle, DriverError> {
+    async fn read_range(
+        &self,
+        path: &str,
+        offset: u64,
+        len: u64,
+    ) -> Result<Box<dyn ByteStream>, DriverError> {
         let p = self.resolve(path)?;
-        let file = tokio::fs::File::open(&p)
-            .await
-            .map_err(|e| io_err("open", path, e))?;
-        let meta = file.metadata().await.map_err(|e| io_err("stat", path, e))?;
+        let (file, meta) = blocking("open", path, move || {
+            let file = std::fs::File::open(&p)?;
+            let meta = file.metadata()?;
+            Ok((file, meta))
+        })
+        .await?;
         if meta.is_dir() {
             return Err(DriverError::NotFound {
                 path: path.to_string(),
             });
         }
-        Ok(ReadHandle::File {
-            file,
-            len: meta.len(),
-        })
+        let size = meta.len();
+        if offset > size {
+            return Err(DriverError::InvalidOffset {
+                path: path.to_string(),
+                offset,
+                size,
+            });
+        }
+        Ok(Box::new(read::FsRange::new(
+            Arc::new(file),
+            path,
+            offset,
+            len.min(size - offset),
+        )))
     }
 
     async fn write_atomic(&self, path: &str, data: &[u8]) -> Result<(), DriverError> {
@@ -192,21 +223,23 @@ impl Driver for FsDriver {
         .await
     }
 
-    async fn append(&self, path: &str) -> Result<Box<dyn AppendFile>, DriverError> {
+    async fn writer(&self, path: &str) -> Result<Box<dyn Writer>, DriverError> {
         let p = self.resolve(path)?;
-        let file = blocking("create", path, move || {
+        let (file, len) = blocking("create", path, move || {
             if let Some(parent) = p.parent() {
                 std::fs::create_dir_all(parent)?;
             }
-            std::fs::OpenOptions::new()
+            let file = std::fs::OpenOptions::new()
                 .create(true)
                 .append(true)
-                .open(&p)
+                .open(&p)?;
+            let len = file.metadata()?.len();
+            Ok((file, len))
         })
         .await?;
-        let len = file.metadata().map_err(|e| io_err("stat", path, e))?.len();
-        Ok(Box::new(FsAppend {
+        Ok(Box::new(FsWriter {
             file: tokio::fs::File::from_std(file),
+            base: len,
             len,
             path: path.to_string(),
         }))
@@ -251,6 +284,11 @@ impl Driver for FsDriver {
         Ok(out)
     }
 
+    async fn walk(&self, prefix: &str) -> Result<Box<dyn Walk>, DriverError> {
+        let p = self.resolve(prefix)?;
+        Ok(Box::new(walk::FsWalk::new(p, prefix)))
+    }
+
     async fn delete(&self, path: &str) -> Result<(), DriverError> {
         let p = self.resolve(path)?;
         let r = blocking("delete", path, move || {
@@ -269,20 +307,22 @@ impl Driver for FsDriver {
     }
 }
 
-/// An upload data file open for appending.
-struct FsAppend {
+/// An append to one file.
+struct FsWriter {
     file: tokio::fs::File,
+    /// The file's length when the writer was opened: what cancel goes back to.
+    base: u64,
     len: u64,
     path: String,
 }
 
 #[async_trait]
-impl AppendFile for FsAppend {
+impl Writer for FsWriter {
     fn len(&self) -> u64 {
         self.len
     }
 
-    async fn write_all(&mut self, data: &[u8]) -> Result<(), DriverError> {
+    async fn write(&mut self, data: &[u8]) -> Result<(), DriverError> {
         self.file
             .write_all(data)
             .await
@@ -291,28 +331,29 @@ impl AppendFile for FsAppend {
         Ok(())
     }
 
-    async fn truncate(&mut self, len: u64) -> Result<(), DriverError> {
+    async fn commit(mut self: Box<Self>) -> Result<u64, DriverError> {
+        // tokio's File finishes writes in the background: without this flush a reader could still see the file
+        // shorter than what this writer was given (issue 9, finding 4).
         self.file
             .flush()
             .await
             .map_err(|e| io_err("flush", &self.path, e))?;
-        self.file
-            .set_len(len)
-            .await
-            .map_err(|e| io_err("truncate", &self.path, e))?;
-        self.len = len;
-        Ok(())
+        if self.len != self.base {
+            self.file
+                .sync_data()
+                .await
+                .map_err(|e| io_err("sync", &self.path, e))?;
+        }
+        Ok(self.len)
     }
 
-    async fn sync(&mut self) -> Result<(), DriverError> {
+    async fn cancel(mut self: Box<Self>) -> Result<(), DriverError> {
+        // A write that failed in the background fails the flush too; the cut below undoes it either way.
+        let _ = self.file.flush().await;
         self.file
-            .flush()
+            .set_len(self.base)
             .await
-            .map_err(|e| io_err("flush", &self.path, e))?;
-        self.file
-            .sync_all()
-            .await
-            .map_err(|e| io_err("sync", &self.path, e))
+            .map_err(|e| io_err("truncate", &self.path, e))
     }
 }
 
@@ -320,23 +361,32 @@ impl AppendFile for FsAppend {
 mod tests {
     use super::*;
 
-    #[tokio::test]
-    async fn atomic_write_list_rename_delete() {
+    async fn driver() -> (tempfile::TempDir, FsDriver) {
         let dir = tempfile::tempdir().unwrap();
         let d = FsDriver::new(dir.path()).await.unwrap();
+        (dir, d)
+    }
+
+    crate::driver_conformance_tests!(async {
+        let dir = tempfile::tempdir().unwrap();
+        let d = FsDriver::new(dir.path()).await.unwrap();
+        (
+            Box::new(dir) as Box<dyn std::any::Any + Send>,
+            std::sync::Arc::new(d) as std::sync::Arc<dyn Driver>,
+        )
+    });
+
+    #[tokio::test]
+    async fn atomic_write_list_rename_delete() {
+        let (dir, d) = driver().await;
         d.write_atomic("a/b/link", b"sha256:x").await.unwrap();
         assert_eq!(&d.read("a/b/link", 100).await.unwrap()[..], b"sha256:x");
         assert!(matches!(
             d.read("a/b/link", 3).await,
             Err(DriverError::TooLarge { .. })
         ));
-        assert_eq!(
-            d.stat("a/b/link").await.unwrap(),
-            Some(Metadata {
-                size: 8,
-                is_dir: false
-            })
-        );
+        let m = d.stat("a/b/link").await.unwrap().unwrap();
+        assert_eq!((m.size, m.is_dir), (8, false));
         assert_eq!(d.stat("a/b/link/x").await.unwrap(), None);
         let names: Vec<_> = d
             .list("a")
@@ -346,12 +396,13 @@ mod tests {
             .map(|e| (e.name, e.is_dir))
             .collect();
         assert_eq!(names, vec![("b".to_string(), true)]);
-        let mut w = d.append("u/data").await.unwrap();
-        w.write_all(b"hello").await.unwrap();
-        w.write_all(b" world").await.unwrap();
-        w.truncate(5).await.unwrap();
-        w.sync().await.unwrap();
-        assert_eq!(w.len(), 5);
+        let mut w = d.writer("u/data").await.unwrap();
+        w.write(b"hello").await.unwrap();
+        assert_eq!(w.commit().await.unwrap(), 5);
+        let mut w = d.writer("u/data").await.unwrap();
+        w.write(b" world").await.unwrap();
+        assert_eq!(w.len(), 11);
+        w.cancel().await.unwrap();
         d.rename("u/data", "z/y/data").await.unwrap();
         assert_eq!(&d.read("z/y/data", 100).await.unwrap()[..], b"hello");
         d.delete("z").await.unwrap();
@@ -366,8 +417,7 @@ mod tests {
 
     #[tokio::test]
     async fn hostile_paths_are_refused() {
-        let dir = tempfile::tempdir().unwrap();
-        let d = FsDriver::new(dir.path()).await.unwrap();
+        let (_dir, d) = driver().await;
         for bad in ["", "/etc/passwd", "a/../../x", "a//b", "./a", "a\\b"] {
             assert!(
                 matches!(d.stat(bad).await, Err(DriverError::InvalidPath { .. })),
@@ -386,5 +436,35 @@ mod tests {
             .unwrap()
             .next()
             .is_none());
+    }
+
+    /// Issue 9 finding 4: tokio's `File` finishes writes in the background, so a PATCH answered before a flush
+    /// let the PUT that followed hash a shorter file. After a chunk's commit, a fresh handle sees every byte.
+    #[tokio::test]
+    async fn committed_chunk_is_readable_through_a_fresh_handle() {
+        let (dir, d) = driver().await;
+        let mut expected = Vec::new();
+        for round in 0..64u32 {
+            let mut w = d.writer("u/data").await.unwrap();
+            // Many small writes, then one large one: each lands in tokio's background writer.
+            for i in 0..32u32 {
+                let piece = vec![(round * 32 + i) as u8; 1000 + i as usize];
+                w.write(&piece).await.unwrap();
+                expected.extend_from_slice(&piece);
+            }
+            let big = vec![round as u8; 3 << 20];
+            w.write(&big).await.unwrap();
+            expected.extend_from_slice(&big);
+            assert_eq!(w.commit().await.unwrap(), expected.len() as u64);
+            // A fresh handle (another driver on the same root, a plain std read) sees it all at once.
+            let fresh = FsDriver::new(dir.path()).await.unwrap();
+            assert_eq!(
+                fresh.stat("u/data").await.unwrap().unwrap().size,
+                expected.len() as u64,
+                "round {round}"
+            );
+            let on_disk = std::fs::read(dir.path().join("u/data")).unwrap();
+            assert!(on_disk == expected, "round {round}: content differs");
+        }
     }
 }

@@ -1,47 +1,75 @@
-//! The storage driver trait: the few byte-level operations the registry logic needs, filesystem now and object
-//! storage later.
+//! The storage driver trait: the few byte-level operations the registry logic needs, shaped so that a local
+//! directory and an object store can both offer them (filesystem now, object storage next).
 //!
-//! Paths are relative, `/`-separated strings built by [`crate::storage::paths`]. A driver promises that a
-//! reader never sees a partial file at a final path: [`Driver::write_atomic`] and [`Driver::rename`] are the only
-//! ways content reaches one.
+//! Keys are relative, `/`-separated strings built by [`crate::storage::paths`] (distribution's layout, the same on
+//! every driver); [`check_key`] is the one check, shared by every driver, that no key can leave the root. A driver
+//! promises that a reader never sees a partial object at a final key: [`Driver::write_atomic`] and
+//! [`Driver::rename`] are the only ways content reaches one, and bytes given to a [`Writer`] become part of the
+//! object only by [`Writer::commit`] ([`Writer::cancel`] drops them). Reads stream in bounded chunks
+//! ([`ByteStream`]), so a reader that stops reading holds memory, never a thread. [`open`] is the factory that
+//! builds the driver a configuration names.
 
+#[cfg(test)]
+pub(crate) mod conformance;
 pub mod fs;
 
 use async_trait::async_trait;
 use bytes::Bytes;
 use std::io;
+use std::sync::Arc;
+use std::time::SystemTime;
 
 pub use fs::FsDriver;
 
-/// An error from a driver, with the path it concerns.
+/// A stream of bytes read from storage (a blob, or a range of one): the reply vocabulary's stream, so a blob
+/// read goes out as `ReplyBody::Stream` untouched.
+pub use crate::reply::ByteStream;
+
+/// Where [`Driver::ready`] writes its probe objects (outside distribution's `docker/registry/v2`).
+pub const READY_PREFIX: &str = ".gatehouse-ready";
+
+/// The longest key a driver accepts (S3's limit is 1024 bytes).
+pub const MAX_KEY_LEN: usize = 1024;
+
+/// An error from a driver, with the key it concerns.
 #[derive(Debug, thiserror::Error)]
 pub enum DriverError {
-    /// The path does not exist.
+    /// The key does not exist.
     #[error("{path}: not found")]
     NotFound {
-        /// The storage path.
+        /// The storage key.
         path: String,
     },
-    /// A file was larger than the caller allowed.
+    /// An object was larger than the caller allowed.
     #[error("{path}: larger than {max} bytes")]
     TooLarge {
-        /// The storage path.
+        /// The storage key.
         path: String,
         /// The limit.
         max: u64,
     },
-    /// A path that would leave the root or is otherwise malformed.
+    /// A key that would leave the root or is otherwise malformed.
     #[error("{path}: invalid storage path")]
     InvalidPath {
-        /// The offending path.
+        /// The offending key (cut to [`MAX_KEY_LEN`] characters).
         path: String,
+    },
+    /// A ranged read that starts after the object's end.
+    #[error("{path}: offset {offset} is past the end ({size} bytes)")]
+    InvalidOffset {
+        /// The storage key.
+        path: String,
+        /// Where the read was to start.
+        offset: u64,
+        /// The object's size.
+        size: u64,
     },
     /// Any other I/O failure.
     #[error("{path}: {op}: {source}")]
     Io {
         /// The operation that failed.
         op: &'static str,
-        /// The storage path.
+        /// The storage key.
         path: String,
         /// The underlying error.
         #[source]
@@ -56,69 +84,217 @@ impl DriverError {
     }
 }
 
+/// Checks that `key` is a relative storage key that cannot leave the root: not empty, at most [`MAX_KEY_LEN`]
+/// bytes, `/`-separated components that are neither empty, `.` nor `..`, and no backslash, NUL or other control
+/// character anywhere. Every driver calls this before it touches anything.
+pub fn check_key(key: &str) -> Result<&str, DriverError> {
+    let ok = !key.is_empty()
+        && key.len() <= MAX_KEY_LEN
+        && key.split('/').all(|c| {
+            !c.is_empty()
+                && c != "."
+                && c != ".."
+                && !c.chars().any(|ch| ch == '\\' || ch.is_control())
+        });
+    if ok {
+        Ok(key)
+    } else {
+        Err(DriverError::InvalidPath {
+            path: key.chars().take(MAX_KEY_LEN).collect(),
+        })
+    }
+}
+
 /// What [`Driver::stat`] reports.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Metadata {
     /// The size in bytes (0 for directories).
     pub size: u64,
-    /// Whether the path is a directory.
+    /// Whether the key is a directory (a common prefix of other keys on object storage).
     pub is_dir: bool,
+    /// When the object was last written (for a directory on object storage: the epoch).
+    pub modified: SystemTime,
 }
 
 /// One entry of a directory listing.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DirEntry {
-    /// The entry's file name (one path component).
+    /// The entry's name (one key component).
     pub name: String,
     /// Whether it is a directory.
     pub is_dir: bool,
 }
 
-/// An open readable object.
-pub enum ReadHandle {
-    /// A local file and its length (object storage will add a streaming variant).
-    File {
-        /// The open file, positioned at 0.
-        file: tokio::fs::File,
-        /// Its length when opened.
-        len: u64,
-    },
+/// One object found by [`Driver::walk`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WalkEntry {
+    /// The object's full key.
+    pub key: String,
+    /// Its size in bytes.
+    pub size: u64,
+    /// When it was last written.
+    pub modified: SystemTime,
 }
 
-/// A file open for appending (upload data).
+/// The objects under a prefix, found a batch at a time (memory stays bounded by one directory, not the tree).
 #[async_trait]
-pub trait AppendFile: Send {
-    /// The current length: bytes written so far.
+pub trait Walk: Send {
+    /// The next object, or `None` when the walk is done; order is unspecified.
+    async fn next(&mut self) -> Result<Option<WalkEntry>, DriverError>;
+}
+
+/// Bytes being appended to one object; nothing written becomes part of it before [`Writer::commit`].
+///
+/// A writer must end with `commit` or `cancel`: what dropping it in between leaves is unspecified.
+#[async_trait]
+pub trait Writer: Send {
+    /// The object's length if committed now: its length at open plus the bytes written since.
     fn len(&self) -> u64;
-    /// Whether nothing has been written.
+    /// Whether the object would be empty.
     fn is_empty(&self) -> bool {
         self.len() == 0
     }
     /// Appends all of `data`.
-    async fn write_all(&mut self, data: &[u8]) -> Result<(), DriverError>;
-    /// Cuts the file back to `len` bytes (to drop a rejected chunk).
-    async fn truncate(&mut self, len: u64) -> Result<(), DriverError>;
-    /// Flushes buffers and makes the content durable.
-    async fn sync(&mut self) -> Result<(), DriverError>;
+    async fn write(&mut self, data: &[u8]) -> Result<(), DriverError>;
+    /// Makes what was written part of the object, durably: when this returns, every fresh reader sees it.
+    /// Returns the object's length.
+    async fn commit(self: Box<Self>) -> Result<u64, DriverError>;
+    /// Drops what was written since the writer was opened; the object is as it was.
+    async fn cancel(self: Box<Self>) -> Result<(), DriverError>;
 }
 
 /// The byte-level storage operations the registry logic is written against.
 #[async_trait]
 pub trait Driver: Send + Sync + 'static {
-    /// Metadata of a path, `None` when it does not exist.
+    /// Metadata of a key, `None` when it does not exist.
     async fn stat(&self, path: &str) -> Result<Option<Metadata>, DriverError>;
-    /// The whole content of a small file; [`DriverError::TooLarge`] when it exceeds `max` bytes.
+    /// The whole content of a small object; [`DriverError::TooLarge`] when it exceeds `max` bytes.
     async fn read(&self, path: &str, max: u64) -> Result<Bytes, DriverError>;
-    /// Opens a file for streaming reads.
-    async fn open(&self, path: &str) -> Result<ReadHandle, DriverError>;
+    /// Streams `len` bytes from `offset`, fewer when the object ends first; [`DriverError::InvalidOffset`] when
+    /// `offset` is past the end (at the end: an empty stream), [`DriverError::NotFound`] when there is no object.
+    async fn read_range(
+        &self,
+        path: &str,
+        offset: u64,
+        len: u64,
+    ) -> Result<Box<dyn ByteStream>, DriverError>;
     /// Writes `data` so that `path` holds either its old content or all of `data`, durably.
     async fn write_atomic(&self, path: &str, data: &[u8]) -> Result<(), DriverError>;
-    /// Opens `path` for appending, creating it (and its parents) when absent.
-    async fn append(&self, path: &str) -> Result<Box<dyn AppendFile>, DriverError>;
-    /// Moves `from` to `to` atomically, creating `to`'s parents and replacing what is there.
+    /// Opens `path` for appending (creating it, empty, when absent); see [`Writer`].
+    async fn writer(&self, path: &str) -> Result<Box<dyn Writer>, DriverError>;
+    /// Moves `from` to `to` atomically, replacing what is there.
     async fn rename(&self, from: &str, to: &str) -> Result<(), DriverError>;
-    /// The entries of a directory, sorted by name; [`DriverError::NotFound`] when it does not exist.
+    /// The entries directly under a prefix, sorted by name; [`DriverError::NotFound`] when there are none.
     async fn list(&self, dir: &str) -> Result<Vec<DirEntry>, DriverError>;
-    /// Removes a file or a whole directory tree; succeeds when the path is already gone.
+    /// Every object under a prefix, at any depth (an absent prefix walks nothing).
+    async fn walk(&self, prefix: &str) -> Result<Box<dyn Walk>, DriverError>;
+    /// Removes an object or every object under a prefix; succeeds when nothing is there.
     async fn delete(&self, path: &str) -> Result<(), DriverError>;
+    /// A URL a client may fetch the object from directly (object storage's presigned GET); `None` when the
+    /// driver has none, so the registry streams the object itself.
+    async fn redirect_url(&self, path: &str) -> Result<Option<String>, DriverError> {
+        check_key(path)?;
+        Ok(None)
+    }
+    /// Whether the storage can be written now: an object written, read back and deleted; the error says why not.
+    async fn ready(&self) -> Result<(), String> {
+        // Unique per probe: two probes at once must not delete each other's object.
+        let key = format!(
+            "{READY_PREFIX}/{}-{:016x}",
+            std::process::id(),
+            rand::random::<u64>()
+        );
+        let probe = async {
+            self.write_atomic(&key, b"ok").await?;
+            let back = self.read(&key, 16).await?;
+            self.delete(&key).await?;
+            Ok::<_, DriverError>(back)
+        }
+        .await;
+        match probe {
+            Ok(back) if &back[..] == b"ok" => Ok(()),
+            Ok(_) => Err(format!(
+                "storage: {key}: read back other bytes than written"
+            )),
+            Err(e) => Err(format!("storage not writable: {e}")),
+        }
+    }
+}
+
+/// Builds the driver `config` names (the filesystem driver at its root; object storage next), creating the
+/// top directories of distribution's layout so a fresh root is recognisable.
+pub async fn open(config: &crate::storage::StorageConfig) -> Result<Arc<dyn Driver>, DriverError> {
+    let fs = FsDriver::new(&config.root).await?;
+    for dir in [
+        crate::storage::paths::blobs_root(),
+        crate::storage::paths::repositories_root(),
+    ] {
+        fs.create_dir(&dir).await?;
+    }
+    Ok(Arc::new(fs))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hostile_keys_are_refused() {
+        let long = "a/".repeat(MAX_KEY_LEN / 2) + "b";
+        for bad in [
+            "",
+            "/",
+            "/etc/passwd",
+            "..",
+            ".",
+            "../x",
+            "a/../../x",
+            "a/..",
+            "a/./b",
+            "./a",
+            "a//b",
+            "a/",
+            "a\\b",
+            "..\\..\\x",
+            "a\0b",
+            "a\nb",
+            "a\rb",
+            "a\u{7f}b",
+            "a\u{85}b",
+            &long,
+        ] {
+            assert!(
+                matches!(check_key(bad), Err(DriverError::InvalidPath { .. })),
+                "{bad:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn layout_keys_are_accepted() {
+        for good in [
+            "docker/registry/v2/blobs/sha256/ab/abcd/data",
+            "docker/registry/v2/repositories/team/app/_manifests/tags/v1.0/current/link",
+            ".gatehouse-ready-1",
+            "a...b/..c/c..",
+            "x",
+        ] {
+            assert_eq!(check_key(good).unwrap(), good);
+        }
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(256))]
+        #[test]
+        fn an_accepted_key_never_climbs_out(key in "[a-z./\\\\]{0,24}") {
+            if check_key(&key).is_ok() {
+                let mut depth = 0i32;
+                for c in key.split('/') {
+                    depth += if c == ".." { -1 } else { 1 };
+                    proptest::prop_assert!(depth > 0 && c != "." && !c.is_empty());
+                }
+                proptest::prop_assert!(!key.starts_with('/') && !key.contains('\\'));
+            }
+        }
+    }
 }

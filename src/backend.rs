@@ -1,0 +1,161 @@
+//! The backend: the one runtime value that says where admitted requests are answered, the embedded registry
+//! or an upstream v2 registry (a pull-through cache would be a third arm). The proxy and the server match on it
+//! here and nowhere else: one method serves, one says whether it is ready, one gives its counters.
+
+use crate::authz::Permit;
+use crate::errcode::{ApiError, Code};
+use crate::registry::Registry;
+use crate::reply::{Reply, Request, RequestBody};
+use crate::route::Op;
+use crate::storage::{StatsSnapshot, StorageConfig};
+use crate::upstream::UpstreamConfig;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Where admitted requests go.
+pub enum Backend {
+    /// The in-process registry over distribution's layout.
+    Embedded(Arc<Registry>),
+    /// Another v2 registry, reached through pingora.
+    Upstream(Arc<UpstreamConfig>),
+}
+
+/// What the backend made of a request.
+pub enum Served {
+    /// Answered in-process: the proxy writes this reply.
+    Reply(Reply),
+    /// To be forwarded by pingora.
+    Forward(Forward),
+}
+
+/// How to forward one request upstream.
+#[derive(Debug, Clone)]
+pub struct Forward {
+    /// The upstream.
+    pub upstream: Arc<UpstreamConfig>,
+    /// The query to send instead of the client's, rebuilt from the Route and the Permit for the routes whose
+    /// parameters gatehouse interprets (`None`: the client's query passes unchanged).
+    pub query: Option<String>,
+}
+
+/// A backend that could not be opened.
+#[derive(Debug, thiserror::Error)]
+#[error("storage {root}: {message}")]
+pub struct OpenError {
+    /// The storage root.
+    pub root: String,
+    /// Why.
+    pub message: String,
+}
+
+impl Backend {
+    /// Opens the embedded registry on `storage` (creating its directories, cleaning a killed process's staged
+    /// files) on a runtime of its own, before pingora's runtimes exist.
+    pub fn open_embedded(storage: StorageConfig) -> Result<Backend, OpenError> {
+        let root = storage.root.display().to_string();
+        let fail = |message: String| OpenError {
+            root: root.clone(),
+            message,
+        };
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| fail(e.to_string()))?;
+        let registry = runtime
+            .block_on(Registry::open(storage))
+            .map_err(|e| fail(e.to_string()))?;
+        tracing::info!(root = %root, "embedded registry open");
+        Ok(Backend::Embedded(Arc::new(registry)))
+    }
+
+    /// The upstream backend.
+    pub fn upstream(config: UpstreamConfig) -> Backend {
+        Backend::Upstream(Arc::new(config))
+    }
+
+    /// Serves an admitted request: the embedded registry answers it; upstream, it is forwarded, except a catalog
+    /// the caller may see only part of, which is read from the upstream and filtered and paged here, so no hidden
+    /// name reaches the caller in a body or a `Link`.
+    pub async fn serve(
+        &self,
+        permit: &Permit,
+        req: &Request<'_>,
+        body: &mut dyn RequestBody,
+    ) -> Served {
+        match self {
+            Backend::Embedded(registry) => Served::Reply(registry.handle(permit, req, body).await),
+            Backend::Upstream(upstream) => match (&req.route.op, permit.catalog_filter()) {
+                (Op::Catalog { page }, Some(_)) => {
+                    Served::Reply(upstream_catalog(upstream, page, permit).await)
+                }
+                _ => Served::Forward(Forward {
+                    upstream: upstream.clone(),
+                    query: req.route.upstream_query(permit.mount()),
+                }),
+            },
+        }
+    }
+
+    /// Whether the backend can take requests; `Err` says why not.
+    pub async fn ready(&self) -> Result<(), String> {
+        match self {
+            Backend::Embedded(registry) => registry.store().ready().await,
+            Backend::Upstream(u) => {
+                let connect = tokio::net::TcpStream::connect(u.address.as_str());
+                match tokio::time::timeout(Duration::from_secs(2), connect).await {
+                    Ok(Ok(_)) => Ok(()),
+                    Ok(Err(e)) => Err(format!("upstream {} unreachable: {e}", u.address)),
+                    Err(_) => Err(format!("upstream {} unreachable: timed out", u.address)),
+                }
+            }
+        }
+    }
+
+    /// The embedded registry's counters, for the storage metrics; `None` upstream.
+    pub fn stats(&self) -> Option<StatsSnapshot> {
+        match self {
+            Backend::Embedded(registry) => Some(registry.stats()),
+            Backend::Upstream(_) => None,
+        }
+    }
+}
+
+/// The upstream's catalog narrowed to what the Permit shows, then paged at the door.
+async fn upstream_catalog(
+    upstream: &UpstreamConfig,
+    page: &crate::query::Page,
+    permit: &Permit,
+) -> Reply {
+    let all = match crate::upstream::catalog(upstream).await {
+        Ok(all) => all,
+        Err(e) => {
+            tracing::warn!(upstream = %upstream.url, error = %e, "reading the upstream catalog");
+            return Reply::from(
+                ApiError::new(Code::Unavailable).message(
+                    "the upstream registry's catalog could not be read; try again shortly",
+                ),
+            );
+        }
+    };
+    let shown = all.into_iter().filter(|r| permit.shows(r)).collect();
+    let (repos, more) = page.apply(shown);
+    let mut headers = Vec::new();
+    if let (true, Some(last)) = (more, repos.last()) {
+        headers.push(page.next_link("/v2/_catalog", last));
+    }
+    let body = serde_json::to_vec(&serde_json::json!({ "repositories": repos }))
+        .expect("JSON values serialize");
+    headers.push((
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("application/json; charset=utf-8"),
+    ));
+    headers.push((
+        http::header::CONTENT_LENGTH,
+        http::HeaderValue::from(body.len()),
+    ));
+    Reply {
+        status: http::StatusCode::OK,
+        headers,
+        body: crate::reply::ReplyBody::Bytes(body.into()),
+    }
+}

@@ -1,0 +1,218 @@
+//! Validation of whole configs: defaults, errors that name the key or the variable, secrets kept out of
+//! everything that is printed.
+
+use super::*;
+
+fn parse(text: &str) -> Result<Config, ConfigError> {
+    validate(toml::from_str(text).map_err(|e| ConfigError::Parse {
+        path: "test.toml".into(),
+        message: e.to_string(),
+    })?)
+}
+
+/// Validates `text` with `vars` applied on top, as `load` does with the process environment.
+fn parse_with_env(text: &str, vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
+    let mut file: FileConfig = toml::from_str(text).unwrap();
+    let env = env::apply(
+        &mut file,
+        vars.iter().map(|(k, v)| (k.to_string(), v.to_string())),
+    )?;
+    validate_loaded(Loaded { file, env })
+}
+
+#[test]
+fn empty_file_is_the_embedded_default() {
+    let c = parse("").unwrap();
+    assert!(matches!(c.backend, Backend::Embedded));
+    assert_eq!(c.auth.mode, AuthMode::Htpasswd);
+    assert_eq!(c.listen.port(), 5000);
+    assert_eq!(c.log.filter, "info");
+    assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+}
+
+#[test]
+fn errors_name_the_key() {
+    let cases = [
+        ("[server]\nlisten = \"nowhere\"", "server.listen"),
+        ("[auth]\nmode = \"token\"", "auth.mode"),
+        ("[auth]\nmode = \"\"", "auth.mode"),
+        ("[auth]\nrealm = \"a\\\"b\"", "auth.realm"),
+        ("[upstream]\nurl = \"ftp://x\"", "upstream.url"),
+        ("[upstream]\nurl = \"http://x/sub\"", "upstream.url"),
+        (
+            "[cors]\nallow_origins = [\"ui.example\"]",
+            "cors.allow_origins",
+        ),
+        ("[headers]\n\"Bad Name\" = [\"x\"]", "headers"),
+        ("[server]\nthreads = 0", "server.threads"),
+        ("[server]\nlisen = \"x\"", "lisen"),
+        ("[guard]\nfailures_burst = 0", "guard.failures_burst"),
+        ("[log]\nlevel = \"verbose\"", "log.level"),
+        ("[metrics]\nlisten = \"0.0.0.0:5000\"", "metrics.listen"),
+    ];
+    for (text, key) in cases {
+        let err = parse(text).unwrap_err().to_string();
+        assert!(err.contains(key), "{text:?}: {err}");
+    }
+}
+
+#[test]
+fn env_errors_name_the_variable() {
+    let cases = [
+        (("REGISTRY_HTTP_ADDR", "not-an-address"), "server.listen"),
+        (("REGISTRY_AUTH", "kerberos"), "auth.mode"),
+        (("REGISTRY_AUTH_HTPASSWD_REALM", "a\"b"), "auth.realm"),
+        (("GATEHOUSE_UPSTREAM_URL", "ftp://x"), "upstream.url"),
+        (
+            ("GATEHOUSE_TRUSTED_PROXIES", "[10.0.0.0/99]"),
+            "server.trusted_proxies",
+        ),
+        (
+            (
+                "REGISTRY_HTTP_HEADERS_Access-Control-Allow-Origin",
+                "[ui.example]",
+            ),
+            "cors.allow_origins",
+        ),
+        (("GATEHOUSE_METRICS_ADDR", "nowhere"), "metrics.listen"),
+    ];
+    for ((var, value), key) in cases {
+        let err = parse_with_env("", &[(var, value)]).unwrap_err();
+        let text = err.to_string();
+        assert!(
+            matches!(&err, ConfigError::Env { var: v, .. } if v == var),
+            "{var}: {text}"
+        );
+        assert!(text.contains(var) && text.contains(key), "{text}");
+    }
+    // The same bad value from the file names the key.
+    let err = parse("[server]\nlisten = \"not-an-address\"").unwrap_err();
+    assert!(matches!(err, ConfigError::Invalid { .. }), "{err}");
+}
+
+#[test]
+fn auth_none_on_a_public_address_warns_naming_it() {
+    let c = parse("[auth]\nmode = \"none\"").unwrap();
+    assert_eq!(c.auth.mode, AuthMode::None);
+    assert_eq!(c.warnings.len(), 1, "{:?}", c.warnings);
+    assert!(c.warnings[0].contains("0.0.0.0:5000"), "{:?}", c.warnings);
+    let c = parse("[server]\nlisten = \"127.0.0.1:5000\"\n[auth]\nmode = \"none\"").unwrap();
+    assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+    let c = parse_with_env("", &[("REGISTRY_AUTH", "none")]).unwrap();
+    assert!(c.warnings.iter().any(|w| w.contains("not a loopback")));
+}
+
+#[test]
+fn env_warnings_come_first() {
+    let c = parse_with_env(
+        "[auth]\nmode = \"none\"",
+        &[("REGISTRY_HTTP_TLS_CERTIFICATE", "/c.pem")],
+    )
+    .unwrap();
+    assert_eq!(c.warnings.len(), 2, "{:?}", c.warnings);
+    assert!(c.warnings[0].contains("REGISTRY_HTTP_TLS_CERTIFICATE"));
+}
+
+#[test]
+fn upstream_url_forms() {
+    let c = parse("[upstream]\nurl = \"https://reg.example\"\nusername = \"u\"\npassword = \"p\"")
+        .unwrap();
+    let Backend::Upstream(u) = c.backend else {
+        panic!("not upstream")
+    };
+    assert_eq!(u.address, "reg.example:443");
+    assert!(u.tls);
+    assert_eq!(u.authorization.unwrap(), "Basic dTpw");
+    let c = parse("[upstream]\nurl = \"http://127.0.0.1:5001/\"").unwrap();
+    let Backend::Upstream(u) = c.backend else {
+        panic!("not upstream")
+    };
+    assert_eq!(u.address, "127.0.0.1:5001");
+}
+
+#[test]
+fn upstream_url_password_is_elided_everywhere() {
+    let text = "[upstream]\nurl = \"http://svc:PASSWORD@127.0.0.1:5001\"";
+    let file: FileConfig = toml::from_str(text).unwrap();
+    let rendered = render(&file);
+    assert!(!rendered.contains("PASSWORD"), "{rendered}");
+    assert!(
+        rendered.contains("http://svc:<elided>@127.0.0.1:5001"),
+        "{rendered}"
+    );
+    let c = validate(file).unwrap();
+    let debug = format!("{c:?}");
+    assert!(!debug.contains("PASSWORD"), "{debug}");
+    let Backend::Upstream(u) = &c.backend else {
+        panic!("not upstream")
+    };
+    assert_eq!(u.url, "http://127.0.0.1:5001");
+    assert!(u.authorization.is_some());
+    // From the environment, too, and in errors.
+    let err = parse_with_env("", &[("GATEHOUSE_UPSTREAM_URL", "ftp://svc:PASSWORD@h")])
+        .unwrap_err()
+        .to_string();
+    assert!(!err.contains("PASSWORD"), "{err}");
+}
+
+#[test]
+fn render_elides_the_upstream_password() {
+    let mut f = FileConfig::default();
+    f.upstream.password = "hunter2".into();
+    let text = render(&f);
+    assert!(!text.contains("hunter2"));
+    assert!(text.contains("<elided>"));
+}
+
+#[test]
+fn metrics_password_is_elided_from_debug() {
+    let c = parse("[metrics]\nusername = \"prom\"\npassword = \"hunter2\"").unwrap();
+    let debug = format!("{c:?}");
+    assert!(
+        debug.contains("prom") && !debug.contains("hunter2"),
+        "{debug}"
+    );
+    assert!(
+        !render(&toml::from_str("[metrics]\npassword = \"hunter2\"").unwrap()).contains("hunter2")
+    );
+}
+
+#[test]
+fn listeners_accept_host_names() {
+    let c = parse("[server]\nlisten = \"localhost:5000\"\n[metrics]\nlisten = \"localhost:9091\"")
+        .unwrap();
+    assert!(c.listen.ip().is_loopback());
+    assert_eq!(c.listen.to_string(), "127.0.0.1:5000");
+    assert_eq!(c.metrics.unwrap().listen.to_string(), "127.0.0.1:9091");
+    let c = parse_with_env("", &[("REGISTRY_HTTP_ADDR", "localhost:5000")]).unwrap();
+    assert_eq!(c.listen.port(), 5000);
+}
+
+#[test]
+fn read_error_shows_the_os_error_once() {
+    use std::error::Error;
+    let err = load_schema(Some(Path::new("/nonexistent/gatehouse.toml"))).unwrap_err();
+    let text = err.to_string();
+    assert_eq!(text.matches("os error 2").count(), 1, "{text}");
+    assert!(text.contains("/nonexistent/gatehouse.toml"), "{text}");
+    assert!(
+        err.source().is_none(),
+        "the cause is in the message, not also a source"
+    );
+}
+
+#[test]
+fn log_filters() {
+    for ok in [
+        "info",
+        "WARN",
+        "warn,gatehouse=debug",
+        "gatehouse::proxy=trace",
+        "off",
+    ] {
+        assert_eq!(log_filter_problem(ok), None, "{ok}");
+    }
+    for bad in ["", "verbose", "gatehouse=loud", "info,nonsense", "5"] {
+        assert!(log_filter_problem(bad).is_some(), "{bad:?}");
+    }
+}

@@ -1,0 +1,142 @@
+//! Admission: everything the door decides before a backend sees a request — a CORS preflight answered, paths
+//! outside the registry API branched off, the route parsed once, credentials checked, the rules applied.
+//!
+//! [`Gatehouse::admit`] returns the route and the Permit, or the [`Reply`] that ends the request here (204
+//! preflight, 401 challenge, 403, 404, 429 ...). It writes nothing: the proxy's one writer does.
+
+use super::{Ctx, Gatehouse};
+use crate::auth::Outcome;
+use crate::authz::{Permit, Refusal};
+use crate::cors::Cors;
+use crate::errcode::{ApiError, Code};
+use crate::metrics::metrics;
+use crate::reply::Reply;
+use crate::route::{self, Route};
+use http::{HeaderValue, StatusCode};
+use pingora::http::RequestHeader;
+
+/// A request the door let in: its route and what authz allowed.
+pub(super) struct Admitted {
+    /// The parsed route.
+    pub route: Route,
+    /// The decision; the backend needs it.
+    pub permit: Permit,
+}
+
+/// The first segment of a path (`"v2"` for `/v2/a/b`), where requests that are not registry API calls branch.
+fn first_segment(path: &str) -> &str {
+    path.strip_prefix('/')
+        .map(|p| p.split('/').next().unwrap_or(""))
+        .unwrap_or("")
+}
+
+impl Gatehouse {
+    /// Decides one request: `Ok` admits it to the backend, `Err` is the answer to send instead.
+    pub(super) async fn admit(
+        &self,
+        req: &RequestHeader,
+        ctx: &mut Ctx,
+    ) -> Result<Admitted, Reply> {
+        // cors: a preflight is answered here, on any path, without auth, and never forwarded.
+        if Cors::is_preflight(&req.method, &req.headers) {
+            ctx.kind = "preflight";
+            let mut reply = Reply::status(StatusCode::NO_CONTENT);
+            if ctx.origin.is_some() {
+                reply.headers = self.cors.preflight_headers();
+            }
+            return Err(reply);
+        }
+
+        // Requests outside the registry API branch here, before the route parser (a web UI, ACME
+        // challenges and redirects add their arm).
+        match first_segment(req.uri.path()) {
+            "v2" => {}
+            _ => return Err(ApiError::new(Code::NotFound).into()),
+        }
+
+        // route: parsed once; everything after reads it, nothing re-reads the URL.
+        let route = route::parse(&req.method, req.uri.path(), req.uri.query(), &req.headers)?;
+        ctx.kind = route.kind();
+        ctx.repository = route.name().map(|n| n.to_string());
+
+        // auth
+        let header = req
+            .headers
+            .get(http::header::AUTHORIZATION)
+            .filter(|h| !crate::auth::is_empty_basic(h));
+        let (principal, authenticated) = match (&self.auth, header) {
+            (None, _) => (None, true),
+            // No credentials: maybe a public pull; authz decides between that and a challenge.
+            (Some(_), None) => (None, false),
+            (Some(auth), Some(header)) => {
+                let outcome = auth.authenticate(Some(header), ctx.client.ip).await;
+                ctx.auth = outcome.label();
+                metrics().auth_attempts.with_label_values(&[ctx.auth]).inc();
+                // A failed login is logged with the name it tried (log-safe, capped; never the password).
+                ctx.user = outcome.attempted_user().map(str::to_string);
+                match outcome {
+                    Outcome::Ok { principal, .. } => (Some(principal), true),
+                    Outcome::Throttled { retry_after } => {
+                        let reply: Reply = ApiError::new(Code::TooManyRequests)
+                            .message("too many failed logins from this address; try again later")
+                            .into();
+                        return Err(
+                            reply.header(http::header::RETRY_AFTER, HeaderValue::from(retry_after))
+                        );
+                    }
+                    _ => return Err(self.challenge()),
+                }
+            }
+        };
+        ctx.user = principal.as_ref().map(|p| p.user.clone());
+
+        // authz
+        match self
+            .config
+            .policy
+            .decide(&route, principal.as_ref(), authenticated)
+        {
+            Ok(permit) => Ok(Admitted { route, permit }),
+            // An anonymous caller being asked to log in is not a denial (every docker login starts so).
+            Err(Refusal::NeedCredentials) => Err(self.challenge()),
+            Err(Refusal::Denied) => {
+                metrics()
+                    .authz_denials
+                    .with_label_values(&[super::support::action_label(route.action)])
+                    .inc();
+                Err(ApiError::new(Code::Denied).into())
+            }
+        }
+    }
+
+    /// The 401 challenge, as distribution writes it.
+    pub(super) fn challenge(&self) -> Reply {
+        let reply = Reply::from(ApiError::new(Code::Unauthorized));
+        let realm = format!("Basic realm=\"{}\"", self.config.auth.realm);
+        match HeaderValue::from_str(&realm) {
+            Ok(v) => reply.header(http::header::WWW_AUTHENTICATE, v),
+            Err(_) => reply,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::first_segment;
+
+    #[test]
+    fn first_segments() {
+        for (path, want) in [
+            ("/v2/", "v2"),
+            ("/v2", "v2"),
+            ("/v2/a/b", "v2"),
+            ("/v2x/a", "v2x"),
+            ("//v2/", ""),
+            ("/", ""),
+            ("", ""),
+            ("/ui/index.html", "ui"),
+        ] {
+            assert_eq!(first_segment(path), want, "{path}");
+        }
+    }
+}

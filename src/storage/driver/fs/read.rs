@@ -1,0 +1,154 @@
+//! Ranged reads of a file: one `pread` job on the blocking pool per [`READ_CHUNK`], the next one started as a
+//! chunk is handed over, so a reader that stops asking holds two chunks at most and never a thread.
+
+use super::super::ByteStream;
+use async_trait::async_trait;
+use bytes::{Bytes, BytesMut};
+use std::io;
+use std::os::unix::fs::FileExt;
+use std::sync::Arc;
+use tokio::task::JoinHandle;
+
+/// How many bytes one read job of a ranged read reads (two of these per stalled reader at most).
+pub const READ_CHUNK: usize = 256 * 1024;
+
+/// A ranged read of one file: one `pread` job per chunk, the next one started as a chunk is handed over.
+pub(super) struct FsRange {
+    file: Arc<std::fs::File>,
+    path: String,
+    /// Where the next read job starts.
+    next: u64,
+    /// Bytes no read job has been started for.
+    left: u64,
+    /// The read job started ahead of the consumer.
+    ahead: Option<JoinHandle<io::Result<Bytes>>>,
+}
+
+impl FsRange {
+    /// A read of `len` bytes of `file` from `offset` (the caller has clipped `len` to the file).
+    pub(super) fn new(file: Arc<std::fs::File>, path: &str, offset: u64, len: u64) -> FsRange {
+        FsRange {
+            file,
+            path: path.to_string(),
+            next: offset,
+            left: len,
+            ahead: None,
+        }
+    }
+
+    /// Starts the read job for the next chunk, `None` when the range is all read or being read.
+    fn start_read(&mut self) -> Option<JoinHandle<io::Result<Bytes>>> {
+        if self.left == 0 {
+            return None;
+        }
+        let want = (READ_CHUNK as u64).min(self.left) as usize;
+        let (file, at) = (self.file.clone(), self.next);
+        self.next += want as u64;
+        self.left -= want as u64;
+        Some(tokio::task::spawn_blocking(move || {
+            let mut buf = BytesMut::zeroed(want);
+            file.read_exact_at(&mut buf, at)?;
+            Ok(buf.freeze())
+        }))
+    }
+}
+
+#[async_trait]
+impl ByteStream for FsRange {
+    async fn next_chunk(&mut self) -> io::Result<Option<Bytes>> {
+        let Some(job) = self.ahead.take().or_else(|| self.start_read()) else {
+            return Ok(None);
+        };
+        let chunk = match job.await {
+            Ok(Ok(chunk)) => chunk,
+            Ok(Err(e)) => {
+                self.left = 0;
+                return Err(io::Error::new(
+                    e.kind(),
+                    format!("{}: read: {e}", self.path),
+                ));
+            }
+            Err(join) => {
+                self.left = 0;
+                return Err(io::Error::other(format!("{}: read: {join}", self.path)));
+            }
+        };
+        self.ahead = self.start_read();
+        Ok(Some(chunk))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::driver::Driver;
+    use std::path::Path;
+
+    /// Issue 9 finding 2: a download whose client stops reading must hold no thread and at most two chunks (the
+    /// one being sent and one read ahead), not a blocking-pool thread parked on a full channel.
+    #[tokio::test]
+    async fn stalled_reader_holds_at_most_two_chunks() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = pattern_file(dir.path(), READ_CHUNK * 8 + 5);
+        let file = std::fs::File::open(dir.path().join("blob")).unwrap();
+        let mut s = FsRange {
+            file: Arc::new(file),
+            path: "blob".into(),
+            next: 0,
+            left: data.len() as u64,
+            ahead: None,
+        };
+        let first = s.next_chunk().await.unwrap().unwrap();
+        assert_eq!(first[..], data[..READ_CHUNK]);
+        // The consumer stalls here: exactly one more chunk has been asked for, and its job ends on its own.
+        assert_eq!(s.next, 2 * READ_CHUNK as u64);
+        let ahead = s.ahead.take().unwrap();
+        let second = ahead.await.unwrap().unwrap();
+        assert_eq!(second[..], data[READ_CHUNK..2 * READ_CHUNK]);
+        assert_eq!(s.next, 2 * READ_CHUNK as u64, "nothing more read meanwhile");
+        let mut rest = first.to_vec();
+        rest.extend_from_slice(&second);
+        while let Some(c) = s.next_chunk().await.unwrap() {
+            assert!(c.len() <= READ_CHUNK && !c.is_empty());
+            rest.extend_from_slice(&c);
+        }
+        assert!(rest == data);
+    }
+
+    #[tokio::test]
+    async fn a_file_cut_short_under_a_reader_is_an_error_not_a_short_body() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = super::super::FsDriver::new(dir.path()).await.unwrap();
+        pattern_file(dir.path(), READ_CHUNK * 3);
+        let mut s = d
+            .read_range("blob", 0, (READ_CHUNK * 3) as u64)
+            .await
+            .unwrap();
+        s.next_chunk().await.unwrap().unwrap();
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(dir.path().join("blob"))
+            .unwrap()
+            .set_len(10)
+            .unwrap();
+        let mut failed = false;
+        while !failed {
+            match s.next_chunk().await {
+                Ok(Some(_)) => {}
+                Ok(None) => panic!("the stream ended short without an error"),
+                Err(e) => failed = e.to_string().contains("blob"),
+            }
+        }
+        assert_eq!(
+            s.next_chunk().await.unwrap(),
+            None,
+            "an error ends the stream"
+        );
+    }
+
+    fn pattern_file(dir: &Path, len: usize) -> Vec<u8> {
+        let data: Vec<u8> = (0..len).map(|i| (i % 253) as u8).collect();
+        std::fs::write(dir.join("blob"), &data).unwrap();
+        data
+    }
+}

@@ -1,0 +1,91 @@
+//! Walking a directory tree: one directory read per blocking job, files handed out one by one.
+
+use super::super::{check_key, DriverError, Walk, WalkEntry};
+use super::{blocking, modified};
+use async_trait::async_trait;
+use std::collections::VecDeque;
+use std::io;
+use std::path::{Path, PathBuf};
+
+/// A directory still to be read by a walk: its local path and its key.
+type PendingDir = (PathBuf, String);
+
+/// A depth-first walk of a directory tree, one directory read per blocking job.
+pub(super) struct FsWalk {
+    /// Directories still to read.
+    dirs: Vec<PendingDir>,
+    /// Files found and not yet handed out.
+    found: VecDeque<WalkEntry>,
+}
+
+/// Reads one directory: the files in it (symlinks followed for files, never for directories) and the
+/// subdirectories to read next. A directory that is gone, or a file given as the prefix, is handled here too.
+fn read_one_dir(dir: &Path, key: &str) -> io::Result<(Vec<WalkEntry>, Vec<PendingDir>)> {
+    let (mut files, mut dirs) = (Vec::new(), Vec::new());
+    let meta = match std::fs::symlink_metadata(dir) {
+        Ok(m) => m,
+        Err(e) if e.kind() == io::ErrorKind::NotFound || e.raw_os_error() == Some(20) => {
+            return Ok((files, dirs));
+        }
+        Err(e) => return Err(e),
+    };
+    if !meta.is_dir() {
+        if let Some(m) = std::fs::metadata(dir).ok().filter(|m| m.is_file()) {
+            files.push(WalkEntry {
+                key: key.to_string(),
+                size: m.len(),
+                modified: modified(&m),
+            });
+        }
+        return Ok((files, dirs));
+    }
+    for e in std::fs::read_dir(dir)? {
+        let e = e?;
+        let Ok(name) = e.file_name().into_string() else {
+            continue; // Not UTF-8: nothing the registry could have written.
+        };
+        let child = format!("{key}/{name}");
+        if check_key(&child).is_err() {
+            continue;
+        }
+        let Ok(t) = e.file_type() else { continue };
+        if t.is_dir() {
+            dirs.push((e.path(), child));
+        } else if let Some(m) = std::fs::metadata(e.path()).ok().filter(|m| m.is_file()) {
+            files.push(WalkEntry {
+                key: child,
+                size: m.len(),
+                modified: modified(&m),
+            });
+        }
+    }
+    Ok((files, dirs))
+}
+
+impl FsWalk {
+    /// A walk of the tree at local path `dir`, whose key is `key`.
+    pub(super) fn new(dir: PathBuf, key: &str) -> FsWalk {
+        FsWalk {
+            dirs: vec![(dir, key.to_string())],
+            found: VecDeque::new(),
+        }
+    }
+}
+
+#[async_trait]
+impl Walk for FsWalk {
+    async fn next(&mut self) -> Result<Option<WalkEntry>, DriverError> {
+        loop {
+            if let Some(e) = self.found.pop_front() {
+                return Ok(Some(e));
+            }
+            let Some((dir, key)) = self.dirs.pop() else {
+                return Ok(None);
+            };
+            let k = key.clone();
+            let (files, dirs) = blocking("walk", &key, move || read_one_dir(&dir, &k)).await?;
+            self.found.extend(files);
+            self.dirs.extend(dirs);
+        }
+    }
+}

@@ -1,0 +1,446 @@
+//! Connection timeouts the framework does not give: a keep-alive idle limit and a deadline for a complete request
+//! head, enforced by wrapping each accepted HTTP/1 connection before pingora reads from it.
+//!
+//! pingora keeps an HTTP/1.1 keep-alive connection open forever after its first request, and times a request head
+//! only per read, so a client that trickles one header line now and then, or opens connections and never sends,
+//! holds them indefinitely. [`Bounded`] wraps the proxy's `ServerApp`: its [`Guarded`] stream knows, from the bytes
+//! going by, whether the connection is idle (waiting for a request), inside a request head (up to the blank line),
+//! or past it; an idle connection ends quietly after `idle`, a head that is not complete within `header` fails.
+//! Body stalls and clients that do not read are bounded by pingora's per-read and per-write timeouts, which the
+//! proxy sets from the same [`Timeouts`].
+
+use async_trait::async_trait;
+use pingora::apps::ServerApp;
+use pingora::protocols::{
+    GetProxyDigest, GetSocketDigest, GetTimingDigest, Peek, Shutdown, Ssl, Stream, UniqueID,
+    UniqueIDType, ALPN,
+};
+use pingora::server::ShutdownWatch;
+use std::future::Future;
+use std::io;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::time::{Instant, Sleep};
+
+/// The connection and transfer timeouts of the main listener (`[server]` in the config).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timeouts {
+    /// A connection with no request in progress is closed after this long (`idle_timeout_seconds`).
+    pub idle: Duration,
+    /// A request head must be complete this long after its first byte (`header_timeout_seconds`).
+    pub header: Duration,
+    /// A request body that sends nothing for this long fails (`body_timeout_seconds`).
+    pub body: Duration,
+    /// A client that takes nothing of a response for this long is cut off (`send_timeout_seconds`).
+    pub send: Duration,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Timeouts {
+            idle: Duration::from_secs(60),
+            header: Duration::from_secs(30),
+            body: Duration::from_secs(60),
+            send: Duration::from_secs(60),
+        }
+    }
+}
+
+impl Timeouts {
+    /// Builds the timeouts from whole seconds, refusing zero (a timeout that is off must not look configured);
+    /// the error names the config key.
+    pub fn from_seconds(
+        idle: u64,
+        header: u64,
+        body: u64,
+        send: u64,
+    ) -> Result<Timeouts, (&'static str, String)> {
+        let pick = |key: &'static str, secs: u64| {
+            if secs == 0 {
+                Err((key, "must be at least 1 second".to_string()))
+            } else {
+                Ok(Duration::from_secs(secs))
+            }
+        };
+        Ok(Timeouts {
+            idle: pick("server.idle_timeout_seconds", idle)?,
+            header: pick("server.header_timeout_seconds", header)?,
+            body: pick("server.body_timeout_seconds", body)?,
+            send: pick("server.send_timeout_seconds", send)?,
+        })
+    }
+}
+
+/// Wraps a `ServerApp` (the proxy) so each HTTP/1 connection it gets is a [`Guarded`] stream.
+pub struct Bounded<A> {
+    inner: Arc<A>,
+    timeouts: Timeouts,
+}
+
+impl<A> Bounded<A> {
+    /// Wraps `inner` with `timeouts`.
+    pub fn new(inner: A, timeouts: Timeouts) -> Bounded<A> {
+        Bounded {
+            inner: Arc::new(inner),
+            timeouts,
+        }
+    }
+}
+
+#[async_trait]
+impl<A: ServerApp + Send + Sync + 'static> ServerApp for Bounded<A> {
+    async fn process_new(
+        self: &Arc<Self>,
+        stream: Stream,
+        shutdown: &ShutdownWatch,
+    ) -> Option<Stream> {
+        let h2 = matches!(stream.selected_alpn_proto(), Some(ALPN::H2));
+        let wrapped = stream.as_any().is::<Guarded>();
+        let stream: Stream = if h2 || wrapped {
+            stream
+        } else {
+            Box::new(Guarded::new(stream, self.timeouts))
+        };
+        self.inner.process_new(stream, shutdown).await
+    }
+
+    async fn cleanup(&self) {
+        self.inner.cleanup().await
+    }
+}
+
+/// Where a connection is in the HTTP/1 exchange, as far as the bytes going by tell.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    /// Waiting for a request (a fresh connection, or a response was written since).
+    Idle,
+    /// Inside a request head; `tail` holds the last bytes seen, to find the blank line.
+    Head { tail: u32 },
+    /// Past the head: body bytes, or waiting for our response.
+    Past,
+}
+
+/// An accepted connection that ends when idle too long or when a request head takes too long.
+pub struct Guarded {
+    inner: Stream,
+    timeouts: Timeouts,
+    phase: Phase,
+    deadline: Pin<Box<Sleep>>,
+}
+
+impl std::fmt::Debug for Guarded {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Guarded")
+            .field("phase", &self.phase)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Guarded {
+    /// Wraps a freshly accepted connection (idle until its first byte).
+    pub fn new(inner: Stream, timeouts: Timeouts) -> Guarded {
+        Guarded {
+            inner,
+            timeouts,
+            phase: Phase::Idle,
+            deadline: Box::pin(tokio::time::sleep(timeouts.idle)),
+        }
+    }
+
+    fn rearm(&mut self, after: Duration) {
+        self.deadline.as_mut().reset(Instant::now() + after);
+    }
+
+    /// Follows the bytes a client sent: a first byte starts a head, a blank line (CRLF CRLF or LF LF) ends it.
+    fn saw_request_bytes(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            match self.phase {
+                Phase::Past => return,
+                Phase::Idle => {
+                    self.phase = Phase::Head { tail: 0 };
+                    let header = self.timeouts.header;
+                    self.rearm(header);
+                    self.push(b);
+                }
+                Phase::Head { .. } => self.push(b),
+            }
+        }
+    }
+
+    fn push(&mut self, b: u8) {
+        if let Phase::Head { tail } = self.phase {
+            let tail = (tail << 8) | u32::from(b);
+            self.phase = if tail == 0x0d0a_0d0a || tail & 0xffff == 0x0a0a {
+                Phase::Past
+            } else {
+                Phase::Head { tail }
+            };
+        }
+    }
+
+    /// Follows what we send: a final response status line returns the connection to idle; every write restarts
+    /// the idle clock, so a long download is not idle time.
+    fn saw_response_bytes(&mut self, bytes: &[u8]) {
+        let informational = bytes.starts_with(b"HTTP/1.1 1") || bytes.starts_with(b"HTTP/1.0 1");
+        if bytes.starts_with(b"HTTP/1.") && !informational {
+            self.phase = Phase::Idle;
+        }
+        if self.phase == Phase::Idle {
+            let idle = self.timeouts.idle;
+            self.rearm(idle);
+        }
+    }
+}
+
+impl AsyncRead for Guarded {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        let before = buf.filled().len();
+        match Pin::new(&mut this.inner).poll_read(cx, buf) {
+            Poll::Ready(Ok(())) => {
+                let filled = buf.filled()[before..].to_vec();
+                this.saw_request_bytes(&filled);
+                Poll::Ready(Ok(()))
+            }
+            Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+            Poll::Pending => {
+                if this.phase == Phase::Past || this.deadline.as_mut().poll(cx).is_pending() {
+                    return Poll::Pending;
+                }
+                match this.phase {
+                    // An idle connection just ends: the client sees a close between requests.
+                    Phase::Idle => Poll::Ready(Ok(())),
+                    _ => Poll::Ready(Err(io::Error::new(
+                        io::ErrorKind::TimedOut,
+                        "request head not complete in time",
+                    ))),
+                }
+            }
+        }
+    }
+}
+
+impl AsyncWrite for Guarded {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        data: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        let r = Pin::new(&mut this.inner).poll_write(cx, data);
+        if let Poll::Ready(Ok(n)) = &r {
+            this.saw_response_bytes(&data[..*n]);
+        }
+        r
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        let r = Pin::new(&mut this.inner).poll_write_vectored(cx, bufs);
+        if let (Poll::Ready(Ok(n)), Some(first)) = (&r, bufs.first()) {
+            if *n > 0 {
+                let take = (*n).min(first.len());
+                this.saw_response_bytes(&first[..take]);
+            }
+        }
+        r
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+}
+
+#[async_trait]
+impl Shutdown for Guarded {
+    async fn shutdown(&mut self) {
+        self.inner.shutdown().await
+    }
+}
+
+impl UniqueID for Guarded {
+    fn id(&self) -> UniqueIDType {
+        self.inner.id()
+    }
+}
+
+impl Ssl for Guarded {
+    fn get_ssl(&self) -> Option<&pingora::protocols::tls::TlsRef> {
+        self.inner.get_ssl()
+    }
+
+    fn get_ssl_digest(&self) -> Option<Arc<pingora::protocols::tls::SslDigest>> {
+        self.inner.get_ssl_digest()
+    }
+
+    fn selected_alpn_proto(&self) -> Option<ALPN> {
+        self.inner.selected_alpn_proto()
+    }
+}
+
+impl GetTimingDigest for Guarded {
+    fn get_timing_digest(&self) -> Vec<Option<pingora::protocols::TimingDigest>> {
+        self.inner.get_timing_digest()
+    }
+
+    fn get_read_pending_time(&self) -> Duration {
+        self.inner.get_read_pending_time()
+    }
+
+    fn get_write_pending_time(&self) -> Duration {
+        self.inner.get_write_pending_time()
+    }
+}
+
+impl GetProxyDigest for Guarded {
+    fn get_proxy_digest(&self) -> Option<Arc<pingora::protocols::raw_connect::ProxyDigest>> {
+        self.inner.get_proxy_digest()
+    }
+
+    fn set_proxy_digest(&mut self, digest: pingora::protocols::raw_connect::ProxyDigest) {
+        self.inner.set_proxy_digest(digest)
+    }
+}
+
+impl GetSocketDigest for Guarded {
+    fn get_socket_digest(&self) -> Option<Arc<pingora::protocols::SocketDigest>> {
+        self.inner.get_socket_digest()
+    }
+
+    fn set_socket_digest(&mut self, digest: pingora::protocols::SocketDigest) {
+        self.inner.set_socket_digest(digest)
+    }
+}
+
+#[async_trait]
+impl Peek for Guarded {
+    async fn try_peek(&mut self, buf: &mut [u8]) -> io::Result<bool> {
+        self.inner.try_peek(buf).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    fn short() -> Timeouts {
+        Timeouts {
+            idle: Duration::from_millis(200),
+            header: Duration::from_millis(300),
+            body: Duration::from_secs(5),
+            send: Duration::from_secs(5),
+        }
+    }
+
+    async fn pair() -> (Guarded, tokio::net::TcpStream) {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let client = tokio::net::TcpStream::connect(l.local_addr().unwrap())
+            .await
+            .unwrap();
+        let (server, _) = l.accept().await.unwrap();
+        let stream: Stream = Box::new(pingora::protocols::l4::stream::Stream::from(server));
+        (Guarded::new(stream, short()), client)
+    }
+
+    #[tokio::test]
+    async fn idle_connection_ends_quietly_after_the_idle_timeout() {
+        let (mut g, _client) = pair().await;
+        let mut buf = [0u8; 16];
+        let n = tokio::time::timeout(Duration::from_secs(3), g.read(&mut buf))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(n, 0, "idle end looks like a close");
+    }
+
+    #[tokio::test]
+    async fn trickled_request_head_fails_at_the_header_deadline() {
+        let (mut g, mut client) = pair().await;
+        let start = std::time::Instant::now();
+        let mut buf = [0u8; 64];
+        client.write_all(b"GET /v2/ HTTP/1.1\r\n").await.unwrap();
+        let trickle = tokio::spawn(async move {
+            for _ in 0..20 {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                if client.write_all(b"X-A: b\r\n").await.is_err() {
+                    break;
+                }
+            }
+            client
+        });
+        let err = loop {
+            match g.read(&mut buf).await {
+                Ok(n) if n > 0 => continue,
+                Ok(_) => panic!("closed instead of failing"),
+                Err(e) => break e,
+            }
+        };
+        assert_eq!(err.kind(), io::ErrorKind::TimedOut);
+        assert!(
+            start.elapsed() < Duration::from_millis(1500),
+            "{:?}",
+            start.elapsed()
+        );
+        drop(trickle);
+    }
+
+    #[tokio::test]
+    async fn complete_head_then_a_response_makes_the_connection_idle_again() {
+        let (mut g, mut client) = pair().await;
+        client
+            .write_all(b"GET /v2/ HTTP/1.1\r\nHost: x\r\n\r\n")
+            .await
+            .unwrap();
+        let mut buf = [0u8; 64];
+        let n = g.read(&mut buf).await.unwrap();
+        assert!(n > 0);
+        assert_eq!(g.phase, Phase::Past);
+        // Past the head, no deadline applies while we work on the answer.
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        g.write_all(b"HTTP/1.1 100 Continue\r\n\r\n").await.unwrap();
+        assert_eq!(
+            g.phase,
+            Phase::Past,
+            "an informational response is not the answer"
+        );
+        g.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+            .await
+            .unwrap();
+        assert_eq!(g.phase, Phase::Idle);
+        let n = tokio::time::timeout(Duration::from_secs(3), g.read(&mut buf))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(n, 0);
+    }
+
+    #[test]
+    fn zero_timeouts_are_refused_by_name() {
+        let (key, _) = Timeouts::from_seconds(60, 0, 60, 60).unwrap_err();
+        assert_eq!(key, "server.header_timeout_seconds");
+        assert_eq!(
+            Timeouts::from_seconds(60, 30, 60, 60).unwrap(),
+            Timeouts::default()
+        );
+    }
+}
