@@ -16,6 +16,7 @@
 # runs with its defaults and the table says so. The clients are Python 3 (stdlib) and curl.
 #
 # Env: GATEHOUSE_BENCH_DIR (default /tmp/gatehouse-bench), STALLED (1000), IDLE (1000), FLOOD (1000), PROBES (100),
+#      BCRYPT_COST (5: a higher cost keeps each wrong password in flight longer, widening a check-then-record race),
 #      HOSTILE_TIMEOUT (5), QUIET_WAIT (15: seconds after which held connections are counted), GET_RUNS (3),
 #      GATEHOUSE_BIN, BENCH_KEEP=1 keeps the run dir.
 set -euo pipefail
@@ -29,6 +30,7 @@ PROBES=${PROBES:-100}
 HOSTILE_TIMEOUT=${HOSTILE_TIMEOUT:-5}
 QUIET_WAIT=${QUIET_WAIT:-15}
 GET_RUNS=${GET_RUNS:-3}
+BCRYPT_COST=${BCRYPT_COST:-5}
 BLOB_MIB=64
 REPO=bench/tiny
 TAG=v1
@@ -204,7 +206,7 @@ rss_kib() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
 sockets_of() { find "/proc/$1/fd" -lname 'socket:*' 2>/dev/null | wc -l; }
 mib() { awk "BEGIN { printf \"%.0f\", $1 / 1024 }"; }
 
-htpasswd_file "$RUN_DIR/htpasswd" 5
+htpasswd_file "$RUN_DIR/htpasswd" "$BCRYPT_COST"
 TIMEOUTS="idle_timeout_seconds = $HOSTILE_TIMEOUT\nheader_timeout_seconds = $HOSTILE_TIMEOUT\n"
 TIMEOUTS+="body_timeout_seconds = $HOSTILE_TIMEOUT\nsend_timeout_seconds = $HOSTILE_TIMEOUT\n"
 if start_hostile_gatehouse gh-hostile "$RUN_DIR/gh-root" "$RUN_DIR/htpasswd" "$TIMEOUTS"; then
@@ -314,7 +316,7 @@ peak=$(vm_hwm_kib "$PID")
 echo
 echo "== gatehouse under hostile clients (issue 9) =="
 echo "machine: $(machine_note)"
-echo "gatehouse embedded, htpasswd bcrypt cost 5, guard on, $timeouts_note; probe: $PROBES GET $M_PATH on fresh"
+echo "gatehouse embedded, htpasswd bcrypt cost $BCRYPT_COST, guard on, $timeouts_note; probe: $PROBES GET $M_PATH on fresh"
 echo "connections from 127.0.0.2 (cached credentials), 10 s timeout each; held connections counted ${QUIET_WAIT} s after they went quiet"
 printf '%-44s %8s %9s %9s %9s %9s %7s %8s\n' phase threads "RSS MiB" "p50 ms" "p99 ms" "max ms" "ok/fail" "held"
 printf '%-44s %8s %9s %9s %9s %9s %7s %8s\n' "quiet" "$q_threads" "$(mib "$q_rss")" "$q_p50" "$q_p99" "$q_max" "$q_ok/$q_fail" "-"
