@@ -198,7 +198,7 @@ start_hostile_gatehouse() {
         return 1
     fi
     GH_PORT=$port
-    log "gatehouse $name on 127.0.0.1:$port (pid $GH_PID; embedded $root; [server] extra: ${extra:-none})"
+    log "gatehouse $name on 127.0.0.1:$port (pid $GH_PID; embedded $root; [server] extra: $(printf '%b' "${extra:-none}" | paste -sd' '))"
 }
 
 threads_of() { awk '/^Threads:/ {print $2}' "/proc/$1/status"; }
