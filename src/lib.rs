@@ -19,6 +19,12 @@
 //! ```
 //!
 //! Client-visible errors have one source, [`errcode`].
+//!
+//! Around the pipeline: [`config`] parses the file and the environment and validates each section by calling
+//! the settings type its module owns (`auth/settings.rs`, `cors/settings.rs`, `upstream/settings.rs`,
+//! [`storage::StorageConfig`], [`timeouts::Timeouts`]; the shared error shape is [`settings`]). [`server`]
+//! assembles pingora's services: the proxy, the [`admin`] listener (metrics, health, readiness), and the
+//! background work in [`services`] (htpasswd watch, blob count), which starts and stops with the server.
 
 pub mod admin;
 pub mod auth;
