@@ -74,6 +74,9 @@ impl Timeouts {
     }
 }
 
+/// How often a stream of writes moves the idle deadline.
+const REARM_EVERY: Duration = Duration::from_millis(250);
+
 /// Wraps a `ServerApp` (the proxy) so each HTTP/1 connection it gets is a [`Guarded`] stream.
 pub struct Bounded<A> {
     inner: Arc<A>,
@@ -129,6 +132,8 @@ pub struct Guarded {
     timeouts: Timeouts,
     phase: Phase,
     deadline: Pin<Box<Sleep>>,
+    /// When the deadline was last moved (writes move it at most every [`REARM_EVERY`], not per write).
+    armed_at: Instant,
 }
 
 impl std::fmt::Debug for Guarded {
@@ -147,11 +152,14 @@ impl Guarded {
             timeouts,
             phase: Phase::Idle,
             deadline: Box::pin(tokio::time::sleep(timeouts.idle)),
+            armed_at: Instant::now(),
         }
     }
 
     fn rearm(&mut self, after: Duration) {
-        self.deadline.as_mut().reset(Instant::now() + after);
+        let now = Instant::now();
+        self.armed_at = now;
+        self.deadline.as_mut().reset(now + after);
     }
 
     /// Follows the bytes a client sent: a first byte starts a head, a blank line (CRLF CRLF or LF LF) ends it.
@@ -185,10 +193,13 @@ impl Guarded {
     /// the idle clock, so a long download is not idle time.
     fn saw_response_bytes(&mut self, bytes: &[u8]) {
         let informational = bytes.starts_with(b"HTTP/1.1 1") || bytes.starts_with(b"HTTP/1.0 1");
-        if bytes.starts_with(b"HTTP/1.") && !informational {
+        let answer = bytes.starts_with(b"HTTP/1.") && !informational;
+        if answer {
             self.phase = Phase::Idle;
         }
-        if self.phase == Phase::Idle {
+        // A download writes thousands of times a second: moving the timer on each write costs more than the
+        // slack of moving it at most every REARM_EVERY.
+        if self.phase == Phase::Idle && (answer || self.armed_at.elapsed() >= REARM_EVERY) {
             let idle = self.timeouts.idle;
             self.rearm(idle);
         }

@@ -1,9 +1,9 @@
 //! The pingora [`ProxyHttp`] implementation: each phase is thin and delegates to the pipeline's modules.
 //!
-//! `request_filter` is admission ([`admit`]: CORS preflight, the branch on the path's first segment, route,
+//! `request_filter` is admission (`admit`: CORS preflight, the branch on the path's first segment, route,
 //! auth, authz) and then one backend call ([`crate::backend::Backend::serve`]): the backend either answers
 //! in-process, or hands back a [`Forward`] and pingora forwards the request upstream. Every reply gatehouse
-//! makes itself leaves through one writer ([`write`]); every response, forwarded or our own, gets its common
+//! makes itself leaves through one writer (`write`); every response, forwarded or our own, gets its common
 //! headers from [`crate::headers::decorate`]; `logging` writes one access-log line and the request metrics.
 
 use crate::auth::Authenticator;
