@@ -1,12 +1,13 @@
 //! The backend: the one runtime value that says where admitted requests are answered, the embedded registry
 //! or an upstream v2 registry (a pull-through cache would be a third arm). The proxy and the server match on it
-//! here and nowhere else: one method serves, one says whether it is ready, one gives its counters.
+//! here and nowhere else: one method says whether a request is forwarded, one answers it in-process, one says
+//! whether the backend is ready, one gives its counters.
 
 use crate::authz::Permit;
 use crate::errcode::{ApiError, Code};
 use crate::registry::Registry;
 use crate::reply::{Reply, Request, RequestBody};
-use crate::route::Op;
+use crate::route::{Op, Route};
 use crate::storage::{StatsSnapshot, StorageConfig};
 use crate::upstream::UpstreamConfig;
 use std::sync::Arc;
@@ -18,14 +19,6 @@ pub enum Backend {
     Embedded(Arc<Registry>),
     /// Another v2 registry, reached through pingora.
     Upstream(Arc<UpstreamConfig>),
-}
-
-/// What the backend made of a request.
-pub enum Served {
-    /// Answered in-process: the proxy writes this reply.
-    Reply(Reply),
-    /// To be forwarded by pingora.
-    Forward(Forward),
 }
 
 /// How to forward one request upstream.
@@ -73,26 +66,38 @@ impl Backend {
         Backend::Upstream(Arc::new(config))
     }
 
-    /// Serves an admitted request: the embedded registry answers it; upstream, it is forwarded, except a catalog
-    /// the caller may see only part of, which is read from the upstream and filtered and paged here, so no hidden
-    /// name reaches the caller in a body or a `Link`.
+    /// How to forward an admitted request upstream; `None` when gatehouse answers it itself with
+    /// [`Backend::serve`]: everything on the embedded registry, and upstream a catalog the caller may see only part
+    /// of, which is read from the upstream and filtered and paged here, so no hidden name reaches the caller in a
+    /// body or a `Link`.
+    pub fn forward(&self, route: &Route, permit: &Permit) -> Option<Forward> {
+        match (self, &route.op, permit.catalog_filter()) {
+            (Backend::Embedded(_), ..) | (Backend::Upstream(_), Op::Catalog { .. }, Some(_)) => {
+                None
+            }
+            (Backend::Upstream(upstream), ..) => Some(Forward {
+                upstream: upstream.clone(),
+                query: route.upstream_query(permit.mount()),
+            }),
+        }
+    }
+
+    /// Answers an admitted request that [`Backend::forward`] did not send upstream.
     pub async fn serve(
         &self,
         permit: &Permit,
         req: &Request<'_>,
         body: &mut dyn RequestBody,
-    ) -> Served {
-        match self {
-            Backend::Embedded(registry) => Served::Reply(registry.handle(permit, req, body).await),
-            Backend::Upstream(upstream) => match (&req.route.op, permit.catalog_filter()) {
-                (Op::Catalog { page }, Some(_)) => {
-                    Served::Reply(upstream_catalog(upstream, page, permit).await)
-                }
-                _ => Served::Forward(Forward {
-                    upstream: upstream.clone(),
-                    query: req.route.upstream_query(permit.mount()),
-                }),
-            },
+    ) -> Reply {
+        match (self, &req.route.op) {
+            (Backend::Embedded(registry), _) => registry.handle(permit, req, body).await,
+            (Backend::Upstream(upstream), Op::Catalog { page }) => {
+                upstream_catalog(upstream, page, permit).await
+            }
+            (Backend::Upstream(_), _) => Reply::from(
+                ApiError::new(Code::Unknown)
+                    .message("this request is forwarded, not answered here"),
+            ),
         }
     }
 
@@ -120,12 +125,18 @@ impl Backend {
     }
 }
 
+/// Upstream catalogs read at once for filtering.
+static CATALOG_READS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(2);
+
 /// The upstream's catalog narrowed to what the Permit shows, then paged at the door.
 async fn upstream_catalog(
     upstream: &UpstreamConfig,
     page: &crate::query::Page,
     permit: &Permit,
 ) -> Reply {
+    // Each read may hold the whole upstream catalog in memory: a flood of catalog requests waits its turn here
+    // instead of multiplying that.
+    let _turn = CATALOG_READS.acquire().await;
     let all = match crate::upstream::catalog(upstream).await {
         Ok(all) => all,
         Err(e) => {
@@ -137,25 +148,5 @@ async fn upstream_catalog(
             );
         }
     };
-    let shown = all.into_iter().filter(|r| permit.shows(r)).collect();
-    let (repos, more) = page.apply(shown);
-    let mut headers = Vec::new();
-    if let (true, Some(last)) = (more, repos.last()) {
-        headers.push(page.next_link("/v2/_catalog", last));
-    }
-    let body = serde_json::to_vec(&serde_json::json!({ "repositories": repos }))
-        .expect("JSON values serialize");
-    headers.push((
-        http::header::CONTENT_TYPE,
-        http::HeaderValue::from_static("application/json; charset=utf-8"),
-    ));
-    headers.push((
-        http::header::CONTENT_LENGTH,
-        http::HeaderValue::from(body.len()),
-    ));
-    Reply {
-        status: http::StatusCode::OK,
-        headers,
-        body: crate::reply::ReplyBody::Bytes(body.into()),
-    }
+    crate::registry::catalog::page_of(all, page, &|n| permit.shows(n.as_str()))
 }

@@ -163,9 +163,10 @@ enum Shape<'a> {
 /// parameters: a form body on an upload would let a client say to the upstream what gatehouse never saw.
 fn is_form(headers: &HeaderMap) -> bool {
     headers.get_all(http::header::CONTENT_TYPE).iter().any(|v| {
-        let t = String::from_utf8_lossy(v.as_bytes()).to_ascii_lowercase();
-        let t = t.split(';').next().unwrap_or("").trim().to_string();
-        t == "application/x-www-form-urlencoded" || t == "multipart/form-data"
+        let b = v.as_bytes();
+        let essence = b.split(|&c| c == b';').next().unwrap_or(b).trim_ascii();
+        essence.eq_ignore_ascii_case(b"application/x-www-form-urlencoded")
+            || essence.eq_ignore_ascii_case(b"multipart/form-data")
     })
 }
 

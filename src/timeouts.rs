@@ -216,8 +216,10 @@ impl AsyncRead for Guarded {
         let before = buf.filled().len();
         match Pin::new(&mut this.inner).poll_read(cx, buf) {
             Poll::Ready(Ok(())) => {
-                let filled = buf.filled()[before..].to_vec();
-                this.saw_request_bytes(&filled);
+                // Body bytes (past the head) are not looked at: the upload path pays nothing here.
+                if this.phase != Phase::Past {
+                    this.saw_request_bytes(&buf.filled()[before..]);
+                }
                 Poll::Ready(Ok(()))
             }
             Poll::Ready(Err(e)) => Poll::Ready(Err(e)),

@@ -7,7 +7,7 @@
 //! headers from [`crate::headers::decorate`]; `logging` writes one access-log line and the request metrics.
 
 use crate::auth::Authenticator;
-use crate::backend::{Backend, Forward, Served};
+use crate::backend::{Backend, Forward};
 use crate::config::Config;
 use crate::cors::Cors;
 use crate::errcode::{ApiError, Code};
@@ -116,27 +116,24 @@ impl ProxyHttp for Gatehouse {
         ctx.origin = self.cors.allowed_origin(&req.headers);
         ctx.client = client_view(session, &self.config.trusted_proxies);
 
-        let head = session.req_header().clone();
-        let reply = match self.admit(&head, ctx).await {
+        let reply = match self.admit(session.req_header(), ctx).await {
             Err(reply) => reply,
             Ok(admitted) => {
+                if let Some(forward) = self.backend.forward(&admitted.route, &admitted.permit) {
+                    ctx.forward = Some(forward);
+                    return Ok(false);
+                }
+                // Answered in-process: the handler reads the body from the session while it looks at the head.
+                let head = session.req_header().clone();
                 let request = Request {
                     route: &admitted.route,
                     method: &head.method,
                     headers: &head.headers,
                 };
                 let mut body = SessionBody::new(session);
-                match self
-                    .backend
+                self.backend
                     .serve(&admitted.permit, &request, &mut body)
                     .await
-                {
-                    Served::Reply(reply) => reply,
-                    Served::Forward(forward) => {
-                        ctx.forward = Some(forward);
-                        return Ok(false);
-                    }
-                }
             }
         };
         self.write(session, ctx, reply).await?;
@@ -274,10 +271,6 @@ impl ProxyHttp for Gatehouse {
     }
 
     async fn logging(&self, session: &mut Session, e: Option<&Error>, ctx: &mut Ctx) {
-        // After a response, pingora keeps an HTTP/1.1 connection forever; bound the wait for the next request.
-        if session.get_keepalive().is_some() {
-            session.set_keepalive(Some(self.timeouts.idle.as_secs().max(1)));
-        }
         let status = session
             .response_written()
             .map(|r| r.status.as_u16())

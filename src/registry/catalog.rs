@@ -15,7 +15,12 @@ pub async fn get(
     page: &Page,
     visible: &(dyn Fn(&Name) -> bool + Sync),
 ) -> Result<Reply, ApiError> {
-    let all = store.catalog().await?;
+    Ok(page_of(store.catalog().await?, page, visible))
+}
+
+/// One page of a sorted repository list, narrowed to the valid names `visible` accepts before paging, with its
+/// `Link` to the next page; also how the door pages an upstream's catalog.
+pub fn page_of(all: Vec<String>, page: &Page, visible: &(dyn Fn(&Name) -> bool + Sync)) -> Reply {
     let shown = all
         .into_iter()
         .filter(|r| Name::parse(r).is_ok_and(|n| visible(&n)))
@@ -25,8 +30,5 @@ pub async fn get(
     if let (true, Some(last)) = (more, repos.last()) {
         headers.push(page.next_link("/v2/_catalog", last));
     }
-    Ok(json_ok(
-        &serde_json::json!({ "repositories": repos }),
-        headers,
-    ))
+    json_ok(&serde_json::json!({ "repositories": repos }), headers)
 }
