@@ -64,6 +64,14 @@ pub enum DriverError {
         /// The object's size.
         size: u64,
     },
+    /// The driver does not implement an operation (the caller fails closed).
+    #[error("{path}: {op} is not supported by this storage driver")]
+    Unsupported {
+        /// The operation.
+        op: &'static str,
+        /// The storage key.
+        path: String,
+    },
     /// Any other I/O failure.
     #[error("{path}: {op}: {source}")]
     Io {
@@ -182,6 +190,15 @@ pub trait Driver: Send + Sync + 'static {
     async fn write_atomic(&self, path: &str, data: &[u8]) -> Result<(), DriverError>;
     /// Opens `path` for appending (creating it, empty, when absent); see [`Writer`].
     async fn writer(&self, path: &str) -> Result<Box<dyn Writer>, DriverError>;
+    /// Writes `data` at `path` only when no object is there, atomically (a lock or lease object):
+    /// `Ok(true)` when written, `Ok(false)` when something already was.
+    async fn create_new(&self, path: &str, data: &[u8]) -> Result<bool, DriverError> {
+        let _ = data;
+        Err(DriverError::Unsupported {
+            op: "create_new",
+            path: check_key(path)?.to_string(),
+        })
+    }
     /// Moves `from` to `to` atomically, replacing what is there.
     async fn rename(&self, from: &str, to: &str) -> Result<(), DriverError>;
     /// The entries directly under a prefix, sorted by name; [`DriverError::NotFound`] when there are none.
