@@ -90,6 +90,15 @@ pub const VARS: &[Var] = &[
         },
     ),
     var(
+        "GATEHOUSE_UPGRADE_SOCKET",
+        "server.upgrade_socket",
+        Refuse("give a socket path or unset it"),
+        |f, v| {
+            f.server.upgrade_socket = v.to_string();
+            Ok(())
+        },
+    ),
+    var(
         "GATEHOUSE_IDLE_TIMEOUT",
         "server.idle_timeout_seconds",
         Ignore,

@@ -87,6 +87,8 @@ pub struct Config {
     pub threads: usize,
     /// Shutdown grace period.
     pub grace_period_seconds: u64,
+    /// Where `serve --upgrade` receives the listeners from the running process.
+    pub upgrade_socket: PathBuf,
     /// Connection and transfer timeouts of the main listener.
     pub timeouts: crate::timeouts::Timeouts,
     /// Authentication.
@@ -326,10 +328,17 @@ pub fn validate(file: FileConfig) -> Result<Config, ConfigError> {
     if file.storage.root.is_empty() {
         return Err(invalid("storage.root", "is empty"));
     }
+    if file.server.upgrade_socket.trim().is_empty() {
+        return Err(invalid(
+            "server.upgrade_socket",
+            "is empty (a path such as /tmp/gatehouse-upgrade.sock)",
+        ));
+    }
     Ok(Config {
         listen,
         threads: file.server.threads,
         grace_period_seconds: file.server.grace_period_seconds,
+        upgrade_socket: PathBuf::from(&file.server.upgrade_socket),
         timeouts: crate::timeouts::Timeouts::from_seconds(
             file.server.idle_timeout_seconds,
             file.server.header_timeout_seconds,

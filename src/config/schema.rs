@@ -52,6 +52,8 @@ pub struct ServerSection {
     pub body_timeout_seconds: u64,
     /// Seconds a client may take nothing of a response.
     pub send_timeout_seconds: u64,
+    /// The Unix socket a new process (`serve --upgrade`) takes the listeners over on.
+    pub upgrade_socket: String,
 }
 
 impl Default for ServerSection {
@@ -65,6 +67,7 @@ impl Default for ServerSection {
             header_timeout_seconds: 30,
             body_timeout_seconds: 60,
             send_timeout_seconds: 60,
+            upgrade_socket: "/tmp/gatehouse-upgrade.sock".into(),
         }
     }
 }

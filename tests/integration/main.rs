@@ -18,6 +18,7 @@ mod guard;
 mod harness;
 mod hostile;
 mod joxit_ui;
+mod lifecycle;
 mod metrics;
 mod passwd_cli;
 mod push_pull;
