@@ -75,6 +75,8 @@ pub struct Applied {
     pub applied: Vec<&'static str>,
     /// Sections that changed but need a restart.
     pub need_restart: Vec<&'static str>,
+    /// The new config's warnings (ignored variables, risky values), to be logged again.
+    pub warnings: Vec<String>,
 }
 
 impl LiveConfig {
@@ -109,7 +111,8 @@ impl LiveConfig {
     /// Swaps in the reloadable parts of `new` (see the module docs).
     pub fn apply(&self, new: Config) -> Result<Applied, ReloadError> {
         let old = self.snapshot();
-        let diff = changes(&old.config, &new);
+        let mut diff = changes(&old.config, &new);
+        diff.warnings = new.warnings.clone();
         if diff.applied.is_empty() {
             return Ok(diff);
         }

@@ -80,6 +80,9 @@ impl BackgroundService for ConfigReload {
             match result {
                 Ok(Ok(applied)) => {
                     metrics().config_reloads.with_label_values(&["ok"]).inc();
+                    for w in &applied.warnings {
+                        tracing::warn!(config = %file, "SIGHUP: {w}");
+                    }
                     if applied.applied.is_empty() && applied.need_restart.is_empty() {
                         tracing::info!(config = %file, "SIGHUP: config reloaded, nothing changed");
                     } else if !applied.applied.is_empty() {

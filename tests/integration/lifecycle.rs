@@ -120,7 +120,12 @@ fn sighup_applies_a_good_config_in_the_same_process() {
     let pid = gh.pid();
     let base = gh.url();
     assert_eq!(realm_of(&base).as_deref(), Some("Basic realm=\"Before\""));
-    let extra = "[headers]\nX-Reloaded = [\"yes\"]\n";
+    // Before: no rules, alice may push anywhere.
+    let reg = Reg::new(&base, Some((USER, PASS)));
+    reg.push_blob("open/a", b"before the reload");
+    // After: alice may only pull from `open/**`, and the public may pull `pub/**`.
+    let extra = "[headers]\nX-Reloaded = [\"yes\"]\n\n[access]\npublic_pull = [\"pub/**\"]\n\n\
+                 [[access.rules]]\nrepositories = [\"open/**\"]\nprincipals = [\"alice\"]\nactions = [\"pull\"]\n";
     std::fs::write(
         gh.config_path(),
         config_text(port, dir.path(), "After", extra),
@@ -135,11 +140,24 @@ fn sighup_applies_a_good_config_in_the_same_process() {
     );
     let reply = Http::fresh(&base).req("GET", "/v2/").send();
     assert_eq!(reply.header("X-Reloaded").as_deref(), Some("yes"));
+    // The new access rules are in force: the push alice made before is now denied.
+    Http::fresh(&base)
+        .req("POST", "/v2/open/a/blobs/uploads/")
+        .creds(USER, PASS)
+        .send()
+        .expect_error(403, "DENIED");
+    Http::fresh(&base)
+        .req("GET", "/v2/pub/x/tags/list")
+        .send()
+        .expect_error(404, "NAME_UNKNOWN");
     assert!(gh.is_running());
     assert_eq!(gh.pid(), pid);
     let log = gh.log_text();
     assert!(log.contains("config reloaded"), "{log}");
-    assert!(log.contains("auth") && log.contains("headers"), "{log}");
+    assert!(
+        log.contains("auth") && log.contains("headers") && log.contains("access rules"),
+        "{log}"
+    );
 }
 
 #[test]
