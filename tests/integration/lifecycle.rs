@@ -338,3 +338,28 @@ fn upgrade_hands_the_listeners_over_without_refusing_a_connection() {
         .send();
     fetched.expect(200);
 }
+
+#[test]
+fn sigterm_cuts_a_stalled_transfer_when_the_grace_period_ends() {
+    let dir = temp_dir("sigterm-stalled");
+    let port = net::free_port();
+    let text = config_text(port, dir.path(), "R", "")
+        .replace("grace_period_seconds = 60", "grace_period_seconds = 2");
+    let mut gh = Gatehouse::start_with(port, &text, &[]);
+    let reg = Reg::new(&gh.url(), Some((USER, PASS)));
+    let digest = reg.push_blob("life/stalled", &big_blob());
+    // A client that reads a little and then nothing: the grace period bounds how long it holds the exit up.
+    let download = Download::start(port, &format!("/v2/life/stalled/blobs/{digest}"), 1 << 20);
+    let start = Instant::now();
+    gh.signal(libc::SIGTERM);
+    let status = gh
+        .wait_exit(Duration::from_secs(30))
+        .expect("gatehouse exits once the grace period is over");
+    let took = start.elapsed();
+    assert!(status.success(), "{status}");
+    assert!(
+        took >= Duration::from_secs(2),
+        "exited before the grace period: {took:?}"
+    );
+    drop(download);
+}
