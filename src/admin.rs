@@ -1,6 +1,6 @@
 //! The metrics and health listener: `/metrics` (Prometheus text format, optionally behind Basic auth),
-//! `/healthz` (the process answers) and `/readyz` (the htpasswd file in force; storage writable or upstream
-//! reachable).
+//! `/healthz` (the process answers) and `/readyz` (the htpasswd file in force; the TLS files in force; storage
+//! writable or upstream reachable).
 //! It runs as its own pingora service on its own address, loopback by default.
 
 use crate::backend::Backend;
@@ -17,6 +17,8 @@ pub struct Readiness {
     pub live: Arc<crate::live::LiveConfig>,
     /// The backend: embedded storage writable, or the upstream reachable.
     pub backend: Arc<Backend>,
+    /// The TLS certificate store, when TLS is on: ready while the files on disk are what is served.
+    pub tls: Option<Arc<crate::tls::CertStore>>,
 }
 
 impl Readiness {
@@ -24,6 +26,9 @@ impl Readiness {
     pub async fn check(&self) -> Result<(), String> {
         if let Some(auth) = &self.live.snapshot().auth {
             auth.health()?;
+        }
+        if let Some(tls) = &self.tls {
+            tls.health()?;
         }
         self.backend.ready().await
     }

@@ -50,4 +50,5 @@ pub mod services;
 pub mod settings;
 pub mod storage;
 pub mod timeouts;
+pub mod tls;
 pub mod upstream;

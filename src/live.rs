@@ -165,6 +165,7 @@ fn keep_fixed(old: &Config, new: &mut Config) {
     new.backend = old.backend.clone();
     new.metrics = old.metrics.clone();
     new.log.json = old.log.json;
+    new.tls = old.tls.clone();
 }
 
 /// Which sections differ between `old` and `new`, split into those a reload applies and those that wait for
@@ -188,7 +189,8 @@ pub fn changes(old: &Config, new: &Config) -> Applied {
         ("log.access_log", old.log.access_log != new.log.access_log),
     ];
     let metrics = |c: &Config| c.metrics.as_ref().map(|m| (m.listen, m.basic_auth.clone()));
-    let fixed: [(&'static str, bool); 8] = [
+    let fixed: [(&'static str, bool); 9] = [
+        ("tls", differ(&old.tls, &new.tls)),
         ("server.listen", old.listen != new.listen),
         ("server.threads", old.threads != new.threads),
         (

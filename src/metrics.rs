@@ -64,6 +64,12 @@ pub struct Metrics {
     pub guard_tracked: IntGauge,
     /// Build information (always 1).
     pub build_info: IntGaugeVec,
+    /// The served TLS certificate's `notAfter`, Unix seconds.
+    pub tls_cert_expiry: IntGauge,
+    /// TLS certificate reloads by result (`ok`, `failed`).
+    pub tls_reloads: IntCounterVec,
+    /// 1 while the TLS files on disk do not load and the last good certificate is served.
+    pub tls_stale: IntGauge,
 }
 
 fn counter(r: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
@@ -230,6 +236,22 @@ impl Metrics {
                 "Client addresses the brute-force guard is tracking.",
             ),
             build_info,
+            tls_cert_expiry: gauge(
+                &r,
+                "gatehouse_tls_certificate_expiry_timestamp_seconds",
+                "notAfter of the TLS certificate being served, Unix seconds.",
+            ),
+            tls_reloads: counter(
+                &r,
+                "gatehouse_tls_reloads_total",
+                "TLS certificate file reloads by result.",
+                &["result"],
+            ),
+            tls_stale: gauge(
+                &r,
+                "gatehouse_tls_stale",
+                "1 while the TLS files do not load or match and the last good certificate is served.",
+            ),
             registry: r,
         }
     }

@@ -43,6 +43,9 @@ pub enum StartError {
     /// The embedded storage could not be opened.
     #[error(transparent)]
     Storage(#[from] backend::OpenError),
+    /// The TLS files or client CAs could not be loaded.
+    #[error(transparent)]
+    Tls(#[from] crate::tls::TlsError),
     /// A listener address cannot be bound (taken, not local, no permission).
     #[error("cannot listen on {addr} ({what})")]
     Listen {
@@ -87,6 +90,10 @@ pub fn run(config: Config, options: RunOptions) -> Result<(), StartError> {
         }
     }
     let config = Arc::new(config);
+    let certs = match &config.tls {
+        Some(tls) => Some(Arc::new(crate::tls::CertStore::open(tls)?)),
+        None => None,
+    };
     let authenticator = match config.auth.mode {
         AuthMode::None => {
             tracing::warn!("auth.mode is none: anyone who can reach the port may push and delete");
@@ -142,7 +149,15 @@ pub fn run(config: Config, options: RunOptions) -> Result<(), StartError> {
         "gatehouse".into(),
         Bounded::new(proxy, config.timeouts),
     );
-    service.add_tcp(&listen);
+    match (&config.tls, &certs) {
+        (Some(tls), Some(store)) => {
+            let settings = crate::tls::listener_settings(store.clone(), tls)?;
+            service.add_tls_with_settings(&listen, None, settings);
+            let watch = crate::tls::watch::FileWatch(store.clone());
+            server.add_service(background_service("tls file watch", watch));
+        }
+        _ => service.add_tcp(&listen),
+    }
     server.add_service(service);
     let watch = crate::services::HtpasswdWatch(live.clone());
     server.add_service(background_service("htpasswd watch", watch));
@@ -153,14 +168,18 @@ pub fn run(config: Config, options: RunOptions) -> Result<(), StartError> {
         server.add_service(background_service("blob count", count));
     }
     if let Some(m) = &config.metrics {
-        let readiness = Readiness { live, backend };
+        let readiness = Readiness {
+            live,
+            backend,
+            tls: certs,
+        };
         let app = AdminApp::new(readiness, m.basic_auth.clone());
         let mut admin = pingora::services::listening::Service::new("gatehouse metrics".into(), app);
         admin.add_tcp(&m.listen.to_string());
         server.add_service(admin);
         tracing::info!(listen = %m.listen, "metrics and health listener");
     }
-    tracing::info!(listen = %config.listen, "gatehouse serving");
+    tracing::info!(listen = %config.listen, tls = config.tls.is_some(), "gatehouse serving");
     server.run(pingora::server::RunArgs::default());
     tracing::info!("gatehouse stopped");
     Ok(())

@@ -307,6 +307,33 @@ pub const VARS: &[Var] = &[
             Ok(())
         })
     },
+    var(
+        "REGISTRY_HTTP_TLS_CERTIFICATE",
+        "tls.certificate",
+        Refuse("an empty certificate would serve plain HTTP; unset it for that"),
+        |f, v| {
+            f.tls.certificate = v.trim().to_string();
+            Ok(())
+        },
+    ),
+    var(
+        "REGISTRY_HTTP_TLS_KEY",
+        "tls.key",
+        Refuse("an empty key would serve plain HTTP; unset it for that"),
+        |f, v| {
+            f.tls.key = v.trim().to_string();
+            Ok(())
+        },
+    ),
+    var(
+        "REGISTRY_HTTP_TLS_CLIENTCAS",
+        "tls.client_cas",
+        Refuse("an empty list would accept clients without certificates; unset it for that"),
+        |f, v| {
+            f.tls.client_cas = parse_list(v);
+            Ok(())
+        },
+    ),
     // Read by the command line itself (clap, after `main` refuses an empty value): listed so it is known.
     var("GATEHOUSE_CONFIG", "", Refuse(CONFIG_EMPTY), |_, _| Ok(())),
 ];

@@ -111,6 +111,8 @@ pub struct Config {
     pub guard: Option<GuardConfig>,
     /// Proxies whose `X-Forwarded-For` is believed.
     pub trusted_proxies: Vec<crate::net::Cidr>,
+    /// TLS on the main listener, when configured.
+    pub tls: Option<crate::tls::TlsConfig>,
     /// Things the user should hear about (ignored variables, deprecated spellings, risky values).
     pub warnings: Vec<String>,
 }
@@ -324,6 +326,9 @@ pub fn validate(file: FileConfig) -> Result<Config, ConfigError> {
                 .map_err(|e| invalid("server.trusted_proxies", format!("`{c}`: {e}")))
         })
         .collect::<Result<Vec<_>, _>>()?;
+    let t = &file.tls;
+    let tls = crate::tls::TlsConfig::from_parts(&t.certificate, &t.key, &t.client_cas)
+        .map_err(|e| section("tls", e))?;
     // StorageConfig has no validation of its own yet: an empty root is the one thing refused.
     if file.storage.root.is_empty() {
         return Err(invalid("storage.root", "is empty"));
@@ -363,6 +368,7 @@ pub fn validate(file: FileConfig) -> Result<Config, ConfigError> {
             json,
             access_log: file.log.access_log,
         },
+        tls,
         warnings,
     })
 }

@@ -30,6 +30,20 @@ pub struct FileConfig {
     pub access: AccessSection,
     /// The brute-force guard on failed logins.
     pub guard: GuardSection,
+    /// TLS on the main listener.
+    pub tls: TlsSection,
+}
+
+/// `[tls]`: the main listener speaks TLS when `certificate` and `key` are set.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TlsSection {
+    /// The PEM certificate chain, leaf first.
+    pub certificate: String,
+    /// The PEM private key (PKCS#8, PKCS#1 or SEC1).
+    pub key: String,
+    /// PEM files of CAs whose client certificates are required (mutual TLS).
+    pub client_cas: Vec<String>,
 }
 
 /// `[server]`

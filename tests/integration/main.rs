@@ -24,4 +24,5 @@ mod passwd_cli;
 mod push_pull;
 mod reload;
 mod stress_push;
+mod tls;
 mod upstream_down;
