@@ -33,6 +33,7 @@ pub mod backend;
 pub mod config;
 pub mod cors;
 pub mod errcode;
+pub mod gc;
 pub mod headers;
 pub mod metrics;
 pub mod names;

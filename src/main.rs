@@ -1,4 +1,4 @@
-//! The `gatehouse` command: `serve`, `check-config`, `passwd`, `healthcheck`.
+//! The `gatehouse` command: `serve`, `check-config`, `passwd`, `healthcheck`, `gc`.
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
@@ -45,6 +45,9 @@ enum Command {
         #[arg(long, short, env = "GATEHOUSE_CONFIG")]
         config: Option<PathBuf>,
     },
+    /// Delete blobs no manifest references (offline: stop the server first), as distribution's
+    /// garbage-collect.
+    Gc(gatehouse::gc::cli::GcArgs),
 }
 
 #[derive(Subcommand)]
@@ -251,6 +254,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             file,
             config,
         } => passwd(action, file, config),
+        Command::Gc(args) => gatehouse::gc::cli::gc(args),
         Command::Healthcheck { config } => {
             let config = gatehouse::config::load(config.as_deref())?;
             let m = config

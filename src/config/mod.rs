@@ -109,6 +109,8 @@ pub struct Config {
     pub guard: Option<GuardConfig>,
     /// Proxies whose `X-Forwarded-For` is believed.
     pub trusted_proxies: Vec<crate::net::Cidr>,
+    /// Garbage collection.
+    pub gc: crate::gc::settings::GcSettings,
     /// Things the user should hear about (ignored variables, deprecated spellings, risky values).
     pub warnings: Vec<String>,
 }
@@ -322,6 +324,9 @@ pub fn validate(file: FileConfig) -> Result<Config, ConfigError> {
                 .map_err(|e| invalid("server.trusted_proxies", format!("`{c}`: {e}")))
         })
         .collect::<Result<Vec<_>, _>>()?;
+    let (gc, gc_warnings) =
+        crate::gc::settings::validate(&file.gc).map_err(|e| section("gc", e))?;
+    warnings.extend(gc_warnings);
     // StorageConfig has no validation of its own yet: an empty root is the one thing refused.
     if file.storage.root.is_empty() {
         return Err(invalid("storage.root", "is empty"));
@@ -354,6 +359,7 @@ pub fn validate(file: FileConfig) -> Result<Config, ConfigError> {
             json,
             access_log: file.log.access_log,
         },
+        gc,
         warnings,
     })
 }
