@@ -94,3 +94,49 @@ pub fn render(r: &Report, dry_run: bool) -> String {
     );
     out
 }
+
+/// The arguments of `gatehouse fsck`.
+#[derive(Debug, clap::Args)]
+pub struct FsckArgs {
+    /// The TOML config file; environment variables override it.
+    #[arg(long, short, env = "GATEHOUSE_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Remove what is corrupt or dangling (stop the server first). Without it nothing is changed.
+    #[arg(long)]
+    pub repair: bool,
+}
+
+/// Runs `gatehouse fsck`: prints each finding; fails when something was found and not repaired.
+pub fn fsck(args: FsckArgs) -> anyhow::Result<()> {
+    let config = embedded_config(args.config.as_deref())?;
+    let root = config.storage.root.display().to_string();
+    let report = runtime()?
+        .block_on(async {
+            let driver = crate::storage::driver::open(&config.storage).await?;
+            anyhow::Ok(super::fsck::fsck(&driver, args.repair).await?)
+        })
+        .with_context(|| format!("fsck of {root}"))?;
+    for f in &report.findings {
+        println!("{f}");
+    }
+    let left = report.findings.len() as u64 - report.repaired;
+    println!(
+        "fsck: {} blobs ({} bytes) hashed, {} manifests; {} problems, {} repaired",
+        report.blobs,
+        report.bytes,
+        report.manifests,
+        report.findings.len(),
+        report.repaired
+    );
+    if left > 0 {
+        anyhow::bail!(
+            "{root}: {left} problems {}",
+            if args.repair {
+                "left (objects fsck does not understand are never removed)"
+            } else {
+                "found: run `gatehouse fsck --repair` with the server stopped to remove them"
+            }
+        );
+    }
+    Ok(())
+}

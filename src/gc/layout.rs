@@ -31,10 +31,19 @@ pub struct Repo {
     pub tag_index: Vec<(Tag, Link)>,
     /// `_layers/<alg>/<hex>/link`.
     pub layers: Vec<Link>,
-    /// Upload session ids (`_uploads/<id>`) with their newest object's modification time.
-    pub uploads: BTreeMap<String, SystemTime>,
+    /// Upload sessions by id (`_uploads/<id>`).
+    pub uploads: BTreeMap<String, Upload>,
     /// Objects in the repository that fit no part of the layout.
     pub strays: Vec<String>,
+}
+
+/// One upload session directory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Upload {
+    /// The newest modification time of its objects.
+    pub modified: SystemTime,
+    /// Whether it has its `startedat` object (what makes a session known).
+    pub started: bool,
 }
 
 /// Every repository, by name.
@@ -96,12 +105,13 @@ pub async fn inventory(driver: &dyn Driver) -> Result<(Inventory, Vec<String>), 
                 Some(l) => repo.layers.push(l),
                 None => repo.strays.push(e.key.clone()),
             },
-            ["_uploads", id, ..] => {
-                let t = repo
-                    .uploads
-                    .entry(id.to_string())
-                    .or_insert(SystemTime::UNIX_EPOCH);
-                *t = (*t).max(e.modified);
+            ["_uploads", id, rest @ ..] => {
+                let u = repo.uploads.entry(id.to_string()).or_insert(Upload {
+                    modified: SystemTime::UNIX_EPOCH,
+                    started: false,
+                });
+                u.modified = u.modified.max(e.modified);
+                u.started |= rest == ["startedat"];
             }
             _ => repo.strays.push(e.key.clone()),
         }

@@ -27,6 +27,8 @@ const READ_AHEAD: usize = 16;
 pub struct Refs {
     /// Config and layers (or schema 1's `fsLayers`, or an artifact's `blobs`).
     pub blobs: Vec<Digest>,
+    /// Those of `blobs` that name external `urls` (foreign layers: not required to be stored).
+    pub foreign: Vec<Digest>,
     /// An index's child manifests.
     pub children: Vec<Digest>,
     /// The manifest this one refers to (OCI 1.1 `subject`).
@@ -65,12 +67,25 @@ pub fn refs_of(key: &str, body: &[u8]) -> Result<Refs, GcError> {
             Some(d) => digest(d, "digest").map(Some),
         }
     };
+    let foreign = match obj.get("layers") {
+        Some(Value::Array(a)) => a
+            .iter()
+            .filter(|l| {
+                l.get("urls")
+                    .and_then(Value::as_array)
+                    .is_some_and(|u| !u.is_empty())
+            })
+            .map(|l| digest(l, "digest"))
+            .collect::<Result<_, _>>()?,
+        _ => Vec::new(),
+    };
     let mut blobs: Vec<Digest> = one("config")?.into_iter().collect();
     blobs.extend(list("layers", "digest")?);
     blobs.extend(list("fsLayers", "blobSum")?);
     blobs.extend(list("blobs", "digest")?);
     Ok(Refs {
         blobs,
+        foreign,
         children: list("manifests", "digest")?,
         subject: one("subject")?,
     })
@@ -228,6 +243,7 @@ mod tests {
                 image.as_str(),
                 Refs {
                     blobs: vec![d(A), d(B), d(C)],
+                    foreign: vec![d(C)],
                     children: vec![],
                     subject: Some(d(C)),
                 },

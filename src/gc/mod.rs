@@ -7,6 +7,7 @@
 //! the manifest put that references it); offline runs default to no grace, as distribution's.
 
 pub mod cli;
+pub mod fsck;
 pub mod layout;
 pub mod mark;
 pub mod settings;

@@ -11,7 +11,7 @@ use crate::storage::paths;
 use std::collections::HashSet;
 
 /// The directory holding a link (`.../<hex>/link` → `.../<hex>`): deleted whole, as distribution does.
-fn link_dir(key: &str) -> &str {
+pub(crate) fn link_dir(key: &str) -> &str {
     key.strip_suffix("/link").unwrap_or(key)
 }
 

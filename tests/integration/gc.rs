@@ -11,7 +11,9 @@ use std::process::Command;
 use serde_json::json;
 use sha2::{Digest as _, Sha256};
 
-use crate::util::embedded::{check_blob_store, sha256_of, walk_files, Embedded, Reg, Setup};
+use crate::util::embedded::{
+    blob_path, check_blob_store, sha256_of, walk_files, Embedded, Reg, Setup,
+};
 use crate::util::gatehouse::bin;
 use crate::util::oci;
 use crate::util::process::{require_tool, scrub_env};
@@ -178,8 +180,8 @@ fn tree_hash(root: &Path) -> String {
     hex::encode(h.finalize())
 }
 
-/// Runs `gatehouse gc ARGS` on `root` (configured by file); returns stdout; panics unless it succeeds.
-fn gatehouse_gc(root: &Path, args: &[&str]) -> String {
+/// Runs `gatehouse SUB ARGS` on `root` (configured by file).
+fn gatehouse_on(root: &Path, sub: &str, args: &[&str]) -> std::process::Output {
     let dir = temp_dir("gc-config");
     let config = dir.path().join("gatehouse.toml");
     fs::write(
@@ -192,20 +194,29 @@ fn gatehouse_gc(root: &Path, args: &[&str]) -> String {
     .unwrap();
     let mut cmd = Command::new(bin());
     scrub_env(&mut cmd);
-    let out = cmd
-        .arg("gc")
+    cmd.arg(sub)
         .arg("--config")
         .arg(&config)
         .args(args)
         .output()
-        .expect("gatehouse gc");
+        .expect("running gatehouse")
+}
+
+/// Runs `gatehouse SUB ARGS` on `root`; returns stdout; panics unless it succeeds.
+fn gatehouse_ok(root: &Path, sub: &str, args: &[&str]) -> String {
+    let out = gatehouse_on(root, sub, args);
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(
         out.status.success(),
-        "gatehouse gc {args:?} failed: {stdout}{}",
+        "gatehouse {sub} {args:?} failed: {stdout}{}",
         String::from_utf8_lossy(&out.stderr)
     );
     stdout
+}
+
+/// Runs `gatehouse gc ARGS` on `root`; returns stdout; panics unless it succeeds.
+fn gatehouse_gc(root: &Path, args: &[&str]) -> String {
+    gatehouse_ok(root, "gc", args)
 }
 
 /// Runs distribution 2.8.2's `garbage-collect ARGS` on `root`.
@@ -371,4 +382,44 @@ fn gc_delete_untagged_keeps_a_tagged_index_pullable_where_distribution_breaks_it
     let reg = gh.reg();
     reg.get_manifest("app", &pushed.referrer.0).expect(200);
     reg.get_manifest("app", &pushed.by_digest.0).expect(404);
+    drop(gh);
+    let checked = gatehouse_ok(&root, "fsck", &[]);
+    assert!(checked.contains("; 0 problems"), "{checked}");
+}
+
+#[test]
+fn fsck_reports_a_corrupt_blob_without_touching_it_and_repair_removes_it() {
+    let work = temp_dir("gc-fsck");
+    let root = work.path().join("gatehouse");
+    let pushed = fixture(&root, work.path());
+    let clean = gatehouse_ok(&root, "fsck", &[]);
+    assert!(clean.contains("; 0 problems"), "{clean}");
+    let layer = &pushed.by_digest.1[1];
+    fs::write(blob_path(&root, layer), b"bit rot").unwrap();
+    let hash = tree_hash(&root);
+    let out = gatehouse_on(&root, "fsck", &[]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success(), "fsck found nothing: {stdout}");
+    assert!(
+        stdout.contains("corrupt blob") && stdout.contains(layer.trim_start_matches("sha256:")),
+        "{stdout}"
+    );
+    assert!(stdout.contains("manifest with missing blobs"), "{stdout}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--repair"));
+    assert_eq!(
+        tree_hash(&root),
+        hash,
+        "fsck without --repair changed the store"
+    );
+    let repaired = gatehouse_ok(&root, "fsck", &["--repair"]);
+    assert!(repaired.contains("repaired"), "{repaired}");
+    assert!(!blob_path(&root, layer).exists());
+    let again = gatehouse_ok(&root, "fsck", &[]);
+    assert!(again.contains("; 0 problems"), "{again}");
+    // What was intact is still served.
+    let gh = Embedded::launch(&root, SETUP);
+    gh.reg().get_manifest("multi", "latest").expect(200);
+    gh.reg()
+        .get_manifest("app", &pushed.by_digest.0)
+        .expect(404);
 }
