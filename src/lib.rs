@@ -34,6 +34,7 @@ pub mod config;
 pub mod cors;
 pub mod drain;
 pub mod errcode;
+pub mod gc;
 pub mod headers;
 pub mod live;
 pub mod metrics;

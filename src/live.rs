@@ -166,6 +166,7 @@ fn keep_fixed(old: &Config, new: &mut Config) {
     new.metrics = old.metrics.clone();
     new.log.json = old.log.json;
     new.tls = old.tls.clone();
+    new.gc = old.gc.clone();
 }
 
 /// Which sections differ between `old` and `new`, split into those a reload applies and those that wait for
@@ -189,7 +190,8 @@ pub fn changes(old: &Config, new: &Config) -> Applied {
         ("log.access_log", old.log.access_log != new.log.access_log),
     ];
     let metrics = |c: &Config| c.metrics.as_ref().map(|m| (m.listen, m.basic_auth.clone()));
-    let fixed: [(&'static str, bool); 9] = [
+    let fixed: [(&'static str, bool); 10] = [
+        ("gc", differ(&old.gc, &new.gc)),
         ("tls", differ(&old.tls, &new.tls)),
         ("server.listen", old.listen != new.listen),
         ("server.threads", old.threads != new.threads),

@@ -1,4 +1,4 @@
-//! The `gatehouse` command: `serve`, `check-config`, `passwd`, `healthcheck`.
+//! The `gatehouse` command: `serve`, `check-config`, `passwd`, `healthcheck`, `gc`, `fsck`.
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
@@ -50,6 +50,12 @@ enum Command {
         #[arg(long, short, env = "GATEHOUSE_CONFIG")]
         config: Option<PathBuf>,
     },
+    /// Delete blobs no manifest references (offline: stop the server first), as distribution's
+    /// garbage-collect.
+    Gc(gatehouse::gc::cli::GcArgs),
+    /// Verify every blob's digest, find dangling links, broken manifests and orphaned uploads; with
+    /// --repair, remove them.
+    Fsck(gatehouse::gc::cli::FsckArgs),
 }
 
 #[derive(Subcommand)]
@@ -306,6 +312,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             file,
             config,
         } => passwd(action, file, config),
+        Command::Gc(args) => gatehouse::gc::cli::gc(args),
+        Command::Fsck(args) => gatehouse::gc::cli::fsck(args),
         Command::Healthcheck { config } => {
             let config = gatehouse::config::load(config.as_deref())?;
             let m = config

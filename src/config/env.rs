@@ -258,6 +258,28 @@ pub const VARS: &[Var] = &[
             Ok(())
         },
     ),
+    var("GATEHOUSE_GC_INTERVAL", "gc.interval", Ignore, |f, v| {
+        f.gc.interval = v.to_string();
+        Ok(())
+    }),
+    var(
+        "GATEHOUSE_GC_GRACE",
+        "gc.grace",
+        Refuse("give a duration like 1h (0 for none) or unset it for the default"),
+        |f, v| {
+            f.gc.grace = v.to_string();
+            Ok(())
+        },
+    ),
+    var(
+        "GATEHOUSE_GC_DELETE_UNTAGGED",
+        "gc.delete_untagged",
+        Ignore,
+        |f, v| {
+            f.gc.delete_untagged = parse_bool(v)?;
+            Ok(())
+        },
+    ),
     var(
         "GATEHOUSE_GUARD_ENABLED",
         "guard.enabled",

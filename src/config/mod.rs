@@ -113,6 +113,8 @@ pub struct Config {
     pub trusted_proxies: Vec<crate::net::Cidr>,
     /// TLS on the main listener, when configured.
     pub tls: Option<crate::tls::TlsConfig>,
+    /// Garbage collection.
+    pub gc: crate::gc::settings::GcSettings,
     /// Things the user should hear about (ignored variables, deprecated spellings, risky values).
     pub warnings: Vec<String>,
 }
@@ -329,6 +331,9 @@ pub fn validate(file: FileConfig) -> Result<Config, ConfigError> {
     let t = &file.tls;
     let tls = crate::tls::TlsConfig::from_parts(&t.certificate, &t.key, &t.client_cas)
         .map_err(|e| section("tls", e))?;
+    let (gc, gc_warnings) =
+        crate::gc::settings::validate(&file.gc).map_err(|e| section("gc", e))?;
+    warnings.extend(gc_warnings);
     // StorageConfig has no validation of its own yet: an empty root is the one thing refused.
     if file.storage.root.is_empty() {
         return Err(invalid("storage.root", "is empty"));
@@ -369,6 +374,7 @@ pub fn validate(file: FileConfig) -> Result<Config, ConfigError> {
             access_log: file.log.access_log,
         },
         tls,
+        gc,
         warnings,
     })
 }

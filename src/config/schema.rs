@@ -30,6 +30,8 @@ pub struct FileConfig {
     pub access: AccessSection,
     /// The brute-force guard on failed logins.
     pub guard: GuardSection,
+    /// Garbage collection.
+    pub gc: crate::gc::settings::GcSection,
     /// TLS on the main listener.
     pub tls: TlsSection,
 }

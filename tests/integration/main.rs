@@ -14,6 +14,7 @@ mod embedded_clients;
 mod embedded_compat;
 mod embedded_crash;
 mod embedded_spec;
+mod gc;
 mod guard;
 mod harness;
 mod hostile;
