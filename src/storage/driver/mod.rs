@@ -12,6 +12,7 @@
 #[cfg(test)]
 pub(crate) mod conformance;
 pub mod fs;
+pub mod s3;
 
 use async_trait::async_trait;
 use bytes::Bytes;
