@@ -76,6 +76,7 @@ pub fn run(config: Config) -> Result<(), StartError> {
         crate::config::Backend::Embedded => Backend::open_embedded(StorageConfig {
             root: config.storage.root.clone(),
             delete_enabled: config.storage.delete_enabled,
+            s3: config.storage.s3.clone(),
         })?,
     });
 

@@ -326,6 +326,12 @@ pub fn validate(file: FileConfig) -> Result<Config, ConfigError> {
     if file.storage.root.is_empty() {
         return Err(invalid("storage.root", "is empty"));
     }
+    let s3 = file
+        .storage
+        .s3
+        .as_ref()
+        .map(|s| s.validate().map_err(|e| section("storage.s3", e)))
+        .transpose()?;
     Ok(Config {
         listen,
         threads: file.server.threads,
@@ -343,6 +349,7 @@ pub fn validate(file: FileConfig) -> Result<Config, ConfigError> {
         storage: StorageConfig {
             root: PathBuf::from(&file.storage.root),
             delete_enabled: file.storage.delete_enabled,
+            s3,
         },
         backend,
         metrics,

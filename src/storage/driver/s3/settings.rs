@@ -125,7 +125,10 @@ impl S3Section {
     pub fn validate(&self) -> Result<S3Settings, Invalid> {
         let bucket = self.bucket.trim();
         if bucket.is_empty() {
-            return Err(Invalid::new("bucket", "is empty: name the bucket"));
+            return Err(Invalid::new(
+                "bucket",
+                "is empty: name the bucket (REGISTRY_STORAGE_S3_BUCKET)",
+            ));
         }
         if !bucket_ok(bucket) {
             return Err(Invalid::new(
@@ -137,7 +140,7 @@ impl S3Section {
         if region.is_empty() {
             return Err(Invalid::new(
                 "region",
-                "is empty: name the bucket's region (us-east-1 for most S3-compatible services)",
+                "is empty: name the bucket's region (REGISTRY_STORAGE_S3_REGION; us-east-1 for most S3-compatible services)",
             ));
         }
         let endpoint = match self.regionendpoint.trim() {
@@ -209,6 +212,60 @@ impl S3Section {
             chunk: self.chunksize,
         })
     }
+}
+
+/// `REGISTRY_STORAGE=<driver>`: `s3` selects this driver (an empty `[storage.s3]` when the file has none),
+/// `filesystem` the filesystem driver; any other driver is refused.
+pub fn select(s3: &mut Option<S3Section>, value: &str) -> Result<(), String> {
+    match value.trim().to_ascii_lowercase().as_str() {
+        "s3" => {
+            s3.get_or_insert_with(S3Section::default);
+            Ok(())
+        }
+        "filesystem" => {
+            *s3 = None;
+            Ok(())
+        }
+        other => Err(format!(
+            "the `{other}` storage driver is not implemented: gatehouse stores data on the filesystem \
+             (REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY) or in S3 (REGISTRY_STORAGE=s3); refusing to start \
+             rather than put the data somewhere else"
+        )),
+    }
+}
+
+/// Sets one field of `[storage.s3]` from its `REGISTRY_STORAGE_S3_<FIELD>` variable; refused when the S3
+/// driver is not selected (the value would not take effect).
+pub fn set(s3: &mut Option<S3Section>, field: &str, value: &str) -> Result<(), String> {
+    let Some(s) = s3.as_mut() else {
+        return Err(
+            "the S3 driver is not selected: set REGISTRY_STORAGE=s3 (or a [storage.s3] section)"
+                .into(),
+        );
+    };
+    let text = value.trim().to_string();
+    let flag = || match text.to_ascii_lowercase().as_str() {
+        "true" | "1" | "yes" | "on" => Ok(true),
+        "false" | "0" | "no" | "off" => Ok(false),
+        other => Err(format!("`{other}` is not true or false")),
+    };
+    match field {
+        "region" => s.region = text,
+        "bucket" => s.bucket = text,
+        "regionendpoint" => s.regionendpoint = text,
+        "accesskey" => s.accesskey = text,
+        "secretkey" => s.secretkey = text,
+        "rootdirectory" => s.rootdirectory = text,
+        "forcepathstyle" => s.forcepathstyle = flag()?,
+        "secure" => s.secure = flag()?,
+        "chunksize" => {
+            s.chunksize = text
+                .parse()
+                .map_err(|_| format!("`{text}` is not a number of bytes"))?
+        }
+        other => return Err(format!("storage.s3.{other} is not a setting")),
+    }
+    Ok(())
 }
 
 #[cfg(test)]
