@@ -192,6 +192,12 @@ pub const VARS: &[Var] = &[
             Ok(())
         },
     ),
+    var(
+        "REGISTRY_STORAGE_REDIRECT_DISABLE",
+        "storage.s3.redirect_disable",
+        Ignore,
+        |f, v| s3::set_redirect_disable(&mut f.storage.s3, v),
+    ),
     s3_var("REGISTRY_STORAGE_S3_REGION", "storage.s3.region", |f, v| {
         s3::set(&mut f.storage.s3, "region", v)
     }),

@@ -46,7 +46,7 @@ const DISTRIBUTION: &[(&str, Severity, &str)] = &[
     ("REGISTRY_STORAGE_FILESYSTEM", Severity::Warn, "ignored; only the filesystem driver's rootdirectory is implemented"),
     ("REGISTRY_STORAGE_DELETE", Severity::Warn, "ignored; only REGISTRY_STORAGE_DELETE_ENABLED is implemented"),
     ("REGISTRY_STORAGE_CACHE", Severity::Warn, "ignored; gatehouse keeps no blob descriptor cache"),
-    ("REGISTRY_STORAGE_REDIRECT", Severity::Warn, "ignored; blobs are always served by gatehouse itself"),
+    ("REGISTRY_STORAGE_REDIRECT", Severity::Warn, "ignored; only REGISTRY_STORAGE_REDIRECT_DISABLE is implemented"),
     ("REGISTRY_STORAGE_TAG", Severity::Warn, "ignored"),
     ("REGISTRY_STORAGE_MAINTENANCE", Severity::Warn, "ignored"),
     ("REGISTRY_STORAGE_MAINTENANCE_UPLOADPURGING", Severity::Warn, "upload purging is not implemented yet: abandoned uploads stay in _uploads"),

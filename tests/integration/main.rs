@@ -22,5 +22,6 @@ mod metrics;
 mod passwd_cli;
 mod push_pull;
 mod reload;
+mod s3;
 mod stress_push;
 mod upstream_down;

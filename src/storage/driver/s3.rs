@@ -42,6 +42,8 @@ pub(crate) struct Inner {
     /// The key prefix with a trailing `/`, or empty.
     prefix: String,
     pub(crate) chunk: u64,
+    /// Whether [`Driver::redirect_url`] gives presigned URLs.
+    redirect: bool,
 }
 
 /// A [`Driver`] over an S3 bucket.
@@ -114,6 +116,7 @@ impl S3Driver {
                     format!("{}/", s.root)
                 },
                 chunk: s.chunk,
+                redirect: s.redirect,
             }),
         };
         driver.check_bucket(s).await?;
@@ -395,10 +398,14 @@ impl Driver for S3Driver {
     }
 
     async fn redirect_url(&self, path: &str) -> Result<Option<String>, DriverError> {
+        let loc = self.loc(path)?;
+        if !self.inner.redirect {
+            return Ok(None);
+        }
         let url = self
             .inner
             .store
-            .signed_url(http::Method::GET, &self.loc(path)?, REDIRECT_TTL)
+            .signed_url(http::Method::GET, &loc, REDIRECT_TTL)
             .await
             .map_err(|e| os_err("presign", path, e))?;
         Ok(Some(url.to_string()))
@@ -512,5 +519,10 @@ mod tests {
         let path = format!("{}?{}", url.path(), url.query().unwrap_or(""));
         assert!(path.contains("X-Amz-Signature"), "{path}");
         assert_eq!(testing::raw("GET", &path).await, 200);
+        // Redirects off: no URL, the registry streams.
+        let mut section = bucket.section();
+        section.redirect_disable = true;
+        let d = S3Driver::open(&section.validate().unwrap()).await.unwrap();
+        assert_eq!(d.redirect_url("b/data").await.unwrap(), None);
     }
 }

@@ -34,6 +34,9 @@ pub struct S3Section {
     pub secure: bool,
     /// The multipart part size in bytes (at least 5 MiB): one part per writer is held in memory.
     pub chunksize: u64,
+    /// Stream blobs through gatehouse instead of answering a blob GET with a 307 to a presigned URL
+    /// (distribution's `storage.redirect.disable`; env `REGISTRY_STORAGE_REDIRECT_DISABLE`).
+    pub redirect_disable: bool,
 }
 
 impl Default for S3Section {
@@ -48,6 +51,7 @@ impl Default for S3Section {
             forcepathstyle: false,
             secure: true,
             chunksize: DEFAULT_CHUNK,
+            redirect_disable: false,
         }
     }
 }
@@ -71,6 +75,7 @@ impl std::fmt::Debug for S3Section {
             .field("forcepathstyle", &self.forcepathstyle)
             .field("secure", &self.secure)
             .field("chunksize", &self.chunksize)
+            .field("redirect_disable", &self.redirect_disable)
             .finish()
     }
 }
@@ -94,6 +99,8 @@ pub struct S3Settings {
     pub allow_http: bool,
     /// The part size.
     pub chunk: u64,
+    /// Whether blob GETs are answered with a presigned URL (307).
+    pub redirect: bool,
 }
 
 impl std::fmt::Debug for S3Settings {
@@ -107,6 +114,7 @@ impl std::fmt::Debug for S3Settings {
             .field("path_style", &self.path_style)
             .field("allow_http", &self.allow_http)
             .field("chunk", &self.chunk)
+            .field("redirect", &self.redirect)
             .finish()
     }
 }
@@ -210,6 +218,7 @@ impl S3Section {
             path_style: self.forcepathstyle,
             allow_http,
             chunk: self.chunksize,
+            redirect: !self.redirect_disable,
         })
     }
 }
@@ -234,6 +243,23 @@ pub fn select(s3: &mut Option<S3Section>, value: &str) -> Result<(), String> {
     }
 }
 
+/// `REGISTRY_STORAGE_REDIRECT_DISABLE`: only the S3 driver redirects, so without it there is nothing to turn off.
+pub fn set_redirect_disable(s3: &mut Option<S3Section>, value: &str) -> Result<(), String> {
+    let disable = parse_flag(value.trim())?;
+    if let Some(s) = s3.as_mut() {
+        s.redirect_disable = disable;
+    }
+    Ok(())
+}
+
+fn parse_flag(text: &str) -> Result<bool, String> {
+    match text.to_ascii_lowercase().as_str() {
+        "true" | "1" | "yes" | "on" => Ok(true),
+        "false" | "0" | "no" | "off" => Ok(false),
+        other => Err(format!("`{other}` is not true or false")),
+    }
+}
+
 /// Sets one field of `[storage.s3]` from its `REGISTRY_STORAGE_S3_<FIELD>` variable; refused when the S3
 /// driver is not selected (the value would not take effect).
 pub fn set(s3: &mut Option<S3Section>, field: &str, value: &str) -> Result<(), String> {
@@ -244,11 +270,7 @@ pub fn set(s3: &mut Option<S3Section>, field: &str, value: &str) -> Result<(), S
         );
     };
     let text = value.trim().to_string();
-    let flag = || match text.to_ascii_lowercase().as_str() {
-        "true" | "1" | "yes" | "on" => Ok(true),
-        "false" | "0" | "no" | "off" => Ok(false),
-        other => Err(format!("`{other}` is not true or false")),
-    };
+    let flag = || parse_flag(&text);
     match field {
         "region" => s.region = text,
         "bucket" => s.bucket = text,
