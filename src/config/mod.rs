@@ -344,6 +344,12 @@ pub fn validate(file: FileConfig) -> Result<Config, ConfigError> {
             "is empty (a path such as /tmp/gatehouse-upgrade.sock)",
         ));
     }
+    let s3 = file
+        .storage
+        .s3
+        .as_ref()
+        .map(|s| s.validate().map_err(|e| section("storage.s3", e)))
+        .transpose()?;
     Ok(Config {
         listen,
         threads: file.server.threads,
@@ -362,6 +368,7 @@ pub fn validate(file: FileConfig) -> Result<Config, ConfigError> {
         storage: StorageConfig {
             root: PathBuf::from(&file.storage.root),
             delete_enabled: file.storage.delete_enabled,
+            s3,
         },
         backend,
         metrics,
