@@ -48,4 +48,5 @@ pub mod services;
 pub mod settings;
 pub mod storage;
 pub mod timeouts;
+pub mod ui;
 pub mod upstream;

@@ -109,6 +109,8 @@ pub struct Config {
     pub guard: Option<GuardConfig>,
     /// Proxies whose `X-Forwarded-For` is believed.
     pub trusted_proxies: Vec<crate::net::Cidr>,
+    /// The built-in web UI.
+    pub ui: crate::ui::UiConfig,
     /// Things the user should hear about (ignored variables, deprecated spellings, risky values).
     pub warnings: Vec<String>,
 }
@@ -326,8 +328,16 @@ pub fn validate(file: FileConfig) -> Result<Config, ConfigError> {
     if file.storage.root.is_empty() {
         return Err(invalid("storage.root", "is empty"));
     }
+    let ui = crate::ui::UiConfig {
+        enabled: file.ui.enabled,
+        prefix: file.ui.prefix.clone(),
+        session_ttl: Duration::from_secs(file.ui.session_ttl_seconds),
+        max_sessions: file.ui.max_sessions,
+    };
+    ui.validate().map_err(|e| section("ui", e))?;
     Ok(Config {
         listen,
+        ui,
         threads: file.server.threads,
         grace_period_seconds: file.server.grace_period_seconds,
         timeouts: crate::timeouts::Timeouts::from_seconds(

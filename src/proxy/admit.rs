@@ -51,7 +51,12 @@ impl Gatehouse {
         // challenges and redirects add their arm).
         match first_segment(req.uri.path()) {
             "v2" => {}
-            _ => return Err(ApiError::new(Code::NotFound).into()),
+            _ => match &self.ui {
+                Some(ui) if ui.serves(req.uri.path()) => {
+                    return Err(self.ui_reply(ui, req, ctx).await)
+                }
+                _ => return Err(ApiError::new(Code::NotFound).into()),
+            },
         }
 
         // route: parsed once; everything after reads it, nothing re-reads the URL.
@@ -66,8 +71,20 @@ impl Gatehouse {
             .filter(|h| !crate::auth::is_empty_basic(h));
         let (principal, authenticated) = match (&self.auth, header) {
             (None, _) => (None, true),
-            // No credentials: maybe a public pull; authz decides between that and a challenge.
-            (Some(_), None) => (None, false),
+            // No credentials: a UI session cookie, or maybe a public pull (authz decides that or a challenge).
+            (Some(_), None) => match self.ui.as_ref().and_then(|ui| ui.session(&req.headers)) {
+                None => (None, false),
+                Some(live) => {
+                    ctx.auth = "session";
+                    if !crate::ui::Ui::csrf_allows(&req.method, &req.headers, &live) {
+                        return Err(ApiError::new(Code::Denied)
+                            .message("the CSRF token is missing or wrong")
+                            .into());
+                    }
+                    let user = live.user;
+                    (Some(crate::auth::Principal { user }), true)
+                }
+            },
             (Some(auth), Some(header)) => {
                 let outcome = auth.authenticate(Some(header), ctx.client.ip).await;
                 ctx.auth = outcome.label();
@@ -107,6 +124,27 @@ impl Gatehouse {
                 Err(ApiError::new(Code::Denied).into())
             }
         }
+    }
+
+    /// The web UI's answer to a request under its prefix.
+    async fn ui_reply(&self, ui: &crate::ui::Ui, req: &RequestHeader, ctx: &mut Ctx) -> Reply {
+        ctx.kind = "ui";
+        let handled = ui
+            .handle(&crate::ui::UiRequest {
+                method: &req.method,
+                path: req.uri.path(),
+                query: req.uri.query(),
+                headers: &req.headers,
+                client: ctx.client.ip,
+                proto: &ctx.client.proto,
+                host: ctx.client.host.as_deref(),
+            })
+            .await;
+        ctx.user = handled.user;
+        if let Some(label) = handled.auth {
+            ctx.auth = label;
+        }
+        handled.reply
     }
 
     /// The 401 challenge, as distribution writes it.

@@ -39,6 +39,8 @@ pub struct Gatehouse {
     auth: Option<Arc<Authenticator>>,
     backend: Arc<Backend>,
     timeouts: Timeouts,
+    /// The web UI, when it is on.
+    ui: Option<crate::ui::Ui>,
 }
 
 /// Per-request state carried across pingora's phases.
@@ -65,7 +67,14 @@ impl Gatehouse {
         auth: Option<Arc<Authenticator>>,
         backend: Arc<Backend>,
     ) -> Gatehouse {
+        let ui = crate::ui::Ui::new(
+            &config.ui,
+            auth.clone(),
+            config.policy.clone(),
+            config.storage.delete_enabled,
+        );
         Gatehouse {
+            ui,
             cors: Cors::new(&config.cors),
             timeouts: config.timeouts,
             config,
