@@ -1,7 +1,7 @@
 //! The UI's JSON endpoints under `<prefix>api/`: `login` (POST, Basic credentials in `Authorization`, checked
 //! by the same authenticator as every request: cache, bcrypt pool and guard), `logout` (POST, CSRF token),
 //! `whoami` and `permissions` (what the logged-in user may do per repository, asked of the same Policy that
-//! admission applies). All answers are `Cache-Control: no-store`; none of them challenges with
+//! admission applies). Every one of them answers only the UI's own origin, also when CORS allows another. All answers are `Cache-Control: no-store`; none of them challenges with
 //! `WWW-Authenticate`, so a browser never shows its own Basic prompt over the login page.
 
 use super::session::{self, Live};
@@ -26,6 +26,10 @@ pub async fn handle(ui: &Ui, endpoint: &str, req: &UiRequest<'_>) -> Handled {
         user: None,
         auth: None,
     };
+    // A page on another origin (even one CORS allows, such as joxit's) must not read the CSRF token or log in.
+    if !same_origin(req) {
+        return plain(cross_origin());
+    }
     match endpoint {
         "login" if wants(Method::POST) => login(ui, req).await,
         "logout" if wants(Method::POST) => plain(logout(ui, req)),
@@ -94,9 +98,6 @@ async fn login(ui: &Ui, req: &UiRequest<'_>) -> Handled {
         user,
         auth,
     };
-    if !same_origin(req) {
-        return done(cross_origin(), None, None);
-    }
     let Some(auth) = &ui.auth else {
         // Auth is off: there is nobody to log in as, and nothing to protect with a session.
         return done(whoami(ui, req), None, None);
@@ -149,7 +150,7 @@ fn logout(ui: &Ui, req: &UiRequest<'_>) -> Reply {
         return cleared(StatusCode::NO_CONTENT);
     };
     match ui.session(req.headers) {
-        Some(live) if !Ui::csrf_allows(req.method, req.headers, &live) || !same_origin(req) => {
+        Some(live) if !Ui::csrf_allows(req.method, req.headers, &live) => {
             ApiError::new(Code::Denied)
                 .message("the CSRF token is missing or wrong")
                 .into()

@@ -310,6 +310,24 @@ async fn login_from_another_origin_is_refused() {
 }
 
 #[tokio::test]
+async fn a_foreign_origin_cannot_read_the_csrf_token() {
+    let f = fixture();
+    let ui = ui("/", Some(f.auth.clone()));
+    let (cookie, _) = login(&ui, "alice", "right").await;
+    for path in ["/api/whoami", "/api/permissions"] {
+        let r = call(Method::GET, path)
+            .h("cookie", &cookie)
+            .h("origin", "http://joxit.example")
+            .q("repository=a")
+            .on(&ui)
+            .await
+            .reply;
+        assert_eq!(r.status, 403, "{path}");
+        assert!(!format!("{:?}", body(&r)).contains("csrf\""), "{path}");
+    }
+}
+
+#[tokio::test]
 async fn logout_needs_the_csrf_token_then_the_old_cookie_is_refused() {
     let f = fixture();
     let ui = ui("/", Some(f.auth.clone()));

@@ -23,4 +23,6 @@ mod passwd_cli;
 mod push_pull;
 mod reload;
 mod stress_push;
+mod ui;
+mod ui_cdp;
 mod upstream_down;

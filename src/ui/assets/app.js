@@ -21,7 +21,7 @@ function el(tag, attrs, ...children) {
     else if (k === "class") e.className = v;
     else e.setAttribute(k, v === true ? "" : v);
   }
-  for (const c of children.flat()) {
+  for (const c of children.flat(Infinity)) {
     if (c === null || c === undefined || c === false) continue;
     e.append(c instanceof Node ? c : document.createTextNode(String(c)));
   }
@@ -53,6 +53,8 @@ function mediaLabel(t) {
 }
 const isIndex = (t) => /index|manifest\.list/.test(t || "");
 function repoPath(repo) { return repo.split("/").map(encodeURIComponent).join("/"); }
+// A tag or digest as a path segment: their grammars need no escaping, and the registry reads `:` literally.
+function refPath(ref) { return /^[A-Za-z0-9_.:+-]+$/.test(ref) ? ref : encodeURIComponent(ref); }
 function hrefRepo(repo) { return "#/r/" + encodeURIComponent(repo); }
 function hrefImage(repo, ref) { return "#/r/" + encodeURIComponent(repo) + "/m/" + encodeURIComponent(ref); }
 
@@ -95,7 +97,7 @@ async function errorText(r) {
 const v2 = (repo, rest) => "/v2/" + repoPath(repo) + rest;
 
 async function manifest(repo, ref) {
-  const r = await call(v2(repo, "/manifests/" + encodeURIComponent(ref)), { headers: { Accept: ACCEPT } });
+  const r = await call(v2(repo, "/manifests/" + refPath(ref)), { headers: { Accept: ACCEPT } });
   if (!r.ok) throw new Error(await errorText(r));
   const text = await r.text();
   const json = JSON.parse(text);
@@ -201,7 +203,12 @@ function loginView(message) {
     try {
       const basic = "Basic " + btoa(unescape(encodeURIComponent(user.value + ":" + pass.value)));
       const r = await fetch("api/login", { method: "POST", headers: { Authorization: basic }, credentials: "same-origin" });
-      if (r.ok) { state.me = await r.json(); await start(); return; }
+      if (r.ok) {
+        const who = await fetch("api/whoami", { credentials: "same-origin", cache: "no-store" });
+        state.me = who.ok ? await who.json() : Object.assign({ auth: true }, await r.json());
+        await start();
+        return;
+      }
       error.textContent = r.status === 429 ? "Too many failed logins; try again later." : "Wrong user name or password.";
       pass.value = ""; pass.focus();
     } catch (e) { error.textContent = "Could not reach the server: " + e.message; }
@@ -320,7 +327,7 @@ async function tagsView(repo) {
       el("td", { class: "mono" }, r.digest ? el("span", { class: "copy" }, el("code", { title: r.digest, text: short(r.digest) }), copyButton(r.digest, "Copy the digest of " + r.ref)) : (r.error || "…")),
       el("td", { class: "optional", text: r.pending ? "…" : mediaLabel(r.type) }),
       el("td", { class: "platforms" }, (r.platforms || []).filter((p) => !p.attestation).map((p) => el("span", { class: "badge", text: platformName(p) }))),
-      el("td", { class: "num", text: r.pending ? "…" : size(r.size) }),
+      el("td", { class: "num size", text: r.pending ? "…" : size(r.size) }),
       el("td", { class: "optional", text: r.pending ? "…" : date(r.created) }),
       el("td", { class: "referrers" }, referrerBadges(r.referrers || [])),
       el("td", {}, mayDelete(repo) && r.digest ? el("button", { type: "button", class: "small danger", "data-delete": r.ref, "aria-label": "Delete " + repo + ":" + r.ref, text: "Delete",
@@ -398,7 +405,7 @@ async function imageView(repo, ref) {
         const tags = await tagList(repo).catch(() => []);
         rows = [];
         await pool(tags, 6, async (t) => {
-          const r = await call(v2(repo, "/manifests/" + encodeURIComponent(t)), { method: "HEAD", headers: { Accept: ACCEPT } });
+          const r = await call(v2(repo, "/manifests/" + refPath(t)), { method: "HEAD", headers: { Accept: ACCEPT } });
           rows.push({ ref: t, digest: r.headers.get("Docker-Content-Digest") });
         });
       }
