@@ -446,3 +446,72 @@ fn ui_off_or_under_a_prefix_leaves_v2_alone() {
         .send()
         .expect(200);
 }
+
+/// Slow to set up (10,000 repositories on disk take half a minute on a loaded CI box): run by
+/// `benches/ui.sh`, which prints the figure; `cargo test --test integration ui_lists -- --ignored` runs it.
+#[test]
+#[ignore = "a figure for benches/ui.sh; writes 10,000 repositories"]
+fn ui_lists_10000_repositories_and_reports_time_to_first_paint() {
+    let work = temp_dir("ui-10k");
+    let root = work.path().join("root");
+    let site = Site::start(&root, "", &[]);
+    let (_, digest) = site.alice().push_image("small/one", "latest", "small");
+    let url = site.url();
+    let mut b = Browser::start("10k");
+    log_in(&mut b, &url, ALICE);
+    // The same measure on a one-repository list first, in the same run, for a ratio.
+    let first_paint = |b: &mut Browser| {
+        b.goto("about:blank");
+        b.goto(&format!("{url}/"));
+        b.wait(
+            "document.body.dataset.reposPainted",
+            "the first paint of the list",
+        );
+        b.eval("Number(document.body.dataset.reposPainted)")
+            .as_f64()
+            .unwrap_or(f64::NAN)
+    };
+    let one = first_paint(&mut b);
+    // 10,000 more repositories, written in distribution's layout, each with one tag (its list is all the
+    // repository page reads of them).
+    let repos = root.join("docker/registry/v2/repositories/many");
+    for i in 0..10_000 {
+        let tag = repos.join(format!("r{i:05}/_manifests/tags/latest/current"));
+        std::fs::create_dir_all(&tag).unwrap();
+        std::fs::write(tag.join("link"), &digest).unwrap();
+    }
+    // A fresh load with the session: whoami, the first catalog page, the first 50 rows painted.
+    let paint = first_paint(&mut b);
+    b.wait(
+        "document.querySelector('#repo-count').textContent === '10001 repositories'",
+        "the whole catalog",
+    );
+    let all = b.eval("performance.now()");
+    assert_eq!(
+        b.eval("document.querySelectorAll('#repo-rows tr[data-repo]').length"),
+        json!(50)
+    );
+    assert_eq!(text(&mut b, "#page-info"), "Page 1 of 201");
+    b.wait(
+        "document.querySelector('#repo-rows tr[data-repo=\"many/r00000\"] .tag-count').textContent === '1'",
+        "a tag count on the first page",
+    );
+    b.screenshot("01-first-page");
+    b.click("#next");
+    assert_eq!(text(&mut b, "#page-info"), "Page 2 of 201");
+    assert_eq!(text(&mut b, "#repo-rows tr[data-repo] a"), "many/r00050");
+    b.fill("#filter", "r09999");
+    b.wait(
+        "document.querySelectorAll('#repo-rows tr[data-repo]').length === 1",
+        "the filtered list",
+    );
+    assert_eq!(text(&mut b, "#repo-rows tr[data-repo] a"), "many/r09999");
+    b.screenshot("02-filtered");
+    // A figure for the closing note, not an assertion.
+    eprintln!(
+        "ui: first paint of the repository list after navigation start: 1 repository {one:.0} ms, \
+         10,001 repositories {paint:.0} ms (ratio {:.1}); whole 10,001-name catalog loaded at {:.0} ms",
+        paint / one,
+        all.as_f64().unwrap_or(f64::NAN)
+    );
+}
