@@ -230,15 +230,21 @@ async function logout() {
 }
 
 // ---- repository list ------------------------------------------------------------------------------------
+function withN(url, n) { return url.replace(/([?&]n=)\d+/, (_, k) => k + n); }
+// The first page is small enough to paint at once; the rest come in big pages (a registry that caps `n`
+// below the asked size answers 400 or a short page with a Link; both are followed).
 async function loadCatalog(onFirstPage) {
   let url = "/v2/_catalog?n=1000";
+  let big = true;
   state.repos = []; state.reposDone = false;
   let first = true;
   while (url) {
     const r = await call(url);
+    if (r.status === 400 && big && !first) { big = false; url = withN(url, 1000); continue; }
     if (!r.ok) throw new Error(await errorText(r));
     state.repos.push(...((await r.json()).repositories || []));
     url = nextLink(r);
+    if (url && big) url = withN(url, 10000);
     if (first) { first = false; onFirstPage(); } else if (currentView === "repos") renderRepos();
   }
   state.reposDone = true;
