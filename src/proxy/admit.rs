@@ -115,6 +115,13 @@ impl Gatehouse {
         {
             Ok(permit) => Ok(Admitted { route, permit }),
             // An anonymous caller being asked to log in is not a denial (every docker login starts so).
+            // A browser holding a stale UI session cookie gets no Basic challenge (it would pop up the
+            // browser's own login over the UI's); docker clients never carry that cookie.
+            Err(Refusal::NeedCredentials)
+                if crate::ui::Ui::stale_cookie(self.ui.as_ref(), &req.headers) =>
+            {
+                Err(ApiError::new(Code::Unauthorized).into())
+            }
             Err(Refusal::NeedCredentials) => Err(self.challenge()),
             Err(Refusal::Denied) => {
                 metrics()

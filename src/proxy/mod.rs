@@ -71,7 +71,9 @@ impl Gatehouse {
             &config.ui,
             auth.clone(),
             config.policy.clone(),
-            config.storage.delete_enabled,
+            // An upstream decides about deletes itself; the embedded store by its setting.
+            config.storage.delete_enabled
+                || matches!(config.backend, crate::config::Backend::Upstream(_)),
         );
         Gatehouse {
             ui,

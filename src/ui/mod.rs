@@ -99,6 +99,12 @@ impl Ui {
         self.sessions.resolve(id, |user| auth.stored_hash(user))
     }
 
+    /// Whether the request carries a UI session cookie (one that did not resolve, when admission asks): its
+    /// 401 then goes without `WWW-Authenticate`, so the browser shows the UI's login, not its Basic prompt.
+    pub fn stale_cookie(ui: Option<&Ui>, headers: &HeaderMap) -> bool {
+        ui.is_some() && session::cookie_id(headers).is_some()
+    }
+
     /// Whether a request with credentials from a cookie may go on: safe methods always, others only with the
     /// session's CSRF token.
     pub fn csrf_allows(method: &Method, headers: &HeaderMap, live: &Live) -> bool {
