@@ -8,7 +8,7 @@
 //!        cors     an allowed-origin preflight is answered here, 204, never forwarded   cors.rs
 //!        branch   on the path's first segment: /v2/ goes on; the web UI answers its prefix  ui/
 //!        route    parse the URL and query once into a typed Route + Action             route.rs, names.rs, query.rs
-//!        auth     Basic credentials (or a UI session cookie + CSRF token) -> Principal  auth/, ui/
+//!        auth     Basic credentials or a UI session cookie (+ CSRF) -> Principal, else 401  auth/, ui/
 //!        authz    (Route, Principal) -> Permit (action, allowed mount, catalog filter)  authz.rs
 //!   -> backend  one value, one call: serve(&Permit, Request, body) -> Reply | Forward   backend.rs
 //!               embedded: registry handlers over storage                               registry/, storage/
@@ -32,8 +32,11 @@ pub mod authz;
 pub mod backend;
 pub mod config;
 pub mod cors;
+pub mod drain;
 pub mod errcode;
+pub mod gc;
 pub mod headers;
+pub mod live;
 pub mod metrics;
 pub mod names;
 pub mod net;
@@ -48,5 +51,6 @@ pub mod services;
 pub mod settings;
 pub mod storage;
 pub mod timeouts;
+pub mod tls;
 pub mod ui;
 pub mod upstream;

@@ -4,8 +4,8 @@
 //! admission applies). Every one of them answers only the UI's own origin, also when CORS allows another. All answers are `Cache-Control: no-store`; none of them challenges with
 //! `WWW-Authenticate`, so a browser never shows its own Basic prompt over the login page.
 
-use super::session::{self, Live};
-use super::{Handled, Ui, UiRequest};
+use super::session::{self, Active};
+use super::{Handled, Rules, Ui, UiRequest};
 use crate::auth::{Outcome, Principal};
 use crate::errcode::{ApiError, Code};
 use crate::metrics::metrics;
@@ -98,7 +98,7 @@ async fn login(ui: &Ui, req: &UiRequest<'_>) -> Handled {
         user,
         auth,
     };
-    let Some(auth) = &ui.auth else {
+    let Some(auth) = req.rules.auth else {
         // Auth is off: there is nobody to log in as, and nothing to protect with a session.
         return done(whoami(ui, req), None, None);
     };
@@ -149,7 +149,7 @@ fn logout(ui: &Ui, req: &UiRequest<'_>) -> Reply {
     let Some(id) = session::cookie_id(req.headers) else {
         return cleared(StatusCode::NO_CONTENT);
     };
-    match ui.session(req.headers) {
+    match ui.session(req.headers, req.rules.auth) {
         Some(live) if !Ui::csrf_allows(req.method, req.headers, &live) => {
             ApiError::new(Code::Denied)
                 .message("the CSRF token is missing or wrong")
@@ -163,11 +163,13 @@ fn logout(ui: &Ui, req: &UiRequest<'_>) -> Reply {
 }
 
 /// Who is asking: `Ok(None)` when auth is off (everyone may do everything), `Ok(Some)` for a live session.
-fn caller(ui: &Ui, req: &UiRequest<'_>) -> Result<Option<Live>, Reply> {
-    if ui.auth.is_none() {
+fn caller(ui: &Ui, req: &UiRequest<'_>) -> Result<Option<Active>, Reply> {
+    if req.rules.auth.is_none() {
         return Ok(None);
     }
-    ui.session(req.headers).map(Some).ok_or_else(not_logged_in)
+    ui.session(req.headers, req.rules.auth)
+        .map(Some)
+        .ok_or_else(not_logged_in)
 }
 
 fn whoami(ui: &Ui, req: &UiRequest<'_>) -> Reply {
@@ -176,10 +178,10 @@ fn whoami(ui: &Ui, req: &UiRequest<'_>) -> Reply {
         Ok(live) => json_reply(
             StatusCode::OK,
             json!({
-                "auth": ui.auth.is_some(),
+                "auth": req.rules.auth.is_some(),
                 "user": live.as_ref().map(|l| l.user.as_str()),
                 "csrf": live.as_ref().map(|l| l.csrf.as_str()),
-                "delete_enabled": ui.delete_enabled,
+                "delete_enabled": req.rules.delete_enabled,
                 "usage": false,
             }),
         ),
@@ -187,18 +189,18 @@ fn whoami(ui: &Ui, req: &UiRequest<'_>) -> Reply {
 }
 
 /// What `user` (None: auth is off) may do on `repository`, as admission's Policy would decide it.
-pub fn may(ui: &Ui, user: Option<&str>, repository: &str) -> Value {
+pub fn may(rules: &Rules<'_>, user: Option<&str>, repository: &str) -> Value {
     let principal = user.map(|u| Principal {
         user: u.to_string(),
     });
     let allows = |action| match &principal {
         None => true,
-        Some(p) => ui.policy.allows(Some(p), repository, action),
+        Some(p) => rules.policy.allows(Some(p), repository, action),
     };
     json!({
         "pull": allows(Action::Pull),
         "push": allows(Action::Push),
-        "delete": ui.delete_enabled && allows(Action::Delete),
+        "delete": rules.delete_enabled && allows(Action::Delete),
     })
 }
 
@@ -227,7 +229,7 @@ fn permissions(ui: &Ui, req: &UiRequest<'_>) -> Reply {
     let user = live.as_ref().map(|l| l.user.as_str());
     let mut out = Map::new();
     for name in names {
-        let v = may(ui, user, &name);
+        let v = may(&req.rules, user, &name);
         out.insert(name, v);
     }
     json_reply(StatusCode::OK, json!({ "repositories": out }))

@@ -23,9 +23,8 @@ use crate::errcode::{ApiError, Code};
 use crate::reply::{Reply, ReplyBody};
 use bytes::Bytes;
 use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
-use session::{Live, Sessions};
+use session::{Active, Sessions};
 use std::net::IpAddr;
-use std::sync::Arc;
 
 /// The Content-Security-Policy of every UI response: only the UI's own files, no inline code, no framing.
 pub const CSP: &str =
@@ -48,6 +47,33 @@ pub struct UiRequest<'a> {
     pub proto: &'a str,
     /// The `Host` the client used.
     pub host: Option<&'a str>,
+    /// What the running configuration says about logins and access.
+    pub rules: Rules<'a>,
+}
+
+/// The parts of the running configuration the UI asks per request (a reload swaps them: new users, new
+/// rules; sessions stay valid while their user's htpasswd line is unchanged).
+#[derive(Clone, Copy)]
+pub struct Rules<'a> {
+    /// The authenticator, None when auth is off.
+    pub auth: Option<&'a Authenticator>,
+    /// The access rules.
+    pub policy: &'a Policy,
+    /// Whether deletes can succeed (the embedded store's setting; an upstream decides for itself).
+    pub delete_enabled: bool,
+}
+
+impl<'a> Rules<'a> {
+    /// The rules of a running configuration snapshot.
+    pub fn of(live: &'a crate::live::Live) -> Rules<'a> {
+        let c = &live.config;
+        Rules {
+            auth: live.auth.as_deref(),
+            policy: &c.policy,
+            delete_enabled: c.storage.delete_enabled
+                || matches!(c.backend, crate::config::Backend::Upstream(_)),
+        }
+    }
 }
 
 /// What the UI answered, with what the access log should say about it.
@@ -60,29 +86,18 @@ pub struct Handled {
     pub auth: Option<&'static str>,
 }
 
-/// The web UI: settings, sessions, and what it asks of auth and the rules.
+/// The web UI: its settings and the session table (auth and the rules come with each request).
 pub struct Ui {
     config: UiConfig,
     sessions: Sessions,
-    auth: Option<Arc<Authenticator>>,
-    policy: Policy,
-    delete_enabled: bool,
 }
 
 impl Ui {
     /// The UI, or `None` when it is turned off.
-    pub fn new(
-        config: &UiConfig,
-        auth: Option<Arc<Authenticator>>,
-        policy: Policy,
-        delete_enabled: bool,
-    ) -> Option<Ui> {
+    pub fn new(config: &UiConfig) -> Option<Ui> {
         config.enabled.then(|| Ui {
             sessions: Sessions::new(config.session_ttl, config.max_sessions),
             config: config.clone(),
-            auth,
-            policy,
-            delete_enabled,
         })
     }
 
@@ -93,9 +108,9 @@ impl Ui {
     }
 
     /// The live session the request's cookie names, if any (admission's credentials from a cookie).
-    pub fn session(&self, headers: &HeaderMap) -> Option<Live> {
+    pub fn session(&self, headers: &HeaderMap, auth: Option<&Authenticator>) -> Option<Active> {
         let id = session::cookie_id(headers)?;
-        let auth = self.auth.as_ref()?;
+        let auth = auth?;
         self.sessions.resolve(id, |user| auth.stored_hash(user))
     }
 
@@ -107,7 +122,7 @@ impl Ui {
 
     /// Whether a request with credentials from a cookie may go on: safe methods always, others only with the
     /// session's CSRF token.
-    pub fn csrf_allows(method: &Method, headers: &HeaderMap, live: &Live) -> bool {
+    pub fn csrf_allows(method: &Method, headers: &HeaderMap, live: &Active) -> bool {
         is_safe(method) || live.csrf_matches(headers.get(session::CSRF_HEADER))
     }
 

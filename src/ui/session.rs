@@ -32,14 +32,14 @@ pub struct Created {
 
 /// A live session, as a request sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Live {
+pub struct Active {
     /// The user who logged in.
     pub user: String,
     /// The session's CSRF token.
     pub csrf: String,
 }
 
-impl Live {
+impl Active {
     /// Whether `presented` (the request's [`CSRF_HEADER`]) is this session's token, compared in constant time.
     pub fn csrf_matches(&self, presented: Option<&HeaderValue>) -> bool {
         presented.is_some_and(|v| constant_time_eq(v.as_bytes(), self.csrf.as_bytes()))
@@ -116,7 +116,11 @@ impl Sessions {
 
     /// The live session for `id`; `current_hash` says what htpasswd holds for a user now (None: not there).
     /// An expired session, or one whose user is gone or has another hash now, is ended and not returned.
-    pub fn resolve(&self, id: &str, current_hash: impl Fn(&str) -> Option<String>) -> Option<Live> {
+    pub fn resolve(
+        &self,
+        id: &str,
+        current_hash: impl Fn(&str) -> Option<String>,
+    ) -> Option<Active> {
         self.resolve_at(id, current_hash, Instant::now())
     }
 
@@ -125,7 +129,7 @@ impl Sessions {
         id: &str,
         current_hash: impl Fn(&str) -> Option<String>,
         now: Instant,
-    ) -> Option<Live> {
+    ) -> Option<Active> {
         let k = key(id);
         let mut table = self.table.lock().expect("session lock");
         let e = table.get(&k)?;
@@ -136,7 +140,7 @@ impl Sessions {
             table.remove(&k);
             return None;
         }
-        Some(Live {
+        Some(Active {
             user: e.user.clone(),
             csrf: e.csrf.clone(),
         })

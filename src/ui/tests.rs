@@ -7,6 +7,7 @@ use crate::auth::{AuthConfig, AuthMode};
 use crate::authz::Rule;
 use base64::Engine;
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 struct Fixture {
@@ -60,12 +61,43 @@ fn policy() -> Policy {
 
 use crate::route::Action;
 
-fn ui(prefix: &str, auth: Option<Arc<Authenticator>>) -> Ui {
+/// A UI with the rules it is asked with (in gatehouse they come from the request's config snapshot).
+struct Site {
+    ui: Ui,
+    auth: Option<Arc<Authenticator>>,
+    policy: Policy,
+}
+
+impl std::ops::Deref for Site {
+    type Target = Ui;
+    fn deref(&self) -> &Ui {
+        &self.ui
+    }
+}
+
+impl Site {
+    fn rules(&self) -> Rules<'_> {
+        Rules {
+            auth: self.auth.as_deref(),
+            policy: &self.policy,
+            delete_enabled: true,
+        }
+    }
+    fn session(&self, headers: &HeaderMap) -> Option<Active> {
+        self.ui.session(headers, self.auth.as_deref())
+    }
+}
+
+fn ui(prefix: &str, auth: Option<Arc<Authenticator>>) -> Site {
     let config = UiConfig {
         prefix: prefix.into(),
         ..UiConfig::default()
     };
-    Ui::new(&config, auth, policy(), true).expect("enabled")
+    Site {
+        ui: Ui::new(&config).expect("enabled"),
+        auth,
+        policy: policy(),
+    }
 }
 
 struct Call {
@@ -100,17 +132,19 @@ impl Call {
         self.query = Some(query.into());
         self
     }
-    async fn on(&self, ui: &Ui) -> Handled {
-        ui.handle(&UiRequest {
-            method: &self.method,
-            path: &self.path,
-            query: self.query.as_deref(),
-            headers: &self.headers,
-            client: Some("192.0.2.1".parse().unwrap()),
-            proto: "http",
-            host: self.headers.get("host").and_then(|v| v.to_str().ok()),
-        })
-        .await
+    async fn on(&self, site: &Site) -> Handled {
+        site.ui
+            .handle(&UiRequest {
+                method: &self.method,
+                path: &self.path,
+                query: self.query.as_deref(),
+                headers: &self.headers,
+                client: Some("192.0.2.1".parse().unwrap()),
+                proto: "http",
+                host: self.headers.get("host").and_then(|v| v.to_str().ok()),
+                rules: site.rules(),
+            })
+            .await
     }
 }
 
@@ -129,7 +163,7 @@ fn body(r: &Reply) -> serde_json::Value {
 }
 
 /// Logs in and returns (cookie header value, csrf token).
-async fn login(ui: &Ui, user: &str, pass: &str) -> (String, String) {
+async fn login(ui: &Site, user: &str, pass: &str) -> (String, String) {
     let r = call(Method::POST, "/api/login")
         .basic(user, pass)
         .on(ui)
@@ -165,7 +199,7 @@ fn turned_off_is_none() {
         enabled: false,
         ..UiConfig::default()
     };
-    assert!(Ui::new(&off, None, policy(), true).is_none());
+    assert!(Ui::new(&off).is_none());
 }
 
 #[tokio::test]
@@ -379,7 +413,7 @@ async fn session_ends_when_the_user_is_removed_from_htpasswd() {
 
 #[test]
 fn csrf_is_needed_only_on_state_changing_methods() {
-    let live = Live {
+    let live = Active {
         user: "alice".into(),
         csrf: "tok".into(),
     };
@@ -428,7 +462,7 @@ async fn permissions_follow_the_policy() {
     assert_eq!(r.status, 400);
 }
 
-async fn ask(ui: &Ui, cookie: &str) -> Reply {
+async fn ask(ui: &Site, cookie: &str) -> Reply {
     call(Method::GET, "/api/permissions")
         .h("cookie", cookie)
         .q("repository=a/b&repository=c")
@@ -447,4 +481,27 @@ async fn with_auth_off_whoami_answers_without_a_session() {
     let b = body(&r);
     assert_eq!(b["auth"], false);
     assert!(b["user"].is_null());
+}
+
+#[tokio::test]
+async fn sessions_outlive_a_reload_that_rebuilds_the_authenticator() {
+    let f = fixture();
+    let site = ui("/", Some(f.auth.clone()));
+    let (cookie, _) = login(&site, "alice", "right").await;
+    // A reload with changed auth settings opens a new authenticator on the same file.
+    let config = AuthConfig {
+        mode: AuthMode::Htpasswd,
+        realm: "other".into(),
+        htpasswd: f.auth.path().to_path_buf(),
+        bcrypt_concurrency: 2,
+        cache_ttl: Duration::from_secs(1),
+        cache_capacity: 1,
+    };
+    let reloaded = Site {
+        ui: site.ui,
+        auth: Some(Arc::new(Authenticator::open(&config, None).unwrap())),
+        policy: policy(),
+    };
+    let headers = call(Method::GET, "/").h("cookie", &cookie).headers;
+    assert_eq!(reloaded.session(&headers).unwrap().user, "alice");
 }
