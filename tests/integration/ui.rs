@@ -522,3 +522,64 @@ fn ui_lists_10000_repositories_and_reports_time_to_first_paint() {
         all.as_f64().unwrap_or(f64::NAN)
     );
 }
+
+#[test]
+fn ui_session_cookie_is_secure_over_tls() {
+    let work = temp_dir("ui-tls");
+    let (cert, key) = (work.path().join("cert.pem"), work.path().join("key.pem"));
+    let openssl = crate::util::process::require_tool("openssl", "openssl");
+    let made = std::process::Command::new(openssl)
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+        ])
+        .args(["-days", "1", "-subj", "/CN=localhost"])
+        .args(["-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .expect("running openssl");
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+    let tls = format!(
+        "[tls]\ncertificate = {}\nkey = {}\n",
+        toml_str(&cert.display().to_string()),
+        toml_str(&key.display().to_string())
+    );
+    let site = Site::start(&work.path().join("root"), &tls, &[]);
+    let curl = |args: &[&str]| {
+        let out = std::process::Command::new(crate::util::process::require_tool("curl", "curl"))
+            .args(["-sS", "-i", "--max-time", "30", "--cacert"])
+            .arg(&cert)
+            .args(args)
+            .output()
+            .expect("running curl");
+        String::from_utf8_lossy(&out.stdout).to_ascii_lowercase()
+    };
+    let port = site.gh.host().rsplit(':').next().unwrap().to_string();
+    let base = format!("https://localhost:{port}");
+    let login = curl(&[
+        "-X",
+        "POST",
+        "-u",
+        &format!("{}:{}", ALICE.0, ALICE.1),
+        &format!("{base}/api/login"),
+    ]);
+    let cookie = login
+        .lines()
+        .find(|l| l.starts_with("set-cookie:"))
+        .unwrap_or_else(|| panic!("no session cookie: {login}"));
+    for part in ["httponly", "samesite=strict", "secure"] {
+        assert!(cookie.contains(part), "{cookie}");
+    }
+}
