@@ -583,3 +583,57 @@ fn ui_session_cookie_is_secure_over_tls() {
         assert!(cookie.contains(part), "{cookie}");
     }
 }
+
+#[test]
+fn ui_session_works_in_front_of_distribution_with_the_seeds_env_vars() {
+    use crate::util::{htpasswd, seeded_door, Distribution, PASS, USER};
+    let dist = Distribution::start();
+    let work = temp_dir("ui-upstream");
+    let (layout, image) = oci::small_image(&work.path().join("src"), "latest", "ui-upstream");
+    skopeo::copy(
+        &format!("oci:{}:latest", layout.dir().display()),
+        &format!("docker://{}/seed/app:latest", dist.host()),
+        None,
+        None,
+        false,
+    );
+    let htpasswd_path = work.path().join("htpasswd");
+    htpasswd::write(&htpasswd_path, &[htpasswd::apache_line(USER, PASS, 5)]);
+    let port = net::free_port();
+    let _gh = seeded_door(port, &dist.url(), "http://ui.example", &htpasswd_path);
+    let http = Http::new(&format!("http://127.0.0.1:{port}"));
+    let login = http.req("POST", "/api/login").creds(USER, PASS).send();
+    login.expect(200);
+    let csrf = login.json()["csrf"].as_str().unwrap().to_string();
+    let cookie = login.header("set-cookie").unwrap();
+    let cookie = cookie.split(';').next().unwrap();
+    let who = http
+        .req("GET", "/api/whoami")
+        .header("Cookie", cookie)
+        .send();
+    who.expect(200);
+    assert_eq!(
+        who.json()["delete_enabled"],
+        true,
+        "an upstream decides deletes itself"
+    );
+    let catalog = http
+        .req("GET", "/v2/_catalog")
+        .header("Cookie", cookie)
+        .send();
+    catalog.expect(200);
+    assert!(catalog.json()["repositories"]
+        .to_string()
+        .contains("seed/app"));
+    let path = format!("/v2/seed/app/manifests/{}", image.manifest.digest);
+    http.req("DELETE", &path)
+        .header("Cookie", cookie)
+        .send()
+        .expect_error(403, "DENIED");
+    http.req("DELETE", &path)
+        .header("Cookie", cookie)
+        .header("X-CSRF-Token", &csrf)
+        .send()
+        .expect(202);
+    assert!(!dist.has_manifest_revision("seed/app", &image.manifest.digest));
+}
