@@ -198,6 +198,34 @@ fn ui_login_browse_multiarch_referrer_delete_logout_in_chromium() {
         "{size}"
     );
     b.screenshot("05-tags");
+    // Sortable: the name column turns to descending on a click.
+    assert_eq!(
+        b.eval("document.querySelector('#tag-rows tr').dataset.tag"),
+        json!("stable")
+    );
+    b.click("button[data-sort='name']");
+    assert_eq!(
+        b.eval("document.querySelector('#tag-rows tr').dataset.tag"),
+        json!("v1")
+    );
+    assert_eq!(
+        b.eval("document.querySelector('th[data-col=name]').getAttribute('aria-sort')"),
+        json!("descending")
+    );
+    // Dark, following the system.
+    let scheme = |b: &mut Browser, value: &str| {
+        b.cmd(
+            "Emulation.setEmulatedMedia",
+            json!({"features": [{"name": "prefers-color-scheme", "value": value}]}),
+        );
+    };
+    scheme(&mut b, "dark");
+    assert_eq!(
+        b.eval("getComputedStyle(document.body).backgroundColor"),
+        json!("rgb(15, 19, 23)")
+    );
+    b.screenshot("05b-tags-dark");
+    scheme(&mut b, "light");
 
     // The image detail.
     b.goto(&format!("{url}/#/r/multi%2Fapp/m/v1"));
