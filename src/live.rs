@@ -167,6 +167,7 @@ fn keep_fixed(old: &Config, new: &mut Config) {
     new.log.json = old.log.json;
     new.tls = old.tls.clone();
     new.gc = old.gc.clone();
+    new.ui = old.ui.clone();
 }
 
 /// Which sections differ between `old` and `new`, split into those a reload applies and those that wait for
@@ -190,8 +191,9 @@ pub fn changes(old: &Config, new: &Config) -> Applied {
         ("log.access_log", old.log.access_log != new.log.access_log),
     ];
     let metrics = |c: &Config| c.metrics.as_ref().map(|m| (m.listen, m.basic_auth.clone()));
-    let fixed: [(&'static str, bool); 10] = [
+    let fixed: [(&'static str, bool); 11] = [
         ("gc", differ(&old.gc, &new.gc)),
+        ("ui", differ(&old.ui, &new.ui)),
         ("tls", differ(&old.tls, &new.tls)),
         ("server.listen", old.listen != new.listen),
         ("server.threads", old.threads != new.threads),

@@ -402,6 +402,28 @@ pub const VARS: &[Var] = &[
             Ok(())
         },
     ),
+    var("GATEHOUSE_UI", "ui.enabled", Ignore, |f, v| {
+        f.ui.enabled = parse_bool(v)?;
+        Ok(())
+    }),
+    var(
+        "GATEHOUSE_UI_PREFIX",
+        "ui.prefix",
+        Refuse("give a path like / or /ui/, or unset it"),
+        |f, v| {
+            f.ui.prefix = v.trim().to_string();
+            Ok(())
+        },
+    ),
+    var(
+        "GATEHOUSE_UI_SESSION_TTL",
+        "ui.session_ttl_seconds",
+        Ignore,
+        |f, v| {
+            f.ui.session_ttl_seconds = whole_seconds(v)?;
+            Ok(())
+        },
+    ),
     // Read by the command line itself (clap, after `main` refuses an empty value): listed so it is known.
     var("GATEHOUSE_CONFIG", "", Refuse(CONFIG_EMPTY), |_, _| Ok(())),
 ];

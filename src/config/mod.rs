@@ -115,6 +115,8 @@ pub struct Config {
     pub tls: Option<crate::tls::TlsConfig>,
     /// Garbage collection.
     pub gc: crate::gc::settings::GcSettings,
+    /// The built-in web UI.
+    pub ui: crate::ui::UiConfig,
     /// Things the user should hear about (ignored variables, deprecated spellings, risky values).
     pub warnings: Vec<String>,
 }
@@ -350,8 +352,16 @@ pub fn validate(file: FileConfig) -> Result<Config, ConfigError> {
         .as_ref()
         .map(|s| s.validate().map_err(|e| section("storage.s3", e)))
         .transpose()?;
+    let ui = crate::ui::UiConfig {
+        enabled: file.ui.enabled,
+        prefix: file.ui.prefix.clone(),
+        session_ttl: Duration::from_secs(file.ui.session_ttl_seconds),
+        max_sessions: file.ui.max_sessions,
+    };
+    ui.validate().map_err(|e| section("ui", e))?;
     Ok(Config {
         listen,
+        ui,
         threads: file.server.threads,
         grace_period_seconds: file.server.grace_period_seconds,
         upgrade_socket: PathBuf::from(&file.server.upgrade_socket),

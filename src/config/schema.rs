@@ -34,6 +34,8 @@ pub struct FileConfig {
     pub gc: crate::gc::settings::GcSection,
     /// TLS on the main listener.
     pub tls: TlsSection,
+    /// The built-in web UI.
+    pub ui: UiSection,
 }
 
 /// `[tls]`: the main listener speaks TLS when `certificate` and `key` are set.
@@ -297,6 +299,32 @@ impl Default for GuardSection {
             failures_burst: 10,
             failures_per_minute: 10,
             max_tracked: 65_536,
+        }
+    }
+}
+
+/// `[ui]`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct UiSection {
+    /// Whether the web UI is served.
+    pub enabled: bool,
+    /// The path it is served under (`/` or `/ui/`; never under `/v2/`).
+    pub prefix: String,
+    /// How long a login lasts, in seconds.
+    pub session_ttl_seconds: u64,
+    /// The most sessions held at once.
+    pub max_sessions: usize,
+}
+
+impl Default for UiSection {
+    fn default() -> Self {
+        let d = crate::ui::UiConfig::default();
+        UiSection {
+            enabled: d.enabled,
+            prefix: d.prefix,
+            session_ttl_seconds: d.session_ttl.as_secs(),
+            max_sessions: d.max_sessions,
         }
     }
 }

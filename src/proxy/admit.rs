@@ -52,7 +52,10 @@ impl Gatehouse {
         // challenges and redirects add their arm).
         match first_segment(req.uri.path()) {
             "v2" => {}
-            _ => return Err(ApiError::new(Code::NotFound).into()),
+            _ => match &self.ui {
+                Some(ui) if ui.serves(req.uri.path()) => return Err(ui_reply(ui, req, ctx).await),
+                _ => return Err(ApiError::new(Code::NotFound).into()),
+            },
         }
 
         // route: parsed once; everything after reads it, nothing re-reads the URL.
@@ -68,8 +71,24 @@ impl Gatehouse {
         let live = ctx.live.clone();
         let (principal, authenticated) = match (&live.auth, header) {
             (None, _) => (None, true),
-            // No credentials: maybe a public pull; authz decides between that and a challenge.
-            (Some(_), None) => (None, false),
+            // No credentials: a UI session cookie, or maybe a public pull (authz decides that or a challenge).
+            (Some(auth), None) => match self
+                .ui
+                .as_ref()
+                .and_then(|ui| ui.session(&req.headers, Some(auth)))
+            {
+                None => (None, false),
+                Some(active) => {
+                    ctx.auth = "session";
+                    if !crate::ui::Ui::csrf_allows(&req.method, &req.headers, &active) {
+                        return Err(ApiError::new(Code::Denied)
+                            .message("the CSRF token is missing or wrong")
+                            .into());
+                    }
+                    let user = active.user;
+                    (Some(crate::auth::Principal { user }), true)
+                }
+            },
             (Some(auth), Some(header)) => {
                 let outcome = auth.authenticate(Some(header), ctx.client.ip).await;
                 ctx.auth = outcome.label();
@@ -100,6 +119,13 @@ impl Gatehouse {
         {
             Ok(permit) => Ok(Admitted { route, permit }),
             // An anonymous caller being asked to log in is not a denial (every docker login starts so).
+            // A browser holding a stale UI session cookie gets no Basic challenge (it would pop up the
+            // browser's own login over the UI's); docker clients never carry that cookie.
+            Err(Refusal::NeedCredentials)
+                if crate::ui::Ui::stale_cookie(self.ui.as_ref(), &req.headers) =>
+            {
+                Err(ApiError::new(Code::Unauthorized).into())
+            }
             Err(Refusal::NeedCredentials) => Err(challenge(&live)),
             Err(Refusal::Denied) => {
                 metrics()
@@ -110,6 +136,29 @@ impl Gatehouse {
             }
         }
     }
+}
+
+/// The web UI's answer to a request under its prefix, decided with the request's configuration snapshot.
+async fn ui_reply(ui: &crate::ui::Ui, req: &RequestHeader, ctx: &mut Ctx) -> Reply {
+    ctx.kind = "ui";
+    let live = ctx.live.clone();
+    let handled = ui
+        .handle(&crate::ui::UiRequest {
+            method: &req.method,
+            path: req.uri.path(),
+            query: req.uri.query(),
+            headers: &req.headers,
+            client: ctx.client.ip,
+            proto: &ctx.client.proto,
+            host: ctx.client.host.as_deref(),
+            rules: crate::ui::Rules::of(&live),
+        })
+        .await;
+    ctx.user = handled.user;
+    if let Some(label) = handled.auth {
+        ctx.auth = label;
+    }
+    handled.reply
 }
 
 /// The 401 challenge, as distribution writes it, with the realm in force.

@@ -35,6 +35,8 @@ pub struct Gatehouse {
     live: Arc<LiveConfig>,
     backend: Arc<Backend>,
     timeouts: Timeouts,
+    /// The web UI, when it is on (its settings wait for a restart; its sessions outlive reloads).
+    ui: Option<crate::ui::Ui>,
 }
 
 /// Per-request state carried across pingora's phases.
@@ -62,6 +64,7 @@ impl Gatehouse {
     /// Assembles the door from the running configuration (replaced on reload) and the backend.
     pub fn new(live: Arc<LiveConfig>, backend: Arc<Backend>) -> Gatehouse {
         Gatehouse {
+            ui: crate::ui::Ui::new(&live.snapshot().config.ui),
             timeouts: live.snapshot().config.timeouts,
             live,
             backend,

@@ -27,4 +27,6 @@ mod reload;
 mod s3;
 mod stress_push;
 mod tls;
+mod ui;
+mod ui_cdp;
 mod upstream_down;
