@@ -60,6 +60,9 @@ pub fn run(config: Config) -> Result<(), StartError> {
     if let Some(m) = &config.metrics {
         check_bindable("metrics listener", &m.listen.to_string())?;
     }
+    if let Some(p) = &config.plain_http {
+        check_bindable("plain-HTTP listener", &p.listen.to_string())?;
+    }
     let config = Arc::new(config);
     let certs = match &config.tls {
         Some(tls) => Some(Arc::new(crate::tls::CertStore::open(tls)?)),
@@ -113,6 +116,14 @@ pub fn run(config: Config) -> Result<(), StartError> {
         _ => service.add_tcp(&listen),
     }
     server.add_service(service);
+    if let Some(p) = &config.plain_http {
+        let tokens = Arc::new(crate::tls::plain::Http01Tokens::default());
+        let app = crate::tls::plain::PlainHttpApp::new(p.target.clone(), tokens);
+        let mut plain = pingora::services::listening::Service::new("gatehouse http".into(), app);
+        plain.add_tcp(&p.listen.to_string());
+        server.add_service(plain);
+        tracing::info!(listen = %p.listen, "plain-HTTP listener: ACME HTTP-01 and redirects to https");
+    }
     if let Some(a) = &authenticator {
         let watch = crate::services::HtpasswdWatch(a.clone());
         server.add_service(background_service("htpasswd watch", watch));

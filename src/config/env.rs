@@ -325,6 +325,33 @@ pub const VARS: &[Var] = &[
             Ok(())
         },
     ),
+    var(
+        "GATEHOUSE_HTTP_ADDR",
+        "server.http_listen",
+        Ignore,
+        |f, v| {
+            f.server.http_listen = v.trim().to_string();
+            Ok(())
+        },
+    ),
+    var(
+        "GATEHOUSE_PUBLIC_URL",
+        "server.public_url",
+        Ignore,
+        |f, v| {
+            f.server.public_url = v.trim().to_string();
+            Ok(())
+        },
+    ),
+    var(
+        "GATEHOUSE_TLS_IN_FRONT",
+        "server.tls_in_front",
+        Ignore,
+        |f, v| {
+            f.server.tls_in_front = parse_bool(v)?;
+            Ok(())
+        },
+    ),
     // Read by the command line itself (clap, after `main` refuses an empty value): listed so it is known.
     var("GATEHOUSE_CONFIG", "", Refuse(CONFIG_EMPTY), |_, _| Ok(())),
 ];

@@ -111,6 +111,8 @@ pub struct Config {
     pub trusted_proxies: Vec<crate::net::Cidr>,
     /// TLS on the main listener, when configured.
     pub tls: Option<crate::tls::TlsConfig>,
+    /// The plain-HTTP listener (ACME HTTP-01, redirects to https), when configured.
+    pub plain_http: Option<crate::tls::settings::PlainHttpConfig>,
     /// Things the user should hear about (ignored variables, deprecated spellings, risky values).
     pub warnings: Vec<String>,
 }
@@ -327,6 +329,19 @@ pub fn validate(file: FileConfig) -> Result<Config, ConfigError> {
     let t = &file.tls;
     let tls = crate::tls::TlsConfig::from_parts(&t.certificate, &t.key, &t.client_cas)
         .map_err(|e| section("tls", e))?;
+    let plain_http = plain_http(&file, listen, tls.is_some())?;
+    if mode == AuthMode::Htpasswd
+        && tls.is_none()
+        && !listen.ip().is_loopback()
+        && trusted_proxies.is_empty()
+        && !file.server.tls_in_front
+    {
+        warnings.push(format!(
+            "server.listen {listen} is not a loopback address and speaks plain HTTP: passwords cross the \
+             network in clear text; set tls.certificate and tls.key, or list the TLS proxy in front in \
+             server.trusted_proxies (or say server.tls_in_front = true)"
+        ));
+    }
     // StorageConfig has no validation of its own yet: an empty root is the one thing refused.
     if file.storage.root.is_empty() {
         return Err(invalid("storage.root", "is empty"));
@@ -360,6 +375,7 @@ pub fn validate(file: FileConfig) -> Result<Config, ConfigError> {
             access_log: file.log.access_log,
         },
         tls,
+        plain_http,
         warnings,
     })
 }
@@ -389,6 +405,49 @@ fn extra_headers(file: &FileConfig) -> Result<Vec<(HeaderName, HeaderValue)>, Co
         }
     }
     Ok(headers)
+}
+
+fn plain_http(
+    file: &FileConfig,
+    main: SocketAddr,
+    tls: bool,
+) -> Result<Option<crate::tls::settings::PlainHttpConfig>, ConfigError> {
+    use crate::tls::plain::Target;
+    let s = &file.server;
+    let public = if s.public_url.trim().is_empty() {
+        None
+    } else {
+        Some(
+            crate::tls::settings::public_authority(&s.public_url)
+                .map_err(|e| section("server", e))?,
+        )
+    };
+    if s.http_listen.trim().is_empty() {
+        return Ok(None);
+    }
+    let listen = parse_listen(&s.http_listen).map_err(|p| invalid("server.http_listen", p))?;
+    if !tls {
+        return Err(invalid(
+            "server.http_listen",
+            "redirects to https need TLS on the main listener (tls.certificate and tls.key)",
+        ));
+    }
+    let overlaps =
+        listen.ip() == main.ip() || listen.ip().is_unspecified() || main.ip().is_unspecified();
+    if overlaps && listen.port() == main.port() && listen.port() != 0 {
+        return Err(invalid(
+            "server.http_listen",
+            "must differ from server.listen",
+        ));
+    }
+    let target = match public {
+        Some(authority) => Target::Public(authority),
+        None => Target::RequestHost(main.port()),
+    };
+    Ok(Some(crate::tls::settings::PlainHttpConfig {
+        listen,
+        target,
+    }))
 }
 
 fn metrics(file: &FileConfig, main: SocketAddr) -> Result<Option<MetricsConfig>, ConfigError> {

@@ -66,6 +66,12 @@ pub struct ServerSection {
     pub body_timeout_seconds: u64,
     /// Seconds a client may take nothing of a response.
     pub send_timeout_seconds: u64,
+    /// The plain-HTTP listener (ACME HTTP-01 answers, redirects to https), such as `:80`; empty: none.
+    pub http_listen: String,
+    /// The https URL clients use (scheme, host, optional port), named by the plain-HTTP redirects.
+    pub public_url: String,
+    /// A TLS-terminating proxy is in front: no warning that credentials cross the network in clear text.
+    pub tls_in_front: bool,
 }
 
 impl Default for ServerSection {
@@ -79,6 +85,9 @@ impl Default for ServerSection {
             header_timeout_seconds: 30,
             body_timeout_seconds: 60,
             send_timeout_seconds: 60,
+            http_listen: String::new(),
+            public_url: String::new(),
+            tls_in_front: false,
         }
     }
 }

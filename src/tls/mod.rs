@@ -8,6 +8,7 @@
 //! and says so (log, `gatehouse_tls_stale`, `/readyz`).
 
 pub mod pem;
+pub mod plain;
 pub mod settings;
 pub mod store;
 #[cfg(test)]

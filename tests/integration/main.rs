@@ -24,4 +24,5 @@ mod push_pull;
 mod reload;
 mod stress_push;
 mod tls;
+mod tls_plain;
 mod upstream_down;
