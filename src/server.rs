@@ -118,7 +118,7 @@ pub fn run(config: Config) -> Result<(), StartError> {
     server.add_service(service);
     if let Some(p) = &config.plain_http {
         let tokens = Arc::new(crate::tls::plain::Http01Tokens::default());
-        let app = crate::tls::plain::PlainHttpApp::new(p.target.clone(), tokens);
+        let app = crate::tls::plain::PlainHttpApp::new(p.target.clone(), tokens, p.webroot.clone());
         let mut plain = pingora::services::listening::Service::new("gatehouse http".into(), app);
         plain.add_tcp(&p.listen.to_string());
         server.add_service(plain);

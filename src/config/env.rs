@@ -344,6 +344,15 @@ pub const VARS: &[Var] = &[
         },
     ),
     var(
+        "GATEHOUSE_ACME_WEBROOT",
+        "server.acme_webroot",
+        Ignore,
+        |f, v| {
+            f.server.acme_webroot = v.trim().to_string();
+            Ok(())
+        },
+    ),
+    var(
         "GATEHOUSE_TLS_IN_FRONT",
         "server.tls_in_front",
         Ignore,

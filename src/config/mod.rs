@@ -422,7 +422,14 @@ fn plain_http(
                 .map_err(|e| section("server", e))?,
         )
     };
+    let webroot = s.acme_webroot.trim();
     if s.http_listen.trim().is_empty() {
+        if !webroot.is_empty() {
+            return Err(invalid(
+                "server.acme_webroot",
+                "is served by the plain-HTTP listener: set server.http_listen too",
+            ));
+        }
         return Ok(None);
     }
     let listen = parse_listen(&s.http_listen).map_err(|p| invalid("server.http_listen", p))?;
@@ -447,6 +454,7 @@ fn plain_http(
     Ok(Some(crate::tls::settings::PlainHttpConfig {
         listen,
         target,
+        webroot: (!webroot.is_empty()).then(|| PathBuf::from(webroot)),
     }))
 }
 

@@ -70,6 +70,9 @@ pub struct ServerSection {
     pub http_listen: String,
     /// The https URL clients use (scheme, host, optional port), named by the plain-HTTP redirects.
     pub public_url: String,
+    /// A directory an outside ACME client (certbot `--webroot -w DIR`) writes HTTP-01 files to, served by
+    /// the plain-HTTP listener.
+    pub acme_webroot: String,
     /// A TLS-terminating proxy is in front: no warning that credentials cross the network in clear text.
     pub tls_in_front: bool,
 }
@@ -87,6 +90,7 @@ impl Default for ServerSection {
             send_timeout_seconds: 60,
             http_listen: String::new(),
             public_url: String::new(),
+            acme_webroot: String::new(),
             tls_in_front: false,
         }
     }

@@ -94,6 +94,25 @@ fn plain_http_listener_settings() {
     .unwrap_err()
     .to_string();
     assert!(err.contains("must differ"), "{err}");
+    let err = parse_with_env(tls, &[("GATEHOUSE_ACME_WEBROOT", "/var/www/acme")])
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("GATEHOUSE_ACME_WEBROOT") && err.contains("http_listen"),
+        "{err}"
+    );
+    let c = parse_with_env(
+        tls,
+        &[
+            ("GATEHOUSE_HTTP_ADDR", ":80"),
+            ("GATEHOUSE_ACME_WEBROOT", "/var/www/acme"),
+        ],
+    )
+    .unwrap();
+    assert_eq!(
+        c.plain_http.unwrap().webroot,
+        Some(std::path::PathBuf::from("/var/www/acme"))
+    );
     let err = parse_with_env(tls, &[("GATEHOUSE_PUBLIC_URL", "http://reg.example")])
         .unwrap_err()
         .to_string();

@@ -3,6 +3,9 @@
 //! reads (GET, HEAD) and 308 for writes (so a client repeats the method and body). The redirect names the
 //! configured public URL's host and port, or else the request's host with the TLS listener's port (omitted
 //! when it is 443). It never serves the registry: credentials are not accepted in clear text here.
+//!
+//! Tokens may also come from a webroot directory (`server.acme_webroot`) that an outside ACME client such as
+//! certbot (`certbot certonly --webroot -w DIR`) writes to: `DIR/.well-known/acme-challenge/<token>`.
 
 use async_trait::async_trait;
 use http::{Method, Response, StatusCode};
@@ -52,12 +55,47 @@ pub enum Target {
 pub struct PlainHttpApp {
     target: Target,
     tokens: Arc<Http01Tokens>,
+    webroot: Option<std::path::PathBuf>,
 }
 
+/// The largest challenge file read from the webroot (a key authorization is under 100 bytes).
+const MAX_TOKEN_FILE: u64 = 4096;
+
 impl PlainHttpApp {
-    /// Builds the handler.
-    pub fn new(target: Target, tokens: Arc<Http01Tokens>) -> PlainHttpApp {
-        PlainHttpApp { target, tokens }
+    /// Builds the handler; `webroot` is where an outside ACME client writes its HTTP-01 files.
+    pub fn new(
+        target: Target,
+        tokens: Arc<Http01Tokens>,
+        webroot: Option<std::path::PathBuf>,
+    ) -> PlainHttpApp {
+        PlainHttpApp {
+            target,
+            tokens,
+            webroot,
+        }
+    }
+
+    /// The answer to `token`: from the ACME client in this process, else from the webroot.
+    fn answer(&self, token: &str) -> Option<Vec<u8>> {
+        if !is_token(token) {
+            return None;
+        }
+        if let Some(auth) = self.tokens.get(token) {
+            return Some(auth.into_bytes());
+        }
+        let path = self
+            .webroot
+            .as_ref()?
+            .join(".well-known/acme-challenge")
+            .join(token);
+        let file = std::fs::File::open(&path).ok()?;
+        if !file.metadata().ok()?.is_file() {
+            return None;
+        }
+        let mut body = Vec::new();
+        std::io::Read::read_to_end(&mut std::io::Read::take(file, MAX_TOKEN_FILE), &mut body)
+            .ok()?;
+        Some(body)
     }
 
     /// The reply to `method path_and_query` with `host` (the Host header, or the URI's authority).
@@ -72,7 +110,7 @@ impl PlainHttpApp {
             if method != Method::GET && method != Method::HEAD {
                 return plain(StatusCode::METHOD_NOT_ALLOWED, "GET or HEAD\n");
             }
-            return match self.tokens.get(token).filter(|_| is_token(token)) {
+            return match self.answer(token) {
                 Some(auth) => {
                     tracing::info!(token, "acme: answered an HTTP-01 challenge");
                     let mut r = plain(StatusCode::OK, auth);
@@ -184,7 +222,7 @@ mod tests {
     fn app(target: Target) -> PlainHttpApp {
         let tokens = Arc::new(Http01Tokens::default());
         tokens.insert("tok-EN_1", "tok-EN_1.thumb");
-        PlainHttpApp::new(target, tokens)
+        PlainHttpApp::new(target, tokens, None)
     }
 
     #[test]

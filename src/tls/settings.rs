@@ -65,6 +65,8 @@ pub struct PlainHttpConfig {
     pub listen: std::net::SocketAddr,
     /// Where its redirects point.
     pub target: super::plain::Target,
+    /// Where an outside ACME client (certbot `--webroot`) writes its HTTP-01 files, when set.
+    pub webroot: Option<PathBuf>,
 }
 
 /// The `host[:port]` of a public https URL (`server.public_url`) for redirects, port omitted when 443;

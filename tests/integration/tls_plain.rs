@@ -31,7 +31,14 @@ fn plain_http_redirects_reads_301_and_writes_308_to_the_tls_port() {
     let (cert, key) = pki.issue("server", 51, Key::Ec, false);
     let work = temp_dir("tls-plain");
     let (port, http_port) = (net::free_port(), net::free_port());
-    let server = format!("http_listen = \"127.0.0.1:{http_port}\"\n");
+    let webroot = work.path().join("webroot");
+    let challenges = webroot.join(".well-known/acme-challenge");
+    std::fs::create_dir_all(&challenges).unwrap();
+    std::fs::write(challenges.join("Tok_1-a"), "Tok_1-a.thumbprint").unwrap();
+    let server = format!(
+        "http_listen = \"127.0.0.1:{http_port}\"\nacme_webroot = {}\n",
+        crate::util::frontdoor::toml_str(&webroot.display().to_string())
+    );
     let gh = start_on(
         port,
         &server,
@@ -74,6 +81,9 @@ fn plain_http_redirects_reads_301_and_writes_308_to_the_tls_port() {
         None,
     );
     assert_eq!(got, "404");
+    // A token an outside ACME client (certbot --webroot) wrote.
+    let out = curl(&[&format!("{base}/.well-known/acme-challenge/Tok_1-a")]);
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "Tok_1-a.thumbprint");
 
     // A client that follows ends on the TLS listener, speaking h2, and is challenged for credentials there.
     let ca = pki.ca().display().to_string();
