@@ -326,6 +326,51 @@ pub const VARS: &[Var] = &[
         },
     ),
     var(
+        "REGISTRY_HTTP_TLS_LETSENCRYPT_HOSTS",
+        "tls.acme.hosts",
+        Ignore,
+        |f, v| {
+            f.tls.acme.hosts = parse_list(v);
+            Ok(())
+        },
+    ),
+    var(
+        "REGISTRY_HTTP_TLS_LETSENCRYPT_CACHEFILE",
+        "tls.acme.cache",
+        Ignore,
+        |f, v| {
+            f.tls.acme.cache = v.trim().to_string();
+            Ok(())
+        },
+    ),
+    var(
+        "REGISTRY_HTTP_TLS_LETSENCRYPT_EMAIL",
+        "tls.acme.email",
+        Ignore,
+        |f, v| {
+            f.tls.acme.email = v.trim().to_string();
+            Ok(())
+        },
+    ),
+    var(
+        "REGISTRY_HTTP_TLS_LETSENCRYPT_DIRECTORYURL",
+        "tls.acme.directory_url",
+        Ignore,
+        |f, v| {
+            f.tls.acme.directory_url = v.trim().to_string();
+            Ok(())
+        },
+    ),
+    var(
+        "GATEHOUSE_ACME_DIRECTORY_CA",
+        "tls.acme.directory_ca",
+        Ignore,
+        |f, v| {
+            f.tls.acme.directory_ca = v.trim().to_string();
+            Ok(())
+        },
+    ),
+    var(
         "GATEHOUSE_HTTP_ADDR",
         "server.http_listen",
         Ignore,

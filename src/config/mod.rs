@@ -111,6 +111,8 @@ pub struct Config {
     pub trusted_proxies: Vec<crate::net::Cidr>,
     /// TLS on the main listener, when configured.
     pub tls: Option<crate::tls::TlsConfig>,
+    /// Automatic certificates for the main listener, when configured (instead of files).
+    pub acme: Option<crate::acme::AcmeConfig>,
     /// The plain-HTTP listener (ACME HTTP-01, redirects to https), when configured.
     pub plain_http: Option<crate::tls::settings::PlainHttpConfig>,
     /// Things the user should hear about (ignored variables, deprecated spellings, risky values).
@@ -329,9 +331,31 @@ pub fn validate(file: FileConfig) -> Result<Config, ConfigError> {
     let t = &file.tls;
     let tls = crate::tls::TlsConfig::from_parts(&t.certificate, &t.key, &t.client_cas)
         .map_err(|e| section("tls", e))?;
-    let plain_http = plain_http(&file, listen, tls.is_some())?;
+    let a = &t.acme;
+    let acme = crate::acme::AcmeConfig::from_parts(
+        &a.hosts,
+        &a.cache,
+        &a.email,
+        &a.directory_url,
+        &a.directory_ca,
+    )
+    .map_err(|e| section("tls.acme", e))?;
+    if acme.is_some() && tls.is_some() {
+        return Err(invalid(
+            "tls.acme.hosts",
+            "certificates come from files (tls.certificate, tls.key) or from ACME, not both",
+        ));
+    }
+    let plain_http = plain_http(&file, listen, tls.is_some() || acme.is_some())?;
+    if acme.is_some() && plain_http.is_none() {
+        return Err(invalid(
+            "tls.acme.hosts",
+            "ACME's HTTP-01 challenge is answered on port 80: set server.http_listen (GATEHOUSE_HTTP_ADDR=:80)",
+        ));
+    }
     if mode == AuthMode::Htpasswd
         && tls.is_none()
+        && acme.is_none()
         && !listen.ip().is_loopback()
         && trusted_proxies.is_empty()
         && !file.server.tls_in_front
@@ -375,6 +399,7 @@ pub fn validate(file: FileConfig) -> Result<Config, ConfigError> {
             access_log: file.log.access_log,
         },
         tls,
+        acme,
         plain_http,
         warnings,
     })
@@ -436,7 +461,7 @@ fn plain_http(
     if !tls {
         return Err(invalid(
             "server.http_listen",
-            "redirects to https need TLS on the main listener (tls.certificate and tls.key)",
+            "redirects to https need TLS on the main listener (tls.certificate and tls.key, or tls.acme)",
         ));
     }
     let overlaps =

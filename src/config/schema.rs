@@ -44,6 +44,24 @@ pub struct TlsSection {
     pub key: String,
     /// PEM files of CAs whose client certificates are required (mutual TLS).
     pub client_cas: Vec<String>,
+    /// Automatic certificates.
+    pub acme: AcmeSection,
+}
+
+/// `[tls.acme]`: certificates from an ACME CA (Let's Encrypt by default) for `hosts`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AcmeSection {
+    /// The host names that get a certificate (one order for all).
+    pub hosts: Vec<String>,
+    /// The state directory (account, certificate, key).
+    pub cache: String,
+    /// The contact e-mail.
+    pub email: String,
+    /// The ACME directory URL (default Let's Encrypt production).
+    pub directory_url: String,
+    /// A PEM CA for the ACME server's own HTTPS certificate (a test CA).
+    pub directory_ca: String,
 }
 
 /// `[server]`

@@ -334,5 +334,40 @@ fn tls_settings_from_env_and_file() {
     let err = parse_with_env("", &[("REGISTRY_HTTP_TLS_LETSENCRYPT_EMAIL", "a@b")])
         .unwrap_err()
         .to_string();
-    assert!(err.contains("ACME"), "{err}");
+    assert!(err.contains("tls.acme.hosts"), "{err}");
+}
+
+#[test]
+fn acme_settings_from_distributions_names() {
+    let env = [
+        (
+            "REGISTRY_HTTP_TLS_LETSENCRYPT_HOSTS",
+            "[reg.example,www.reg.example]",
+        ),
+        (
+            "REGISTRY_HTTP_TLS_LETSENCRYPT_CACHEFILE",
+            "/var/lib/gatehouse/acme",
+        ),
+        ("REGISTRY_HTTP_TLS_LETSENCRYPT_EMAIL", "ops@reg.example"),
+        ("GATEHOUSE_ACME_DIRECTORY_CA", "/ca.pem"),
+        ("GATEHOUSE_HTTP_ADDR", ":80"),
+    ];
+    let c = parse_with_env("", &env).unwrap();
+    let a = c.acme.expect("acme on");
+    assert_eq!(a.hosts, ["reg.example", "www.reg.example"]);
+    assert_eq!(a.directory_url, crate::acme::settings::LETS_ENCRYPT);
+    assert!(
+        !c.warnings.iter().any(|w| w.contains("clear text")),
+        "{:?}",
+        c.warnings
+    );
+    // HTTP-01 needs the plain-HTTP listener.
+    let err = parse_with_env("", &env[..4]).unwrap_err().to_string();
+    assert!(err.contains("http_listen"), "{err}");
+    // Files or ACME, not both.
+    let mut both = env.to_vec();
+    both.push(("REGISTRY_HTTP_TLS_CERTIFICATE", "/c.pem"));
+    both.push(("REGISTRY_HTTP_TLS_KEY", "/k.pem"));
+    let err = parse_with_env("", &both).unwrap_err().to_string();
+    assert!(err.contains("not both"), "{err}");
 }
