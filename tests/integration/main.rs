@@ -5,6 +5,7 @@
 mod util;
 
 mod access;
+mod acme;
 mod adversarial;
 mod auth;
 mod big_blob;

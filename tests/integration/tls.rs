@@ -182,7 +182,7 @@ pub(crate) fn curl(args: &[&str]) -> Output {
 }
 
 /// The serial (as a number) of the certificate `openssl s_client` is served on `port`.
-fn served_serial(port: u16) -> Option<u128> {
+pub(crate) fn served_serial(port: u16) -> Option<u128> {
     let hello = Command::new(require_tool("openssl", "openssl"))
         .args(["s_client", "-connect", &format!("127.0.0.1:{port}")])
         .args(["-servername", "localhost"])
@@ -204,7 +204,7 @@ fn served_serial(port: u16) -> Option<u128> {
 }
 
 /// Waits (up to 15 s) until the served serial is `want`; returns whether it was.
-fn wait_serial(port: u16, want: u128) -> bool {
+pub(crate) fn wait_serial(port: u16, want: u128) -> bool {
     let deadline = Instant::now() + Duration::from_secs(15);
     while Instant::now() < deadline {
         if served_serial(port) == Some(want) {
