@@ -26,6 +26,7 @@
 //! assembles pingora's services: the proxy, the [`admin`] listener (metrics, health, readiness), and the
 //! background work in [`services`] (htpasswd watch, blob count), which starts and stops with the server.
 
+pub mod acme;
 pub mod admin;
 pub mod auth;
 pub mod authz;

@@ -70,6 +70,8 @@ pub struct Metrics {
     pub tls_reloads: IntCounterVec,
     /// 1 while the TLS files on disk do not load and the last good certificate is served.
     pub tls_stale: IntGauge,
+    /// ACME orders (first issuance and renewals) by result (`ok`, `failed`).
+    pub acme_orders: IntCounterVec,
 }
 
 fn counter(r: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
@@ -251,6 +253,12 @@ impl Metrics {
                 &r,
                 "gatehouse_tls_stale",
                 "1 while the TLS files do not load or match and the last good certificate is served.",
+            ),
+            acme_orders: counter(
+                &r,
+                "gatehouse_acme_orders_total",
+                "ACME certificate orders (first issuance and renewals) by result.",
+                &["result"],
             ),
             registry: r,
         }

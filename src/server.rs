@@ -46,6 +46,9 @@ pub enum StartError {
     /// The TLS files or client CAs could not be loaded.
     #[error(transparent)]
     Tls(#[from] crate::tls::TlsError),
+    /// The ACME state directory cannot be used.
+    #[error(transparent)]
+    Acme(#[from] crate::acme::AcmeError),
     /// A listener address cannot be bound (taken, not local, no permission).
     #[error("cannot listen on {addr} ({what})")]
     Listen {
@@ -88,12 +91,13 @@ pub fn run(config: Config, options: RunOptions) -> Result<(), StartError> {
         if let Some(m) = &config.metrics {
             check_bindable("metrics listener", &m.listen.to_string())?;
         }
+        if let Some(p) = &config.plain_http {
+            check_bindable("plain-HTTP listener", &p.listen.to_string())?;
+        }
     }
     let config = Arc::new(config);
-    let certs = match &config.tls {
-        Some(tls) => Some(Arc::new(crate::tls::CertStore::open(tls)?)),
-        None => None,
-    };
+    let tokens = Arc::new(crate::tls::plain::Http01Tokens::default());
+    let (certs, acme) = crate::tls::open_store(config.tls.as_ref(), config.acme.as_ref())?;
     let authenticator = match config.auth.mode {
         AuthMode::None => {
             tracing::warn!("auth.mode is none: anyone who can reach the port may push and delete");
@@ -150,20 +154,43 @@ pub fn run(config: Config, options: RunOptions) -> Result<(), StartError> {
         "gatehouse".into(),
         Bounded::new(proxy, config.timeouts),
     );
-    match (&config.tls, &certs) {
-        (Some(tls), Some(store)) => {
-            let settings = crate::tls::listener_settings(store.clone(), tls)?;
+    match &certs {
+        Some(store) => {
+            let client_cas = config.tls.as_ref().map_or(&[][..], |t| &t.client_cas[..]);
+            let settings = crate::tls::listener_settings(store.clone(), client_cas)?;
             service.add_tls_with_settings(&listen, None, settings);
-            let watch = crate::tls::watch::FileWatch(store.clone());
-            server.add_service(background_service("tls file watch", watch));
+            if config.tls.is_some() {
+                let watch = crate::tls::watch::FileWatch(store.clone());
+                server.add_service(background_service("tls file watch", watch));
+            }
         }
-        _ => service.add_tcp(&listen),
+        None => service.add_tcp(&listen),
+    }
+    if let (Some(a), Some(state), Some(store)) = (&config.acme, acme, &certs) {
+        let renewal = crate::acme::service::Renewal {
+            config: a.clone(),
+            state,
+            store: store.clone(),
+            tokens: tokens.clone(),
+        };
+        server.add_service(background_service("acme renewal", renewal));
     }
     server.add_service(service);
     let watch = crate::services::HtpasswdWatch(live.clone());
     server.add_service(background_service("htpasswd watch", watch));
     let reload = crate::services::ConfigReload(live.clone());
     server.add_service(background_service("config reload", reload));
+    if let Some(p) = &config.plain_http {
+        let app = crate::tls::plain::PlainHttpApp::new(
+            p.target.clone(),
+            tokens.clone(),
+            p.webroot.clone(),
+        );
+        let mut plain = pingora::services::listening::Service::new("gatehouse http".into(), app);
+        plain.add_tcp(&p.listen.to_string());
+        server.add_service(plain);
+        tracing::info!(listen = %p.listen, "plain-HTTP listener: ACME HTTP-01 and redirects to https");
+    }
     if let Backend::Embedded(registry) = &*backend {
         let count = crate::services::BlobCount(registry.clone());
         server.add_service(background_service("blob count", count));

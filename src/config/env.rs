@@ -424,6 +424,87 @@ pub const VARS: &[Var] = &[
             Ok(())
         },
     ),
+    var(
+        "REGISTRY_HTTP_TLS_LETSENCRYPT_HOSTS",
+        "tls.acme.hosts",
+        Ignore,
+        |f, v| {
+            f.tls.acme.hosts = parse_list(v);
+            Ok(())
+        },
+    ),
+    var(
+        "REGISTRY_HTTP_TLS_LETSENCRYPT_CACHEFILE",
+        "tls.acme.cache",
+        Ignore,
+        |f, v| {
+            f.tls.acme.cache = v.trim().to_string();
+            Ok(())
+        },
+    ),
+    var(
+        "REGISTRY_HTTP_TLS_LETSENCRYPT_EMAIL",
+        "tls.acme.email",
+        Ignore,
+        |f, v| {
+            f.tls.acme.email = v.trim().to_string();
+            Ok(())
+        },
+    ),
+    var(
+        "REGISTRY_HTTP_TLS_LETSENCRYPT_DIRECTORYURL",
+        "tls.acme.directory_url",
+        Ignore,
+        |f, v| {
+            f.tls.acme.directory_url = v.trim().to_string();
+            Ok(())
+        },
+    ),
+    var(
+        "GATEHOUSE_ACME_DIRECTORY_CA",
+        "tls.acme.directory_ca",
+        Ignore,
+        |f, v| {
+            f.tls.acme.directory_ca = v.trim().to_string();
+            Ok(())
+        },
+    ),
+    var(
+        "GATEHOUSE_HTTP_ADDR",
+        "server.http_listen",
+        Ignore,
+        |f, v| {
+            f.server.http_listen = v.trim().to_string();
+            Ok(())
+        },
+    ),
+    var(
+        "GATEHOUSE_PUBLIC_URL",
+        "server.public_url",
+        Ignore,
+        |f, v| {
+            f.server.public_url = v.trim().to_string();
+            Ok(())
+        },
+    ),
+    var(
+        "GATEHOUSE_ACME_WEBROOT",
+        "server.acme_webroot",
+        Ignore,
+        |f, v| {
+            f.server.acme_webroot = v.trim().to_string();
+            Ok(())
+        },
+    ),
+    var(
+        "GATEHOUSE_TLS_IN_FRONT",
+        "server.tls_in_front",
+        Ignore,
+        |f, v| {
+            f.server.tls_in_front = parse_bool(v)?;
+            Ok(())
+        },
+    ),
     // Read by the command line itself (clap, after `main` refuses an empty value): listed so it is known.
     var("GATEHOUSE_CONFIG", "", Refuse(CONFIG_EMPTY), |_, _| Ok(())),
 ];

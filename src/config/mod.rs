@@ -117,6 +117,10 @@ pub struct Config {
     pub gc: crate::gc::settings::GcSettings,
     /// The built-in web UI.
     pub ui: crate::ui::UiConfig,
+    /// Automatic certificates for the main listener, when configured (instead of files).
+    pub acme: Option<crate::acme::AcmeConfig>,
+    /// The plain-HTTP listener (ACME HTTP-01, redirects to https), when configured.
+    pub plain_http: Option<crate::tls::settings::PlainHttpConfig>,
     /// Things the user should hear about (ignored variables, deprecated spellings, risky values).
     pub warnings: Vec<String>,
 }
@@ -336,6 +340,41 @@ pub fn validate(file: FileConfig) -> Result<Config, ConfigError> {
     let (gc, gc_warnings) =
         crate::gc::settings::validate(&file.gc).map_err(|e| section("gc", e))?;
     warnings.extend(gc_warnings);
+    let a = &t.acme;
+    let acme = crate::acme::AcmeConfig::from_parts(
+        &a.hosts,
+        &a.cache,
+        &a.email,
+        &a.directory_url,
+        &a.directory_ca,
+    )
+    .map_err(|e| section("tls.acme", e))?;
+    if acme.is_some() && tls.is_some() {
+        return Err(invalid(
+            "tls.acme.hosts",
+            "certificates come from files (tls.certificate, tls.key) or from ACME, not both",
+        ));
+    }
+    let plain_http = plain_http(&file, listen, tls.is_some() || acme.is_some())?;
+    if acme.is_some() && plain_http.is_none() {
+        return Err(invalid(
+            "tls.acme.hosts",
+            "ACME's HTTP-01 challenge is answered on port 80: set server.http_listen (GATEHOUSE_HTTP_ADDR=:80)",
+        ));
+    }
+    if mode == AuthMode::Htpasswd
+        && tls.is_none()
+        && acme.is_none()
+        && !listen.ip().is_loopback()
+        && trusted_proxies.is_empty()
+        && !file.server.tls_in_front
+    {
+        warnings.push(format!(
+            "server.listen {listen} is not a loopback address and speaks plain HTTP: passwords cross the \
+             network in clear text; set tls.certificate and tls.key, or list the TLS proxy in front in \
+             server.trusted_proxies (or say server.tls_in_front = true)"
+        ));
+    }
     // StorageConfig has no validation of its own yet: an empty root is the one thing refused.
     if file.storage.root.is_empty() {
         return Err(invalid("storage.root", "is empty"));
@@ -392,6 +431,8 @@ pub fn validate(file: FileConfig) -> Result<Config, ConfigError> {
         },
         tls,
         gc,
+        acme,
+        plain_http,
         warnings,
     })
 }
@@ -421,6 +462,57 @@ fn extra_headers(file: &FileConfig) -> Result<Vec<(HeaderName, HeaderValue)>, Co
         }
     }
     Ok(headers)
+}
+
+fn plain_http(
+    file: &FileConfig,
+    main: SocketAddr,
+    tls: bool,
+) -> Result<Option<crate::tls::settings::PlainHttpConfig>, ConfigError> {
+    use crate::tls::plain::Target;
+    let s = &file.server;
+    let public = if s.public_url.trim().is_empty() {
+        None
+    } else {
+        Some(
+            crate::tls::settings::public_authority(&s.public_url)
+                .map_err(|e| section("server", e))?,
+        )
+    };
+    let webroot = s.acme_webroot.trim();
+    if s.http_listen.trim().is_empty() {
+        if !webroot.is_empty() {
+            return Err(invalid(
+                "server.acme_webroot",
+                "is served by the plain-HTTP listener: set server.http_listen too",
+            ));
+        }
+        return Ok(None);
+    }
+    let listen = parse_listen(&s.http_listen).map_err(|p| invalid("server.http_listen", p))?;
+    if !tls {
+        return Err(invalid(
+            "server.http_listen",
+            "redirects to https need TLS on the main listener (tls.certificate and tls.key, or tls.acme)",
+        ));
+    }
+    let overlaps =
+        listen.ip() == main.ip() || listen.ip().is_unspecified() || main.ip().is_unspecified();
+    if overlaps && listen.port() == main.port() && listen.port() != 0 {
+        return Err(invalid(
+            "server.http_listen",
+            "must differ from server.listen",
+        ));
+    }
+    let target = match public {
+        Some(authority) => Target::Public(authority),
+        None => Target::RequestHost(main.port()),
+    };
+    Ok(Some(crate::tls::settings::PlainHttpConfig {
+        listen,
+        target,
+        webroot: (!webroot.is_empty()).then(|| PathBuf::from(webroot)),
+    }))
 }
 
 fn metrics(file: &FileConfig, main: SocketAddr) -> Result<Option<MetricsConfig>, ConfigError> {

@@ -48,6 +48,24 @@ pub struct TlsSection {
     pub key: String,
     /// PEM files of CAs whose client certificates are required (mutual TLS).
     pub client_cas: Vec<String>,
+    /// Automatic certificates.
+    pub acme: AcmeSection,
+}
+
+/// `[tls.acme]`: certificates from an ACME CA (Let's Encrypt by default) for `hosts`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AcmeSection {
+    /// The host names that get a certificate (one order for all).
+    pub hosts: Vec<String>,
+    /// The state directory (account, certificate, key).
+    pub cache: String,
+    /// The contact e-mail.
+    pub email: String,
+    /// The ACME directory URL (default Let's Encrypt production).
+    pub directory_url: String,
+    /// A PEM CA for the ACME server's own HTTPS certificate (a test CA).
+    pub directory_ca: String,
 }
 
 /// `[server]`
@@ -72,6 +90,15 @@ pub struct ServerSection {
     pub send_timeout_seconds: u64,
     /// The Unix socket a new process (`serve --upgrade`) takes the listeners over on.
     pub upgrade_socket: String,
+    /// The plain-HTTP listener (ACME HTTP-01 answers, redirects to https), such as `:80`; empty: none.
+    pub http_listen: String,
+    /// The https URL clients use (scheme, host, optional port), named by the plain-HTTP redirects.
+    pub public_url: String,
+    /// A directory an outside ACME client (certbot `--webroot -w DIR`) writes HTTP-01 files to, served by
+    /// the plain-HTTP listener.
+    pub acme_webroot: String,
+    /// A TLS-terminating proxy is in front: no warning that credentials cross the network in clear text.
+    pub tls_in_front: bool,
 }
 
 impl Default for ServerSection {
@@ -86,6 +113,10 @@ impl Default for ServerSection {
             body_timeout_seconds: 60,
             send_timeout_seconds: 60,
             upgrade_socket: "/tmp/gatehouse-upgrade.sock".into(),
+            http_listen: String::new(),
+            public_url: String::new(),
+            acme_webroot: String::new(),
+            tls_in_front: false,
         }
     }
 }

@@ -27,7 +27,96 @@ fn empty_file_is_the_embedded_default() {
     assert_eq!(c.auth.mode, AuthMode::Htpasswd);
     assert_eq!(c.listen.port(), 5000);
     assert_eq!(c.log.filter, "info");
-    assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+    // The default listener is public, with auth and without TLS: the one warning is about clear text.
+    assert_eq!(c.warnings.len(), 1, "{:?}", c.warnings);
+    assert!(c.warnings[0].contains("clear text"), "{:?}", c.warnings);
+}
+
+#[test]
+fn clear_text_warning_is_silenced_by_tls_a_trusted_proxy_loopback_or_the_setting() {
+    let warns = |toml: &str, env: &[(&str, &str)]| {
+        parse_with_env(toml, env)
+            .unwrap()
+            .warnings
+            .iter()
+            .any(|w| w.contains("clear text"))
+    };
+    assert!(warns("", &[]));
+    assert!(warns("[server]\nlisten = \"10.0.0.5:5000\"", &[]));
+    assert!(!warns("[server]\nlisten = \"127.0.0.1:5000\"", &[]));
+    assert!(!warns("[server]\ntrusted_proxies = [\"10.0.0.0/8\"]", &[]));
+    assert!(!warns("[server]\ntls_in_front = true", &[]));
+    assert!(!warns("", &[("GATEHOUSE_TLS_IN_FRONT", "true")]));
+    assert!(!warns("", &[("GATEHOUSE_TRUSTED_PROXIES", "[10.0.0.0/8]")]));
+    assert!(!warns(
+        "[tls]\ncertificate = \"/c.pem\"\nkey = \"/k.pem\"",
+        &[]
+    ));
+    // With auth off the warning is the stronger one about open access, not this one.
+    assert!(!warns("[auth]\nmode = \"none\"", &[]));
+}
+
+#[test]
+fn plain_http_listener_settings() {
+    use crate::tls::plain::Target;
+    let tls = "[tls]\ncertificate = \"/c.pem\"\nkey = \"/k.pem\"\n";
+    let c = parse_with_env(
+        &format!("{tls}[server]\nlisten = \":443\""),
+        &[("GATEHOUSE_HTTP_ADDR", ":80")],
+    )
+    .unwrap();
+    let p = c.plain_http.expect("plain http on");
+    assert_eq!(p.listen.port(), 80);
+    assert_eq!(p.target, Target::RequestHost(443));
+    let c = parse_with_env(
+        tls,
+        &[
+            ("GATEHOUSE_HTTP_ADDR", ":80"),
+            ("GATEHOUSE_PUBLIC_URL", "https://reg.example:8443"),
+        ],
+    )
+    .unwrap();
+    assert_eq!(
+        c.plain_http.unwrap().target,
+        Target::Public("reg.example:8443".into())
+    );
+    let err = parse_with_env("", &[("GATEHOUSE_HTTP_ADDR", ":80")])
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("GATEHOUSE_HTTP_ADDR") && err.contains("TLS"),
+        "{err}"
+    );
+    let err = parse_with_env(
+        &format!("{tls}[server]\nlisten = \":8443\""),
+        &[("GATEHOUSE_HTTP_ADDR", ":8443")],
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("must differ"), "{err}");
+    let err = parse_with_env(tls, &[("GATEHOUSE_ACME_WEBROOT", "/var/www/acme")])
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("GATEHOUSE_ACME_WEBROOT") && err.contains("http_listen"),
+        "{err}"
+    );
+    let c = parse_with_env(
+        tls,
+        &[
+            ("GATEHOUSE_HTTP_ADDR", ":80"),
+            ("GATEHOUSE_ACME_WEBROOT", "/var/www/acme"),
+        ],
+    )
+    .unwrap();
+    assert_eq!(
+        c.plain_http.unwrap().webroot,
+        Some(std::path::PathBuf::from("/var/www/acme"))
+    );
+    let err = parse_with_env(tls, &[("GATEHOUSE_PUBLIC_URL", "http://reg.example")])
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("GATEHOUSE_PUBLIC_URL"), "{err}");
 }
 
 #[test]
@@ -245,5 +334,40 @@ fn tls_settings_from_env_and_file() {
     let err = parse_with_env("", &[("REGISTRY_HTTP_TLS_LETSENCRYPT_EMAIL", "a@b")])
         .unwrap_err()
         .to_string();
-    assert!(err.contains("ACME"), "{err}");
+    assert!(err.contains("tls.acme.hosts"), "{err}");
+}
+
+#[test]
+fn acme_settings_from_distributions_names() {
+    let env = [
+        (
+            "REGISTRY_HTTP_TLS_LETSENCRYPT_HOSTS",
+            "[reg.example,www.reg.example]",
+        ),
+        (
+            "REGISTRY_HTTP_TLS_LETSENCRYPT_CACHEFILE",
+            "/var/lib/gatehouse/acme",
+        ),
+        ("REGISTRY_HTTP_TLS_LETSENCRYPT_EMAIL", "ops@reg.example"),
+        ("GATEHOUSE_ACME_DIRECTORY_CA", "/ca.pem"),
+        ("GATEHOUSE_HTTP_ADDR", ":80"),
+    ];
+    let c = parse_with_env("", &env).unwrap();
+    let a = c.acme.expect("acme on");
+    assert_eq!(a.hosts, ["reg.example", "www.reg.example"]);
+    assert_eq!(a.directory_url, crate::acme::settings::LETS_ENCRYPT);
+    assert!(
+        !c.warnings.iter().any(|w| w.contains("clear text")),
+        "{:?}",
+        c.warnings
+    );
+    // HTTP-01 needs the plain-HTTP listener.
+    let err = parse_with_env("", &env[..4]).unwrap_err().to_string();
+    assert!(err.contains("http_listen"), "{err}");
+    // Files or ACME, not both.
+    let mut both = env.to_vec();
+    both.push(("REGISTRY_HTTP_TLS_CERTIFICATE", "/c.pem"));
+    both.push(("REGISTRY_HTTP_TLS_KEY", "/k.pem"));
+    let err = parse_with_env("", &both).unwrap_err().to_string();
+    assert!(err.contains("not both"), "{err}");
 }

@@ -8,6 +8,7 @@
 //! and says so (log, `gatehouse_tls_stale`, `/readyz`).
 
 pub mod pem;
+pub mod plain;
 pub mod settings;
 pub mod store;
 #[cfg(test)]
@@ -56,18 +57,36 @@ pub enum TlsError {
     ClientCas(String),
 }
 
+/// The certificate store of the main listener: from the files, or from the ACME state directory (with its
+/// cached certificate, when there is one); `None` when TLS is off.
+pub fn open_store(
+    files: Option<&TlsConfig>,
+    acme: Option<&crate::acme::AcmeConfig>,
+) -> Result<(Option<Arc<CertStore>>, Option<crate::acme::state::StateDir>), crate::server::StartError>
+{
+    if let Some(tls) = files {
+        return Ok((Some(Arc::new(CertStore::open(tls)?)), None));
+    }
+    let Some(a) = acme else {
+        return Ok((None, None));
+    };
+    let state = crate::acme::state::StateDir::open(&a.cache)?;
+    let store = CertStore::for_acme(state.path(), state.certificate());
+    Ok((Some(Arc::new(store)), Some(state)))
+}
+
 /// The pingora TLS settings of the main listener: certificates from `store`, h2 and HTTP/1.1 by ALPN,
-/// and client certificates required when `config` names client CAs.
+/// and client certificates required when `client_cas` names CA files.
 pub fn listener_settings(
     store: Arc<CertStore>,
-    config: &TlsConfig,
+    client_cas: &[PathBuf],
 ) -> Result<TlsSettings, TlsError> {
     // The paths stay empty: with a resolver set, pingora's rustls build ignores them.
     let mut settings = TlsSettings::intermediate("", "").expect("TLS settings without files");
     settings.set_cert_resolver(store);
     settings.enable_h2();
-    if !config.client_cas.is_empty() {
-        let roots = pem::load_roots(&config.client_cas)?;
+    if !client_cas.is_empty() {
+        let roots = pem::load_roots(client_cas)?;
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let verifier =
             rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider)

@@ -23,6 +23,8 @@ pub struct Pair {
     pub serial: String,
     /// The leaf's subject, as text.
     pub subject: String,
+    /// The leaf's DNS names and IP addresses (subjectAltName), lower case.
+    pub names: Vec<String>,
 }
 
 fn read(path: &Path) -> Result<Vec<u8>, TlsError> {
@@ -76,7 +78,7 @@ pub fn pair_from_pem(
             format!("not a usable RSA, ECDSA or Ed25519 key: {e}"),
         )
     })?;
-    let (not_before, not_after, serial, subject) = describe(cert_path, &chain[0])?;
+    let (not_before, not_after, serial, subject, names) = describe(cert_path, &chain[0])?;
     let certified = CertifiedKey::new(chain, signer);
     certified.keys_match().map_err(|e| TlsError::Mismatch {
         cert: cert_path.to_path_buf(),
@@ -89,6 +91,7 @@ pub fn pair_from_pem(
         not_before,
         serial,
         subject,
+        names,
     })
 }
 
@@ -99,19 +102,37 @@ pub fn load_pair(cert_path: &Path, key_path: &Path) -> Result<Pair, TlsError> {
     pair_from_pem(cert_path, &cert_text, key_path, &key_text)
 }
 
-/// The leaf's validity, serial and subject.
-fn describe(
-    path: &Path,
-    leaf: &CertificateDer<'_>,
-) -> Result<(i64, i64, String, String), TlsError> {
+/// What [`describe`] says about a leaf: notBefore, notAfter, serial, subject, names.
+type Described = (i64, i64, String, String, Vec<String>);
+
+/// The leaf's validity, serial, subject and subjectAltName names.
+fn describe(path: &Path, leaf: &CertificateDer<'_>) -> Result<Described, TlsError> {
+    use x509_parser::extensions::GeneralName;
     let (_, cert) = x509_parser::parse_x509_certificate(leaf.as_ref())
         .map_err(|e| bad(path, format!("the first certificate does not parse: {e}")))?;
     let validity = cert.validity();
+    let mut names = Vec::new();
+    if let Ok(Some(san)) = cert.subject_alternative_name() {
+        for name in &san.value.general_names {
+            match name {
+                GeneralName::DNSName(n) => names.push(n.to_ascii_lowercase()),
+                GeneralName::IPAddress(b) => {
+                    if let Ok(v4) = <[u8; 4]>::try_from(*b) {
+                        names.push(std::net::Ipv4Addr::from(v4).to_string());
+                    } else if let Ok(v6) = <[u8; 16]>::try_from(*b) {
+                        names.push(std::net::Ipv6Addr::from(v6).to_string());
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
     Ok((
         validity.not_before.timestamp(),
         validity.not_after.timestamp(),
         hex::encode(cert.raw_serial()),
         cert.subject().to_string(),
+        names,
     ))
 }
 

@@ -58,9 +58,65 @@ impl TlsConfig {
     }
 }
 
+/// The plain-HTTP listener (`server.http_listen`): ACME HTTP-01 answers and redirects to https.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlainHttpConfig {
+    /// Its address.
+    pub listen: std::net::SocketAddr,
+    /// Where its redirects point.
+    pub target: super::plain::Target,
+    /// Where an outside ACME client (certbot `--webroot`) writes its HTTP-01 files, when set.
+    pub webroot: Option<PathBuf>,
+}
+
+/// The `host[:port]` of a public https URL (`server.public_url`) for redirects, port omitted when 443;
+/// an error for another scheme, user info, a path, a query or a fragment.
+pub fn public_authority(url: &str) -> Result<String, Invalid> {
+    let bad = |p: &str| Invalid::new("public_url", format!("`{url}`: {p}"));
+    let u = url::Url::parse(url.trim()).map_err(|e| bad(&e.to_string()))?;
+    if u.scheme() != "https" {
+        return Err(bad("must be an https:// URL"));
+    }
+    if !u.username().is_empty() || u.password().is_some() {
+        return Err(bad("must not carry user info"));
+    }
+    if u.path() != "/" || u.query().is_some() || u.fragment().is_some() {
+        return Err(bad("must be a scheme, host and optional port only"));
+    }
+    let host = u.host_str().ok_or_else(|| bad("has no host"))?;
+    Ok(match u.port() {
+        Some(port) => format!("{host}:{port}"),
+        None => host.to_string(),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn public_authority_table() {
+        let cases: &[(&str, Result<&str, &str>)] = &[
+            ("https://reg.example", Ok("reg.example")),
+            ("https://reg.example/", Ok("reg.example")),
+            ("https://reg.example:443", Ok("reg.example")),
+            ("https://reg.example:8443", Ok("reg.example:8443")),
+            ("https://[::1]:8443", Ok("[::1]:8443")),
+            ("http://reg.example", Err("https")),
+            ("https://u:p@reg.example", Err("user info")),
+            ("https://reg.example/v2", Err("host and optional port")),
+            ("https://reg.example/?a=1", Err("host and optional port")),
+            ("reg.example", Err("relative URL")),
+            ("", Err("relative URL")),
+        ];
+        for (url, want) in cases {
+            match (public_authority(url), want) {
+                (Ok(got), Ok(want)) => assert_eq!(got, *want, "{url}"),
+                (Err(e), Err(w)) => assert!(e.problem.contains(w), "{url}: {e}"),
+                (got, want) => panic!("{url}: got {got:?}, want {want:?}"),
+            }
+        }
+    }
 
     #[test]
     fn parts_table() {

@@ -1,10 +1,11 @@
 //! The certificate store: the pair in force behind an `ArcSwap`, read by rustls at every handshake
-//! ([`ResolvesServerCert`]) and swapped by [`CertStore::reload`]. A reload that fails keeps the last good
-//! pair and marks the store stale until a good pair loads.
+//! ([`ResolvesServerCert`]) and swapped by [`CertStore::reload`] (files) or [`CertStore::install`] (ACME).
+//! A reload that fails keeps the last good pair and marks the store stale until a good pair loads. An ACME
+//! store may start empty: handshakes fail (no certificate) until the first one is issued.
 
 use super::pem::{load_pair, Pair};
 use super::{TlsConfig, TlsError};
-use arc_swap::ArcSwap;
+use arc_swap::ArcSwapOption;
 use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
 use std::path::{Path, PathBuf};
@@ -29,7 +30,7 @@ pub enum Reload {
 pub struct CertStore {
     cert_path: PathBuf,
     key_path: PathBuf,
-    current: ArcSwap<Pair>,
+    current: ArcSwapOption<Pair>,
     stale: Mutex<Option<String>>,
 }
 
@@ -38,7 +39,10 @@ impl std::fmt::Debug for CertStore {
         f.debug_struct("CertStore")
             .field("cert_path", &self.cert_path)
             .field("key_path", &self.key_path)
-            .field("serial", &self.current.load().serial)
+            .field(
+                "serial",
+                &self.current.load().as_ref().map(|p| p.serial.clone()),
+            )
             .finish()
     }
 }
@@ -50,12 +54,34 @@ impl CertStore {
         let store = CertStore {
             cert_path: config.certificate.clone(),
             key_path: config.key.clone(),
-            current: ArcSwap::from_pointee(pair),
+            current: ArcSwapOption::from_pointee(pair),
             stale: Mutex::new(None),
         };
         store.announce("loaded");
         crate::metrics::metrics().tls_stale.set(0);
         Ok(store)
+    }
+
+    /// A store for ACME certificates kept in `dir`, with the cached pair when there is one.
+    pub fn for_acme(dir: &Path, cached: Option<Pair>) -> CertStore {
+        let store = CertStore {
+            cert_path: dir.join("certificate.pem"),
+            key_path: dir.join("certificate.key"),
+            current: ArcSwapOption::new(cached.map(Arc::new)),
+            stale: Mutex::new(None),
+        };
+        if store.current.load().is_some() {
+            store.announce("loaded from the ACME cache");
+        }
+        store
+    }
+
+    /// Puts a newly issued pair in force.
+    pub fn install(&self, pair: Pair) {
+        self.current.store(Some(Arc::new(pair)));
+        *self.stale.lock().expect("stale lock") = None;
+        crate::metrics::metrics().tls_stale.set(0);
+        self.announce("issued");
     }
 
     /// The certificate file.
@@ -68,8 +94,8 @@ impl CertStore {
         &self.key_path
     }
 
-    /// The pair in force.
-    pub fn current(&self) -> Arc<Pair> {
+    /// The pair in force, when there is one (an ACME store before its first issuance has none).
+    pub fn current(&self) -> Option<Arc<Pair>> {
         self.current.load_full()
     }
 
@@ -80,7 +106,7 @@ impl CertStore {
         match load_pair(&self.cert_path, &self.key_path) {
             Ok(pair) => {
                 let serial = pair.serial.clone();
-                self.current.store(Arc::new(pair));
+                self.current.store(Some(Arc::new(pair)));
                 *self.stale.lock().expect("stale lock") = None;
                 m.tls_stale.set(0);
                 m.tls_reloads.with_label_values(&["ok"]).inc();
@@ -89,10 +115,9 @@ impl CertStore {
             }
             Err(e) => {
                 let reason = e.to_string();
-                let kept = self.current.load();
                 tracing::warn!(
                     error = %reason,
-                    serial = %kept.serial,
+                    serial = %self.serial(),
                     "tls: the certificate files do not load; the last good certificate stays in force"
                 );
                 *self.stale.lock().expect("stale lock") = Some(reason.clone());
@@ -105,17 +130,32 @@ impl CertStore {
 
     /// `Err` says why the files on disk are not what is served (for `/readyz`).
     pub fn health(&self) -> Result<(), String> {
+        if self.current.load().is_none() {
+            return Err(
+                "tls: no certificate yet (the first ACME order has not succeeded)".to_string(),
+            );
+        }
         match &*self.stale.lock().expect("stale lock") {
             None => Ok(()),
             Some(reason) => Err(format!(
                 "{reason} (serving the last good certificate, serial {})",
-                self.current.load().serial
+                self.serial()
             )),
         }
     }
 
+    /// The serial of the pair in force, or `none`.
+    fn serial(&self) -> String {
+        self.current
+            .load()
+            .as_ref()
+            .map_or_else(|| "none".to_string(), |p| p.serial.clone())
+    }
+
     fn announce(&self, what: &str) {
-        let pair = self.current.load();
+        let Some(pair) = self.current.load_full() else {
+            return;
+        };
         crate::metrics::metrics()
             .tls_cert_expiry
             .set(pair.not_after);
@@ -131,7 +171,7 @@ impl CertStore {
 
 impl ResolvesServerCert for CertStore {
     fn resolve(&self, _hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
-        Some(self.current.load().key.clone())
+        self.current.load().as_ref().map(|p| p.key.clone())
     }
 }
 
@@ -153,7 +193,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let (cert, key) = testcerts::self_signed(dir.path(), "a", KeyKind::EcPkcs8);
         let store = CertStore::open(&config(&cert, &key)).unwrap();
-        let first = store.current().serial.clone();
+        let first = store.current().unwrap().serial.clone();
         assert_eq!(store.health(), Ok(()));
 
         // The certificate is renewed first, the key later: the pair does not match in between.
@@ -164,13 +204,13 @@ mod tests {
             Reload::Kept { reason } => assert!(reason.contains("does not belong"), "{reason}"),
             other => panic!("want the old pair kept, got {other:?}"),
         }
-        assert_eq!(store.current().serial, first);
+        assert_eq!(store.current().unwrap().serial, first);
         let why = store.health().unwrap_err();
         assert!(why.contains(&first), "{why}");
 
         std::fs::copy(&key_b, &key).unwrap();
         let swapped = store.reload();
-        let serial = store.current().serial.clone();
+        let serial = store.current().unwrap().serial.clone();
         assert_ne!(serial, first);
         assert_eq!(swapped, Reload::Swapped { serial });
         assert_eq!(store.health(), Ok(()));
@@ -186,5 +226,24 @@ mod tests {
         assert!(store.health().unwrap_err().contains("a.key"));
         let err = CertStore::open(&config(&cert, &key)).unwrap_err();
         assert!(err.to_string().contains("a.key"), "{err}");
+    }
+}
+
+#[cfg(test)]
+mod acme_tests {
+    use super::*;
+    use crate::tls::pem::load_pair;
+    use crate::tls::testcerts::{self, KeyKind};
+
+    #[test]
+    fn an_empty_acme_store_is_not_ready_until_a_pair_is_installed() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = CertStore::for_acme(dir.path(), None);
+        assert!(store.current().is_none());
+        assert!(store.health().unwrap_err().contains("no certificate yet"));
+        let (cert, key) = testcerts::self_signed(dir.path(), "a", KeyKind::EcSec1);
+        store.install(load_pair(&cert, &key).unwrap());
+        assert_eq!(store.health(), Ok(()));
+        assert!(store.current().is_some());
     }
 }

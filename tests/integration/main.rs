@@ -5,6 +5,7 @@
 mod util;
 
 mod access;
+mod acme;
 mod adversarial;
 mod auth;
 mod big_blob;
@@ -27,6 +28,7 @@ mod reload;
 mod s3;
 mod stress_push;
 mod tls;
+mod tls_plain;
 mod ui;
 mod ui_cdp;
 mod upstream_down;

@@ -29,19 +29,19 @@ fn openssl(args: &[&str]) -> Output {
 }
 
 /// A test CA and the certificates it signs, all under one temp dir.
-struct Pki {
+pub(crate) struct Pki {
     dir: TempDir,
 }
 
 /// Which key a leaf gets.
 #[derive(Clone, Copy)]
-enum Key {
+pub(crate) enum Key {
     Rsa,
     Ec,
 }
 
 impl Pki {
-    fn new() -> Pki {
+    pub(crate) fn new() -> Pki {
         let dir = temp_dir("tls-pki");
         let p = |f: &str| dir.path().join(f).display().to_string();
         openssl(&[
@@ -67,7 +67,7 @@ impl Pki {
         Pki { dir }
     }
 
-    fn ca(&self) -> PathBuf {
+    pub(crate) fn ca(&self) -> PathBuf {
         self.dir.path().join("ca.crt")
     }
 
@@ -78,7 +78,13 @@ impl Pki {
 
     /// Issues `<name>.crt` + `<name>.key` for `localhost` and 127.0.0.1 (a server certificate, or a client
     /// one), with the given serial.
-    fn issue(&self, name: &str, serial: u64, key: Key, client: bool) -> (PathBuf, PathBuf) {
+    pub(crate) fn issue(
+        &self,
+        name: &str,
+        serial: u64,
+        key: Key,
+        client: bool,
+    ) -> (PathBuf, PathBuf) {
         let p = |f: &str| self.dir.path().join(f).display().to_string();
         let newkey: &[&str] = match key {
             Key::Rsa => &["-newkey", "rsa:2048"],
@@ -133,7 +139,19 @@ fn rename_over(src: &Path, dst: &Path) {
 /// A gatehouse with TLS from `cert`/`key` (and `extra` TOML in `[tls]`), embedded storage at `root`, htpasswd
 /// auth for USER when `auth`.
 fn start(root: &Path, cert: &Path, key: &Path, extra: &str, auth: bool) -> Gatehouse {
-    let port = net::free_port();
+    start_on(net::free_port(), "", root, cert, key, extra, auth)
+}
+
+/// [`start`] on `port`, with `server_extra` TOML in `[server]`.
+pub(crate) fn start_on(
+    port: u16,
+    server_extra: &str,
+    root: &Path,
+    cert: &Path,
+    key: &Path,
+    extra: &str,
+    auth: bool,
+) -> Gatehouse {
     fs::create_dir_all(root).unwrap();
     let auth_toml = if auth {
         let htpasswd = root.join("../htpasswd");
@@ -146,7 +164,7 @@ fn start(root: &Path, cert: &Path, key: &Path, extra: &str, auth: bool) -> Gateh
         "mode = \"none\"\n".to_string()
     };
     let text = format!(
-        "[server]\nlisten = \"127.0.0.1:{port}\"\nthreads = 2\n\n[auth]\n{auth_toml}\n\
+        "[server]\nlisten = \"127.0.0.1:{port}\"\nthreads = 2\n{server_extra}\n[auth]\n{auth_toml}\n\
          [storage]\nroot = {}\n\n[guard]\nenabled = false\n\n[tls]\ncertificate = {}\nkey = {}\n{extra}",
         toml_str(&root.display().to_string()),
         toml_str(&cert.display().to_string()),
@@ -155,7 +173,7 @@ fn start(root: &Path, cert: &Path, key: &Path, extra: &str, auth: bool) -> Gateh
     Gatehouse::start_with(port, &text, &[])
 }
 
-fn curl(args: &[&str]) -> Output {
+pub(crate) fn curl(args: &[&str]) -> Output {
     Command::new(require_tool("curl", "curl"))
         .args(["-sS", "--max-time", "60"])
         .args(args)
@@ -164,7 +182,7 @@ fn curl(args: &[&str]) -> Output {
 }
 
 /// The serial (as a number) of the certificate `openssl s_client` is served on `port`.
-fn served_serial(port: u16) -> Option<u128> {
+pub(crate) fn served_serial(port: u16) -> Option<u128> {
     let hello = Command::new(require_tool("openssl", "openssl"))
         .args(["s_client", "-connect", &format!("127.0.0.1:{port}")])
         .args(["-servername", "localhost"])
@@ -186,7 +204,7 @@ fn served_serial(port: u16) -> Option<u128> {
 }
 
 /// Waits (up to 15 s) until the served serial is `want`; returns whether it was.
-fn wait_serial(port: u16, want: u128) -> bool {
+pub(crate) fn wait_serial(port: u16, want: u128) -> bool {
     let deadline = Instant::now() + Duration::from_secs(15);
     while Instant::now() < deadline {
         if served_serial(port) == Some(want) {

@@ -1,0 +1,143 @@
+//! One ACME exchange: the account (loaded from the state directory, or created and saved), then one order
+//! for exactly the configured hosts, HTTP-01 answered through [`Http01Tokens`], finalization with a fresh
+//! key, and the chain. instant-acme retries `badNonce` itself; pending authorizations and orders are polled
+//! with backoff; anything else fails the attempt (the renewal service backs off and tries again).
+
+use super::settings::AcmeConfig;
+use super::state::StateDir;
+use super::{protocol, AcmeError};
+use crate::tls::plain::Http01Tokens;
+use instant_acme::{
+    Account, AuthorizationStatus, ChallengeType, Identifier, NewAccount, NewOrder, OrderStatus,
+    RetryPolicy,
+};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// How long an order may stay pending or processing before the attempt fails.
+const ORDER_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// The account: from the state directory, or created (and saved) when there is none.
+pub async fn account(config: &AcmeConfig, state: &StateDir) -> Result<Account, AcmeError> {
+    let builder = match &config.directory_ca {
+        Some(ca) => Account::builder_with_root(ca),
+        None => Account::builder(),
+    }
+    .map_err(|e| protocol("account", e))?;
+    if let Some(creds) = state.account()? {
+        let account = builder
+            .from_credentials(creds)
+            .await
+            .map_err(|e| protocol("account", e))?;
+        tracing::info!(
+            id = account.id(),
+            "acme: account loaded from the state directory"
+        );
+        return Ok(account);
+    }
+    let contact = config.email.as_ref().map(|e| format!("mailto:{e}"));
+    let contacts: Vec<&str> = contact.iter().map(String::as_str).collect();
+    let new = NewAccount {
+        contact: &contacts,
+        terms_of_service_agreed: true,
+        only_return_existing: false,
+    };
+    let (account, creds) = builder
+        .create(&new, config.directory_url.clone(), None)
+        .await
+        .map_err(|e| protocol("account", e))?;
+    state.save_account(&creds)?;
+    tracing::info!(id = account.id(), directory = %config.directory_url, "acme: account created");
+    Ok(account)
+}
+
+/// Removes the answered tokens however the attempt ends.
+struct Answered<'a> {
+    tokens: &'a Http01Tokens,
+    list: Vec<String>,
+}
+
+impl Drop for Answered<'_> {
+    fn drop(&mut self) {
+        for t in &self.list {
+            self.tokens.remove(t);
+        }
+    }
+}
+
+/// Orders a certificate for the configured hosts; returns the PEM chain and the PEM key.
+pub async fn order(
+    account: &Account,
+    config: &AcmeConfig,
+    tokens: &Arc<Http01Tokens>,
+) -> Result<(String, String), AcmeError> {
+    let ids: Vec<Identifier> = config
+        .hosts
+        .iter()
+        .map(|h| match h.parse() {
+            Ok(ip) => Identifier::Ip(ip),
+            Err(_) => Identifier::Dns(h.clone()),
+        })
+        .collect();
+    let mut order = account
+        .new_order(&NewOrder::new(&ids))
+        .await
+        .map_err(|e| protocol("order", e))?;
+    tracing::info!(hosts = ?config.hosts, url = order.url(), "acme: order placed");
+    let mut answered = Answered {
+        tokens,
+        list: Vec::new(),
+    };
+    {
+        let mut authorizations = order.authorizations();
+        while let Some(authz) = authorizations.next().await {
+            let mut authz = authz.map_err(|e| protocol("authorization", e))?;
+            match authz.status {
+                AuthorizationStatus::Valid => continue,
+                AuthorizationStatus::Pending => {}
+                other => {
+                    return Err(protocol(
+                        "authorization",
+                        format!("{:?} is {other:?}", authz.identifier()),
+                    ))
+                }
+            }
+            let name = format!("{:?}", authz.identifier());
+            let mut challenge = authz.challenge(ChallengeType::Http01).ok_or_else(|| {
+                protocol(
+                    "authorization",
+                    format!("{name}: the CA offers no http-01 challenge"),
+                )
+            })?;
+            let key_auth = challenge.key_authorization();
+            tokens.insert(&challenge.token, key_auth.as_str());
+            answered.list.push(challenge.token.clone());
+            challenge
+                .set_ready()
+                .await
+                .map_err(|e| protocol("challenge", e))?;
+            tracing::info!(identifier = %name, "acme: http-01 challenge ready");
+        }
+    }
+    let retry = RetryPolicy::new().timeout(ORDER_TIMEOUT);
+    let status = order
+        .poll_ready(&retry)
+        .await
+        .map_err(|e| protocol("order", e))?;
+    if status != OrderStatus::Ready {
+        return Err(protocol(
+            "order",
+            format!("the order is {status:?}, not ready"),
+        ));
+    }
+    drop(answered);
+    let key_pem = order
+        .finalize()
+        .await
+        .map_err(|e| protocol("finalize", e))?;
+    let chain = order
+        .poll_certificate(&retry)
+        .await
+        .map_err(|e| protocol("certificate", e))?;
+    Ok((chain, key_pem))
+}

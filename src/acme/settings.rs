@@ -1,0 +1,181 @@
+//! The validated ACME settings (`[tls.acme]`; distribution's `REGISTRY_HTTP_TLS_LETSENCRYPT_*`): which hosts
+//! get certificates, the state directory, the contact, the directory URL, and a CA for a test ACME server's
+//! own HTTPS certificate.
+
+use crate::settings::Invalid;
+use std::path::PathBuf;
+
+/// Let's Encrypt's production directory, distribution's default.
+pub const LETS_ENCRYPT: &str = "https://acme-v02.api.letsencrypt.org/directory";
+
+/// Automatic certificates for the main listener.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AcmeConfig {
+    /// The host names (or IP addresses) that get a certificate: one order covers them all. No other name
+    /// ever triggers an order.
+    pub hosts: Vec<String>,
+    /// The state directory: the account and the certificate with its key.
+    pub cache: PathBuf,
+    /// The contact address, when given (`mailto:` is added).
+    pub email: Option<String>,
+    /// The ACME directory URL.
+    pub directory_url: String,
+    /// A PEM CA for the ACME server's own HTTPS certificate (a test CA such as pebble's), when given.
+    pub directory_ca: Option<PathBuf>,
+}
+
+/// Whether `host` is a name (or IP literal) an HTTP-01 order can be placed for.
+fn host_problem(host: &str) -> Option<String> {
+    if host.parse::<std::net::IpAddr>().is_ok() {
+        return None;
+    }
+    if host.starts_with("*.") {
+        return Some(format!(
+            "`{host}`: wildcards need DNS-01, which gatehouse does not do"
+        ));
+    }
+    let ok = !host.is_empty()
+        && host.len() <= 253
+        && host.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        });
+    (!ok).then(|| format!("`{host}` is not a host name"))
+}
+
+impl AcmeConfig {
+    /// Builds the settings; `None` when nothing ACME is set. Settings without hosts, hosts without a
+    /// state directory, a bad host or a non-https directory URL are errors naming the field.
+    pub fn from_parts(
+        hosts: &[String],
+        cache: &str,
+        email: &str,
+        directory_url: &str,
+        directory_ca: &str,
+    ) -> Result<Option<AcmeConfig>, Invalid> {
+        let (cache, email, directory_url, directory_ca) = (
+            cache.trim(),
+            email.trim(),
+            directory_url.trim(),
+            directory_ca.trim(),
+        );
+        if hosts.is_empty() {
+            if [cache, email, directory_url, directory_ca]
+                .iter()
+                .any(|v| !v.is_empty())
+            {
+                return Err(Invalid::new(
+                    "hosts",
+                    "ACME settings are given but no hosts: name the hosts that get certificates",
+                ));
+            }
+            return Ok(None);
+        }
+        let mut names = Vec::new();
+        for h in hosts {
+            let h = h.trim().trim_end_matches('.').to_ascii_lowercase();
+            if let Some(p) = host_problem(&h) {
+                return Err(Invalid::new("hosts", p));
+            }
+            if !names.contains(&h) {
+                names.push(h);
+            }
+        }
+        if cache.is_empty() {
+            return Err(Invalid::new(
+                "cache",
+                "is empty: name a directory for the ACME account and certificates (a restart must not order anew)",
+            ));
+        }
+        let directory_url = if directory_url.is_empty() {
+            LETS_ENCRYPT
+        } else {
+            directory_url
+        };
+        match url::Url::parse(directory_url) {
+            Ok(u) if u.scheme() == "https" => {}
+            _ => {
+                return Err(Invalid::new(
+                    "directory_url",
+                    format!("`{directory_url}` is not an https:// URL"),
+                ))
+            }
+        }
+        if email.contains(char::is_whitespace) || (!email.is_empty() && !email.contains('@')) {
+            return Err(Invalid::new(
+                "email",
+                format!("`{email}` is not an e-mail address"),
+            ));
+        }
+        Ok(Some(AcmeConfig {
+            hosts: names,
+            cache: PathBuf::from(cache),
+            email: (!email.is_empty()).then(|| email.to_string()),
+            directory_url: directory_url.to_string(),
+            directory_ca: (!directory_ca.is_empty()).then(|| PathBuf::from(directory_ca)),
+        }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parts_table() {
+        let h = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        // (hosts, cache, email, directory, Ok(on) or Err(field))
+        type Case = (
+            Vec<String>,
+            &'static str,
+            &'static str,
+            &'static str,
+            Result<bool, &'static str>,
+        );
+        let cases: Vec<Case> = vec![
+            (h(&[]), "", "", "", Ok(false)),
+            (h(&["reg.example"]), "/var/lib/acme", "", "", Ok(true)),
+            (
+                h(&["Reg.Example.", "reg.example"]),
+                "/c",
+                "a@b.example",
+                "https://acme.test/dir",
+                Ok(true),
+            ),
+            (h(&["127.0.0.1"]), "/c", "", "", Ok(true)),
+            (h(&[]), "/c", "", "", Err("hosts")),
+            (h(&[]), "", "a@b", "", Err("hosts")),
+            (h(&["reg.example"]), "", "", "", Err("cache")),
+            (h(&["*.reg.example"]), "/c", "", "", Err("hosts")),
+            (h(&["reg..example"]), "/c", "", "", Err("hosts")),
+            (h(&["reg.example/x"]), "/c", "", "", Err("hosts")),
+            (h(&["-reg.example"]), "/c", "", "", Err("hosts")),
+            (h(&[""]), "/c", "", "", Err("hosts")),
+            (
+                h(&["reg.example"]),
+                "/c",
+                "",
+                "http://acme.test/dir",
+                Err("directory_url"),
+            ),
+            (h(&["reg.example"]), "/c", "not mail", "", Err("email")),
+        ];
+        for (hosts, cache, email, dir, want) in cases {
+            match (AcmeConfig::from_parts(&hosts, cache, email, dir, ""), want) {
+                (Ok(c), Ok(on)) => assert_eq!(c.is_some(), on, "{hosts:?}"),
+                (Err(e), Err(field)) => assert_eq!(e.field, field, "{hosts:?}: {e}"),
+                (got, want) => panic!("{hosts:?} {cache:?}: got {got:?}, want {want:?}"),
+            }
+        }
+        let c = AcmeConfig::from_parts(&h(&["Reg.Example.", "reg.example"]), "/c", "", "", "")
+            .unwrap()
+            .unwrap();
+        assert_eq!(c.hosts, ["reg.example"]);
+        assert_eq!(c.directory_url, LETS_ENCRYPT);
+    }
+}
