@@ -4,7 +4,7 @@
 //! (foreign ones excepted) and, for an index, its children; every upload directory must be a session
 //! (`startedat`). It only reads; with `repair` it then removes each finding's object (a corrupt blob, a
 //! dangling link, a tag to nothing, a broken manifest's revision with its tags, an orphaned upload) — never
-//! an object it does not understand, which it only reports.
+//! an object it does not understand, which it only reports. Repairs are made under the collector lock.
 
 use super::layout::{inventory, Link};
 use super::mark::refs_of;
@@ -268,11 +268,20 @@ pub async fn fsck(driver: &Arc<dyn Driver>, repair: bool) -> Result<FsckReport, 
         }
     }
     if repair {
-        for f in report.findings.iter().filter(|f| f.removable) {
-            driver.delete(&f.key).await?;
-            tracing::warn!(key = %f.key, what = f.what, "fsck: removed");
-            report.repaired += 1;
+        let owner = super::lease::owner_name();
+        let now = std::time::SystemTime::now();
+        let lease = super::lease::acquire(driver.as_ref(), &owner, super::LEASE_TTL, now).await??;
+        let removed = async {
+            for f in report.findings.iter().filter(|f| f.removable) {
+                driver.delete(&f.key).await?;
+                tracing::warn!(key = %f.key, what = f.what, "fsck: removed");
+                report.repaired += 1;
+            }
+            Ok::<_, GcError>(())
         }
+        .await;
+        lease.release(driver.as_ref()).await?;
+        removed?;
     }
     Ok(report)
 }

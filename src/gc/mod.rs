@@ -9,6 +9,7 @@
 pub mod cli;
 pub mod fsck;
 pub mod layout;
+pub mod lease;
 pub mod mark;
 pub mod settings;
 pub mod sweep;
@@ -32,6 +33,9 @@ pub enum GcError {
         /// What is wrong.
         reason: String,
     },
+    /// The collector lock is held by another collector, or was lost during the run.
+    #[error(transparent)]
+    Lease(#[from] lease::LeaseError),
     /// A background read task failed.
     #[error("gc: a read task failed: {0}")]
     Task(String),
@@ -86,10 +90,49 @@ pub struct Report {
     pub manifests_missing: Vec<(Name, Digest)>,
 }
 
-/// One mark and sweep over the store `driver` holds.
+/// How long a run's hold on the collector lock lasts without renewal (renewed between phases and every
+/// [`RENEW_EVERY`] deletes).
+pub const LEASE_TTL: Duration = Duration::from_secs(600);
+
+/// Deletes between two renewals of the lease.
+pub const RENEW_EVERY: u64 = 256;
+
+/// Renews `lease` (when the run holds one); an error when it was lost.
+pub(crate) async fn renew(
+    driver: &dyn Driver,
+    lease: &mut Option<lease::Lease>,
+) -> Result<(), GcError> {
+    if let Some(l) = lease {
+        l.renew(driver, LEASE_TTL, SystemTime::now()).await??;
+    }
+    Ok(())
+}
+
+/// One mark and sweep over the store `driver` holds, under the collector lock ([`lease`]); a dry run takes no
+/// lock (it writes nothing at all).
 pub async fn collect(driver: &Arc<dyn Driver>, opts: &Options) -> Result<Report, GcError> {
+    let mut held = if opts.dry_run {
+        None
+    } else {
+        let owner = lease::owner_name();
+        Some(lease::acquire(driver.as_ref(), &owner, LEASE_TTL, SystemTime::now()).await??)
+    };
+    let result = run(driver, opts, &mut held).await;
+    if let Some(l) = held {
+        l.release(driver.as_ref()).await?;
+    }
+    result
+}
+
+async fn run(
+    driver: &Arc<dyn Driver>,
+    opts: &Options,
+    lease: &mut Option<lease::Lease>,
+) -> Result<Report, GcError> {
     let (inv, _strays) = layout::inventory(driver.as_ref()).await?;
+    renew(driver.as_ref(), lease).await?;
     let marks = mark::mark(driver, &inv, opts).await?;
+    renew(driver.as_ref(), lease).await?;
     let mut report = Report {
         repositories: inv.len() as u64,
         manifests: marks.manifests,
@@ -97,7 +140,7 @@ pub async fn collect(driver: &Arc<dyn Driver>, opts: &Options) -> Result<Report,
         manifests_missing: marks.missing.clone(),
         ..Report::default()
     };
-    sweep::sweep(driver.as_ref(), &inv, &marks, opts, &mut report).await?;
+    sweep::sweep(driver.as_ref(), &inv, &marks, opts, lease, &mut report).await?;
     Ok(report)
 }
 

@@ -391,3 +391,49 @@ async fn fsck_reports_unknown_objects_and_never_removes_them() {
         b"mine"
     );
 }
+
+#[tokio::test]
+async fn a_run_while_another_collector_holds_the_lock_deletes_nothing() {
+    let f = fixture().await;
+    f.blob("app", b"never referenced").await;
+    let other = lease::acquire(&*f.driver, "other", LEASE_TTL, SystemTime::now())
+        .await
+        .unwrap()
+        .unwrap();
+    let before = f.tree().await;
+    for run in [
+        collect(&f.driver, &opts(false, false, Duration::ZERO))
+            .await
+            .map(drop),
+        fsck::fsck(&f.driver, true).await.map(drop),
+    ] {
+        match run {
+            Err(GcError::Lease(lease::LeaseError::Busy { owner, .. })) => {
+                assert_eq!(owner, "other")
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    assert_eq!(f.tree().await, before);
+    // A dry run takes no lock; once released, a run collects and leaves the lock free for the next.
+    assert_eq!(
+        collect(&f.driver, &opts(false, true, Duration::ZERO))
+            .await
+            .unwrap()
+            .blobs_deleted
+            .len(),
+        1
+    );
+    other.release(&*f.driver).await.unwrap();
+    assert_eq!(
+        collect(&f.driver, &opts(false, false, Duration::ZERO))
+            .await
+            .unwrap()
+            .blobs_deleted
+            .len(),
+        1
+    );
+    collect(&f.driver, &opts(false, false, Duration::ZERO))
+        .await
+        .unwrap();
+}
