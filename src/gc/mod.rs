@@ -6,11 +6,13 @@
 //! the same data. Anything younger than the grace stays (the time a client may take between a blob upload and
 //! the manifest put that references it); offline runs default to no grace, as distribution's.
 
+pub mod barrier;
 pub mod cli;
 pub mod fsck;
 pub mod layout;
 pub mod lease;
 pub mod mark;
+pub mod online;
 pub mod settings;
 pub mod sweep;
 

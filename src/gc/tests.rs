@@ -437,3 +437,134 @@ async fn a_run_while_another_collector_holds_the_lock_deletes_nothing() {
         .await
         .unwrap();
 }
+
+#[tokio::test]
+async fn an_online_run_collects_what_no_manifest_references_and_leaves_fsck_clean() {
+    let f = fixture().await;
+    let (tagged, blobs) = f.image("app", Some("v1"), "tagged", None).await;
+    let orphan = f.blob("app", b"never referenced").await;
+    let young = online::collect_online(&f.driver, Duration::from_secs(3600))
+        .await
+        .unwrap();
+    assert!(
+        young.blobs_deleted.is_empty(),
+        "the grace keeps a fresh blob: {young:?}"
+    );
+    let r = online::collect_online(&f.driver, Duration::ZERO)
+        .await
+        .unwrap();
+    assert_eq!(r.blobs_deleted, [(orphan.clone(), 16)]);
+    assert_eq!(r.layer_links_deleted, 1);
+    let left = f.blobs().await;
+    assert!(!left.contains(&orphan));
+    assert!(left.contains(&tagged) && blobs.iter().all(|b| left.contains(b)));
+    assert_eq!(fsck::fsck(&f.driver, false).await.unwrap().findings, []);
+    let mut walk = f.driver.walk(&barrier::quarantine_root()).await.unwrap();
+    assert_eq!(
+        walk.next().await.unwrap(),
+        None,
+        "the quarantine is empty after a run"
+    );
+}
+
+/// The write path's half of the barrier: a manifest put, a mount and a blob commit that find their blob in
+/// quarantine (a collector's run in progress) take it back and succeed.
+#[tokio::test]
+async fn writers_take_back_a_quarantined_blob_they_rely_on() {
+    use crate::storage::paths;
+    let f = fixture().await;
+    let app = Name::parse("app").unwrap();
+    let config = f.blob("app", b"{\"c\":1}").await;
+    let layer = f.blob("app", b"layer bytes").await;
+    let quarantine = |d: &Digest| {
+        let (d, drv) = (d.clone(), f.driver.clone());
+        async move {
+            drv.rename(&paths::blob_data(&d), &barrier::quarantine_key(&d))
+                .await
+                .unwrap()
+        }
+    };
+    // The pre-check saw the blob; the collector moves it before the revision link's second look.
+    quarantine(&layer).await;
+    assert_eq!(
+        barrier::settle(&*f.driver, &[config.clone(), layer.clone()])
+            .await
+            .unwrap(),
+        None
+    );
+    assert!(f
+        .driver
+        .stat(&paths::blob_data(&layer))
+        .await
+        .unwrap()
+        .is_some());
+    // Mount into another repository while the blob is in quarantine.
+    let other = Name::parse("other").unwrap();
+    quarantine(&config).await;
+    assert!(
+        f.store
+            .mount_blob(&other, &app, &config)
+            .await
+            .unwrap()
+            .is_none(),
+        "stat_blob sees no data"
+    );
+    barrier::restore(&*f.driver, &config).await.unwrap();
+    assert_eq!(
+        f.store.mount_blob(&other, &app, &config).await.unwrap(),
+        Some(7)
+    );
+    // Deleted for good: the writer is told, nothing is put back.
+    quarantine(&layer).await;
+    f.driver
+        .delete(&barrier::quarantine_key(&layer))
+        .await
+        .unwrap();
+    assert_eq!(
+        barrier::settle(&*f.driver, &[config.clone(), layer.clone()])
+            .await
+            .unwrap(),
+        Some(layer)
+    );
+    let _ = app;
+}
+
+#[tokio::test]
+async fn a_run_that_died_with_blobs_in_quarantine_leaves_fsck_clean_and_the_next_run_finishes() {
+    use crate::storage::paths;
+    let f = fixture().await;
+    let (_, blobs) = f.image("app", Some("v1"), "tagged", None).await;
+    let orphan = f.blob("app", b"never referenced").await;
+    // The dead run had moved a referenced blob (it would have been put back) and the orphan.
+    for d in [&blobs[1], &orphan] {
+        f.driver
+            .rename(&paths::blob_data(d), &barrier::quarantine_key(d))
+            .await
+            .unwrap();
+    }
+    // Its lease is still there, expired.
+    let dead = lease::acquire(
+        &*f.driver,
+        "dead",
+        Duration::from_millis(1),
+        SystemTime::now() - Duration::from_secs(1),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    let _ = dead;
+    assert_eq!(fsck::fsck(&f.driver, false).await.unwrap().findings, []);
+    let r = online::collect_online(&f.driver, Duration::ZERO)
+        .await
+        .unwrap();
+    assert_eq!(r.blobs_deleted, [(orphan, 16)]);
+    assert!(f.blobs().await.contains(&blobs[1]));
+    f.store
+        .get_manifest(
+            &Name::parse("app").unwrap(),
+            &Reference::Tag(Tag::parse("v1").unwrap()),
+        )
+        .await
+        .unwrap();
+    assert_eq!(fsck::fsck(&f.driver, false).await.unwrap().findings, []);
+}
