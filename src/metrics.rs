@@ -62,6 +62,8 @@ pub struct Metrics {
     pub guard_tracked: IntGauge,
     /// Build information (always 1).
     pub build_info: IntGaugeVec,
+    /// Garbage collection (`gatehouse_gc_*`).
+    pub gc: crate::gc::metrics::GcMetrics,
 }
 
 fn counter(r: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
@@ -222,6 +224,7 @@ impl Metrics {
                 "Client addresses the brute-force guard is tracking.",
             ),
             build_info,
+            gc: crate::gc::metrics::GcMetrics::register(&r),
             registry: r,
         }
     }

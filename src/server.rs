@@ -105,6 +105,9 @@ pub fn run(config: Config) -> Result<(), StartError> {
     if let Backend::Embedded(registry) = &*backend {
         let count = crate::services::BlobCount(registry.clone());
         server.add_service(background_service("blob count", count));
+        let gc =
+            crate::gc::service::Collector::register(registry.store().shared_driver(), &config.gc);
+        server.add_service(background_service("gc", crate::gc::service::Scheduled(gc)));
     }
     if let Some(m) = &config.metrics {
         let readiness = Readiness {

@@ -12,7 +12,9 @@ pub mod fsck;
 pub mod layout;
 pub mod lease;
 pub mod mark;
+pub mod metrics;
 pub mod online;
+pub mod service;
 pub mod settings;
 pub mod sweep;
 
@@ -88,6 +90,8 @@ pub struct Report {
     pub manifests_deleted: Vec<(Name, Digest)>,
     /// Layer links removed with their blobs.
     pub layer_links_deleted: u64,
+    /// Bytes of the unreferenced blobs the mark found (deleted, or kept by the grace).
+    pub reclaimable_bytes: u64,
     /// Manifest revisions whose blob is missing (skipped).
     pub manifests_missing: Vec<(Name, Digest)>,
 }

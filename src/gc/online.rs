@@ -121,6 +121,7 @@ async fn run(
         if marks.blobs.contains(&b) {
             continue;
         }
+        report.reclaimable_bytes += e.size;
         if opts.is_young(e.modified) {
             report.blobs_young += 1;
             continue;

@@ -63,6 +63,7 @@ pub async fn sweep(
         if marks.blobs.contains(&d) {
             continue;
         }
+        report.reclaimable_bytes += e.size;
         if opts.is_young(e.modified) {
             report.blobs_young += 1;
             continue;
