@@ -14,6 +14,8 @@
 //!   stops before deleting anything.
 //! - **release**: the holder writes an expiry in the past (the object stays, so epochs only grow).
 //!
+//! A lease whose owner is a process of this host that no longer exists (killed mid-run) is not waited out.
+//!
 //! Assumption: the instances' clocks agree to well within the lease's duration (renew at a third of it).
 //! Epochs never go back, so a zombie holder can never mistake a successor's lease for its own.
 
@@ -106,15 +108,39 @@ async fn read(driver: &dyn Driver, epoch: u64) -> Result<Option<Body>, GcError> 
     }
 }
 
+fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .unwrap_or_default()
+        .trim()
+        .to_string()
+}
+
 /// A fresh owner name: host, process id and a random part.
 pub fn owner_name() -> String {
-    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
     format!(
         "{}/{}/{:08x}",
-        host.trim(),
+        host_name(),
         std::process::id(),
         rand::random::<u32>()
     )
+}
+
+/// Whether `owner` names a process of this host that is gone (killed mid-run): its lease need not be waited
+/// out. Anything else (another host, a live process, a name of another shape) is taken as alive.
+fn owner_is_dead(owner: &str) -> bool {
+    let mut parts = owner.split('/');
+    let (Some(host), Some(pid), Some(_), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return false;
+    };
+    let Ok(pid) = pid.parse::<u32>() else {
+        return false;
+    };
+    host == host_name()
+        && !host.is_empty()
+        && pid != std::process::id()
+        && !std::path::Path::new(&format!("/proc/{pid}")).exists()
 }
 
 /// Takes the lock for `ttl` from `now`, or says who holds it.
@@ -130,7 +156,7 @@ pub async fn acquire(
         Some(&n) => {
             if let Some(b) = read(driver, n).await? {
                 let left = b.expires_unix_ms.saturating_sub(unix_ms(now));
-                if left > 0 {
+                if left > 0 && !owner_is_dead(&b.owner) {
                     return Ok(Err(LeaseError::Busy {
                         key: format!("lease-{n:020}"),
                         owner: b.owner,
@@ -306,6 +332,27 @@ mod tests {
             a.check(&*d, t1 + TTL).await.unwrap(),
             Err(LeaseError::Lost { .. })
         ));
+    }
+
+    #[tokio::test]
+    async fn a_lease_of_a_dead_process_on_this_host_is_not_waited_out() {
+        let (_dir, d) = driver().await;
+        let now = SystemTime::now();
+        // A pid above the kernel's limit (2^22) never exists.
+        let dead = format!("{}/{}/00000000", host_name(), 1 << 23);
+        acquire(&*d, &dead, TTL, now).await.unwrap().unwrap();
+        let taken = acquire(&*d, &owner_name(), TTL, now)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(taken.epoch, 2);
+        for alive in [
+            format!("{}/{}/00000000", host_name(), std::process::id()),
+            format!("elsewhere/{}/00000000", 1 << 23),
+            "no-slashes".to_string(),
+        ] {
+            assert!(!owner_is_dead(&alive), "{alive}");
+        }
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
