@@ -108,6 +108,11 @@ pub fn run(config: Config) -> Result<(), StartError> {
         let gc =
             crate::gc::service::Collector::register(registry.store().shared_driver(), &config.gc);
         server.add_service(background_service("gc", crate::gc::service::Scheduled(gc)));
+        if let Some(settings) = config.gc.purging.clone() {
+            let driver = registry.store().shared_driver();
+            let purging = crate::gc::service::Purging { driver, settings };
+            server.add_service(background_service("upload purging", purging));
+        }
     }
     if let Some(m) = &config.metrics {
         let readiness = Readiness {

@@ -17,6 +17,10 @@ pub struct GcMetrics {
     pub last_run: Gauge,
     /// Bytes the last mark found unreferenced (deleted, or kept by the grace).
     pub reclaimable_bytes: IntGauge,
+    /// Abandoned upload sessions removed.
+    pub uploads_purged: IntCounter,
+    /// Bytes of the upload sessions removed.
+    pub upload_bytes_purged: IntCounter,
 }
 
 fn register<T: prometheus::core::Collector + Clone + 'static>(r: &Registry, m: T) -> T {
@@ -42,6 +46,11 @@ impl GcMetrics {
             bytes_freed: counter("gatehouse_gc_bytes_freed_total", "Bytes of blobs deleted by garbage collection."),
             last_duration: gauge("gatehouse_gc_last_duration_seconds", "Seconds the last finished garbage collection run took."),
             last_run: gauge("gatehouse_gc_last_run_timestamp_seconds", "Unix time of the last finished garbage collection run."),
+            uploads_purged: counter("gatehouse_gc_uploads_purged_total", "Abandoned upload sessions removed."),
+            upload_bytes_purged: counter(
+                "gatehouse_gc_upload_bytes_purged_total",
+                "Bytes of the abandoned upload sessions removed.",
+            ),
             reclaimable_bytes: register(
                 r,
                 IntGauge::new(

@@ -14,6 +14,7 @@ pub mod lease;
 pub mod mark;
 pub mod metrics;
 pub mod online;
+pub mod purge;
 pub mod service;
 pub mod settings;
 pub mod sweep;

@@ -141,3 +141,40 @@ pub async fn admin_run() -> (http::StatusCode, String) {
         }
     }
 }
+
+/// Removes abandoned uploads every `interval` until the server stops (distribution's upload purging).
+pub struct Purging {
+    /// The storage.
+    pub driver: Arc<dyn Driver>,
+    /// The settings.
+    pub settings: super::settings::Purging,
+}
+
+#[async_trait]
+impl BackgroundService for Purging {
+    async fn start(&self, mut shutdown: ShutdownWatch) {
+        let s = &self.settings;
+        tracing::info!(age = ?s.age, interval = ?s.interval, dry_run = s.dry_run, "upload purging scheduled");
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep(s.interval) => {}
+                _ = shutdown.changed() => return,
+            }
+            let purged = super::purge::purge_uploads(
+                self.driver.as_ref(),
+                s.age,
+                SystemTime::now(),
+                s.dry_run,
+            );
+            match purged.await {
+                Ok(p) if !s.dry_run => {
+                    let m = &crate::metrics::metrics().gc;
+                    m.uploads_purged.inc_by(p.sessions.len() as u64);
+                    m.upload_bytes_purged.inc_by(p.bytes);
+                }
+                Ok(_) => {}
+                Err(e) => tracing::error!(error = %e, "upload purging failed"),
+            }
+        }
+    }
+}

@@ -243,3 +243,45 @@ fn a_kill_9_in_the_middle_of_a_run_leaves_fsck_clean_and_the_next_run_finishes()
     drop(gh);
     fsck_clean(&root);
 }
+
+#[test]
+fn abandoned_uploads_are_purged_with_distributions_names() {
+    let work = temp_dir("gc-purge");
+    let root = work.path().join("root");
+    let port = net::free_port();
+    let text = format!(
+        "[server]\nlisten = {}\n[auth]\nmode = \"none\"\n[storage]\nroot = {}\n[guard]\nenabled = false\n",
+        toml_str(&format!("127.0.0.1:{port}")),
+        toml_str(&root.display().to_string()),
+    );
+    let gh = Gatehouse::start_with(
+        port,
+        &text,
+        &[
+            ("REGISTRY_STORAGE_MAINTENANCE_UPLOADPURGING_AGE", "1s"),
+            ("REGISTRY_STORAGE_MAINTENANCE_UPLOADPURGING_INTERVAL", "1s"),
+        ],
+    );
+    let http = Http::new(&gh.url());
+    let started = http.req("POST", "/v2/app/blobs/uploads/").send();
+    started.expect(202);
+    let location = started.header("Location").expect("a Location");
+    http.req("PATCH", &location)
+        .header("Content-Type", "application/octet-stream")
+        .body(vec![7u8; 4096])
+        .send()
+        .expect(202);
+    let uploads = v2_dir(&root).join("repositories/app/_uploads");
+    assert_eq!(fs::read_dir(&uploads).unwrap().count(), 1);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while fs::read_dir(&uploads).map_or(0, |d| d.count()) > 0 {
+        assert!(
+            Instant::now() < deadline,
+            "the abandoned upload was never purged"
+        );
+        thread::sleep(Duration::from_millis(100));
+    }
+    http.req("GET", &location).send().expect(404);
+    assert!(metric(&gh, "gatehouse_gc_uploads_purged_total") >= 1.0);
+    assert!(metric(&gh, "gatehouse_gc_upload_bytes_purged_total") >= 4096.0);
+}
