@@ -122,7 +122,7 @@ impl ServeHttp for AdminApp {
                     "text/plain; version=0.0.4; charset=utf-8",
                 )
             }
-            "/gc" if !self.authorized(session) => {
+            "/gc" | "/usage" if !self.authorized(session) => {
                 text(StatusCode::UNAUTHORIZED, "authentication required\n", plain)
             }
             "/gc" if session.req_header().method != http::Method::POST => text(
@@ -132,6 +132,10 @@ impl ServeHttp for AdminApp {
             ),
             "/gc" => {
                 let (status, body) = crate::gc::service::admin_run().await;
+                text(status, body, "application/json")
+            }
+            "/usage" => {
+                let (status, body) = crate::gc::service::admin_usage().await;
                 text(status, body, "application/json")
             }
             _ => text(StatusCode::NOT_FOUND, "not found\n", plain),

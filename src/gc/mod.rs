@@ -8,6 +8,7 @@
 
 pub mod barrier;
 pub mod cli;
+pub mod du;
 pub mod fsck;
 pub mod layout;
 pub mod lease;

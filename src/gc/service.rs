@@ -42,6 +42,11 @@ impl Collector {
         c
     }
 
+    /// The storage it collects.
+    pub fn driver(&self) -> &Arc<dyn Driver> {
+        &self.driver
+    }
+
     /// One run now (waiting for a run in progress in this process to finish first), counted in the metrics.
     pub async fn run_once(&self) -> Result<Report, GcError> {
         let _one = self.running.lock().await;
@@ -176,5 +181,25 @@ impl BackgroundService for Purging {
                 Err(e) => tracing::error!(error = %e, "upload purging failed"),
             }
         }
+    }
+}
+
+/// The admin listener's `GET /usage`: [`super::du::usage`] as JSON.
+pub async fn admin_usage() -> (http::StatusCode, String) {
+    let Some(c) = registered() else {
+        return (
+            http::StatusCode::NOT_FOUND,
+            "{\"error\":\"no embedded registry\"}\n".into(),
+        );
+    };
+    match super::du::usage(c.driver().as_ref()).await {
+        Ok(u) => (
+            http::StatusCode::OK,
+            format!("{}\n", serde_json::to_string(&u).expect("usage serializes")),
+        ),
+        Err(e) => (
+            http::StatusCode::INTERNAL_SERVER_ERROR,
+            format!("{}\n", serde_json::json!({"error": e.to_string()})),
+        ),
     }
 }

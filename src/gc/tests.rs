@@ -568,3 +568,28 @@ async fn a_run_that_died_with_blobs_in_quarantine_leaves_fsck_clean_and_the_next
         .unwrap();
     assert_eq!(fsck::fsck(&f.driver, false).await.unwrap().findings, []);
 }
+
+#[tokio::test]
+async fn usage_counts_shared_blobs_once_per_repository_and_exclusive_bytes_once() {
+    let f = fixture().await;
+    f.image("a", Some("v1"), "only a", None).await;
+    let shared = f.blob("a", b"shared layer").await;
+    f.store
+        .link_layer(&Name::parse("b").unwrap(), &shared)
+        .await
+        .unwrap();
+    let u = du::usage(&*f.driver).await.unwrap();
+    let (a, b) = (&u.repositories[0], &u.repositories[1]);
+    assert_eq!(
+        (a.name.as_str(), a.tags, a.manifests, a.blobs),
+        ("a", 1, 1, 4)
+    );
+    assert_eq!(
+        (b.name.as_str(), b.tags, b.manifests, b.blobs, b.bytes),
+        ("b", 0, 0, 1, 12)
+    );
+    assert_eq!(b.exclusive_bytes, 0);
+    assert_eq!(a.exclusive_bytes, a.bytes - 12);
+    assert_eq!((u.blobs, u.bytes), (4, a.bytes));
+    assert!(du::render(&u).lines().count() == 4);
+}
