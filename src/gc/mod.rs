@@ -137,6 +137,10 @@ async fn run(
     opts: &Options,
     lease: &mut Option<lease::Lease>,
 ) -> Result<Report, GcError> {
+    if lease.is_some() {
+        // What an interrupted online run left in quarantine goes back first, to be judged again.
+        online::recover(driver.as_ref()).await?;
+    }
     let (inv, _strays) = layout::inventory(driver.as_ref()).await?;
     renew(driver.as_ref(), lease).await?;
     let marks = mark::mark(driver, &inv, opts).await?;

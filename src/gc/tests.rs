@@ -593,3 +593,23 @@ async fn usage_counts_shared_blobs_once_per_repository_and_exclusive_bytes_once(
     assert_eq!((u.blobs, u.bytes), (4, a.bytes));
     assert!(du::render(&u).lines().count() == 4);
 }
+
+#[tokio::test]
+async fn an_offline_run_puts_back_what_an_interrupted_online_run_quarantined() {
+    use crate::storage::paths;
+    let f = fixture().await;
+    let (_, blobs) = f.image("app", Some("v1"), "tagged", None).await;
+    let orphan = f.blob("app", b"never referenced").await;
+    for d in [&blobs[0], &orphan] {
+        f.driver
+            .rename(&paths::blob_data(d), &barrier::quarantine_key(d))
+            .await
+            .unwrap();
+    }
+    let r = collect(&f.driver, &opts(false, false, Duration::ZERO))
+        .await
+        .unwrap();
+    assert_eq!(r.blobs_deleted, [(orphan, 16)]);
+    assert!(f.blobs().await.contains(&blobs[0]));
+    assert_eq!(fsck::fsck(&f.driver, false).await.unwrap().findings, []);
+}
