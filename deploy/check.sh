@@ -18,7 +18,7 @@ fail() { echo "FAIL: $*" >&2; status=1; }
 ok() { echo "ok: $*"; }
 
 # Metric names are string literals in src/metrics.rs: "gatehouse_...".
-defined() { grep -qF "\"$1\"" "$metrics_rs"; }
+defined() { grep -qF "\"$1\"" "$metrics_rs" "$root/src/gc/metrics.rs"; }
 
 if python3 -m json.tool "$dashboard" >/dev/null; then
     ok "grafana/gatehouse.json parses as JSON"

@@ -126,6 +126,22 @@ impl ServeHttp for AdminApp {
                     "text/plain; version=0.0.4; charset=utf-8",
                 )
             }
+            "/gc" | "/usage" if !self.authorized(session) => {
+                text(StatusCode::UNAUTHORIZED, "authentication required\n", plain)
+            }
+            "/gc" if session.req_header().method != http::Method::POST => text(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "POST to run garbage collection\n",
+                plain,
+            ),
+            "/gc" => {
+                let (status, body) = crate::gc::service::admin_run().await;
+                text(status, body, "application/json")
+            }
+            "/usage" => {
+                let (status, body) = crate::gc::service::admin_usage().await;
+                text(status, body, "application/json")
+            }
             _ => text(StatusCode::NOT_FOUND, "not found\n", plain),
         }
     }

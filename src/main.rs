@@ -1,4 +1,4 @@
-//! The `gatehouse` command: `serve`, `check-config`, `passwd`, `healthcheck`, `gc`, `fsck`.
+//! The `gatehouse` command: `serve`, `check-config`, `passwd`, `healthcheck`, `gc`, `fsck`, `du`.
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
@@ -56,6 +56,8 @@ enum Command {
     /// Verify every blob's digest, find dangling links, broken manifests and orphaned uploads; with
     /// --repair, remove them.
     Fsck(gatehouse::gc::cli::FsckArgs),
+    /// Storage used per repository (read only).
+    Du(gatehouse::gc::cli::DuArgs),
 }
 
 #[derive(Subcommand)]
@@ -314,6 +316,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         } => passwd(action, file, config),
         Command::Gc(args) => gatehouse::gc::cli::gc(args),
         Command::Fsck(args) => gatehouse::gc::cli::fsck(args),
+        Command::Du(args) => gatehouse::gc::cli::du(args),
         Command::Healthcheck { config } => {
             let config = gatehouse::config::load(config.as_deref())?;
             let m = config

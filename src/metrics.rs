@@ -72,6 +72,8 @@ pub struct Metrics {
     pub tls_stale: IntGauge,
     /// ACME orders (first issuance and renewals) by result (`ok`, `failed`).
     pub acme_orders: IntCounterVec,
+    /// Garbage collection (`gatehouse_gc_*`).
+    pub gc: crate::gc::metrics::GcMetrics,
 }
 
 fn counter(r: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
@@ -260,6 +262,7 @@ impl Metrics {
                 "ACME certificate orders (first issuance and renewals) by result.",
                 &["result"],
             ),
+            gc: crate::gc::metrics::GcMetrics::register(&r),
             registry: r,
         }
     }

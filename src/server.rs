@@ -194,6 +194,14 @@ pub fn run(config: Config, options: RunOptions) -> Result<(), StartError> {
     if let Backend::Embedded(registry) = &*backend {
         let count = crate::services::BlobCount(registry.clone());
         server.add_service(background_service("blob count", count));
+        let gc =
+            crate::gc::service::Collector::register(registry.store().shared_driver(), &config.gc);
+        server.add_service(background_service("gc", crate::gc::service::Scheduled(gc)));
+        if let Some(settings) = config.gc.purging.clone() {
+            let driver = registry.store().shared_driver();
+            let purging = crate::gc::service::Purging { driver, settings };
+            server.add_service(background_service("upload purging", purging));
+        }
     }
     if let Some(m) = &config.metrics {
         let readiness = Readiness {

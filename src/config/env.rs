@@ -327,6 +327,42 @@ pub const VARS: &[Var] = &[
         },
     ),
     var(
+        "REGISTRY_STORAGE_MAINTENANCE_UPLOADPURGING_ENABLED",
+        "gc.upload_purging.enabled",
+        Ignore,
+        |f, v| {
+            f.gc.upload_purging.enabled = parse_bool(v)?;
+            Ok(())
+        },
+    ),
+    var(
+        "REGISTRY_STORAGE_MAINTENANCE_UPLOADPURGING_AGE",
+        "gc.upload_purging.age",
+        Ignore,
+        |f, v| {
+            f.gc.upload_purging.age = v.to_string();
+            Ok(())
+        },
+    ),
+    var(
+        "REGISTRY_STORAGE_MAINTENANCE_UPLOADPURGING_INTERVAL",
+        "gc.upload_purging.interval",
+        Ignore,
+        |f, v| {
+            f.gc.upload_purging.interval = v.to_string();
+            Ok(())
+        },
+    ),
+    var(
+        "REGISTRY_STORAGE_MAINTENANCE_UPLOADPURGING_DRYRUN",
+        "gc.upload_purging.dryrun",
+        Ignore,
+        |f, v| {
+            f.gc.upload_purging.dryrun = parse_bool(v)?;
+            Ok(())
+        },
+    ),
+    var(
         "GATEHOUSE_GUARD_ENABLED",
         "guard.enabled",
         Ignore,

@@ -49,7 +49,7 @@ const DISTRIBUTION: &[(&str, Severity, &str)] = &[
     ("REGISTRY_STORAGE_REDIRECT", Severity::Warn, "ignored; only REGISTRY_STORAGE_REDIRECT_DISABLE is implemented"),
     ("REGISTRY_STORAGE_TAG", Severity::Warn, "ignored"),
     ("REGISTRY_STORAGE_MAINTENANCE", Severity::Warn, "ignored"),
-    ("REGISTRY_STORAGE_MAINTENANCE_UPLOADPURGING", Severity::Warn, "upload purging is not implemented yet: abandoned uploads stay in _uploads"),
+    ("REGISTRY_STORAGE_MAINTENANCE_UPLOADPURGING", Severity::Warn, "ignored; only REGISTRY_STORAGE_MAINTENANCE_UPLOADPURGING_ENABLED, _AGE, _INTERVAL and _DRYRUN are implemented"),
     ("REGISTRY_STORAGE_MAINTENANCE_READONLY", Severity::ErrorUnless(FALSE), "read-only mode is not implemented: gatehouse would accept pushes and deletes; refusing to start"),
     ("REGISTRY_AUTH", Severity::Error, "this auth scheme is not implemented (only htpasswd, or none); refusing to start rather than let requests in unchecked"),
     ("REGISTRY_AUTH_HTPASSWD", Severity::Warn, "ignored; only REGISTRY_AUTH_HTPASSWD_REALM and REGISTRY_AUTH_HTPASSWD_PATH are implemented"),
@@ -245,10 +245,10 @@ mod tests {
                 "rootdirectory",
             ),
             (
-                "REGISTRY_STORAGE_MAINTENANCE_UPLOADPURGING_ENABLED",
+                "REGISTRY_STORAGE_MAINTENANCE_UPLOADPURGING_SOMETHING",
                 "true",
                 "warn",
-                "purging",
+                "_DRYRUN",
             ),
             (
                 "REGISTRY_STORAGE_MAINTENANCE_READONLY_ENABLED",

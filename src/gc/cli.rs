@@ -36,6 +36,22 @@ pub fn embedded_config(path: Option<&std::path::Path>) -> anyhow::Result<Config>
     Ok(config)
 }
 
+/// The storage of an existing root, opened without touching anything (a server may be running on it).
+fn existing(
+    root: &std::path::Path,
+) -> anyhow::Result<std::sync::Arc<dyn crate::storage::driver::Driver>> {
+    let v2 = root.join(crate::storage::paths::V2_ROOT);
+    anyhow::ensure!(
+        v2.is_dir(),
+        "{}: no registry storage here ({} is not a directory)",
+        root.display(),
+        v2.display()
+    );
+    Ok(std::sync::Arc::new(
+        crate::storage::driver::FsDriver::open_existing(root),
+    ))
+}
+
 /// A small runtime for a subcommand's storage work.
 pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()
@@ -106,13 +122,13 @@ pub struct FsckArgs {
     pub repair: bool,
 }
 
-/// Runs `gatehouse fsck`: prints each finding; fails when something was found and not repaired.
+/// Runs `gatehouse fsck` (without `--repair` it only reads: safe beside a running server): prints each finding; fails when something was found and not repaired.
 pub fn fsck(args: FsckArgs) -> anyhow::Result<()> {
     let config = embedded_config(args.config.as_deref())?;
     let root = config.storage.root.display().to_string();
     let report = runtime()?
         .block_on(async {
-            let driver = crate::storage::driver::open(&config.storage).await?;
+            let driver = existing(&config.storage.root)?;
             anyhow::Ok(super::fsck::fsck(&driver, args.repair).await?)
         })
         .with_context(|| format!("fsck of {root}"))?;
@@ -137,6 +153,35 @@ pub fn fsck(args: FsckArgs) -> anyhow::Result<()> {
                 "found: run `gatehouse fsck --repair` with the server stopped to remove them"
             }
         );
+    }
+    Ok(())
+}
+
+/// The arguments of `gatehouse du`.
+#[derive(Debug, clap::Args)]
+pub struct DuArgs {
+    /// The TOML config file; environment variables override it.
+    #[arg(long, short, env = "GATEHOUSE_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Print JSON (what `GET /usage` on the admin listener answers).
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Runs `gatehouse du` (read only: safe beside a running server).
+pub fn du(args: DuArgs) -> anyhow::Result<()> {
+    let config = embedded_config(args.config.as_deref())?;
+    let root = config.storage.root.display().to_string();
+    let usage = runtime()?
+        .block_on(async {
+            let driver = existing(&config.storage.root)?;
+            anyhow::Ok(super::du::usage(driver.as_ref()).await?)
+        })
+        .with_context(|| format!("du of {root}"))?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&usage)?);
+    } else {
+        print!("{}", super::du::render(&usage));
     }
     Ok(())
 }

@@ -4,8 +4,9 @@
 //! (foreign ones excepted) and, for an index, its children; every upload directory must be a session
 //! (`startedat`). It only reads; with `repair` it then removes each finding's object (a corrupt blob, a
 //! dangling link, a tag to nothing, a broken manifest's revision with its tags, an orphaned upload) — never
-//! an object it does not understand, which it only reports.
+//! an object it does not understand, which it only reports. Repairs are made under the collector lock.
 
+use super::barrier::{quarantine_root, quarantined};
 use super::layout::{inventory, Link};
 use super::mark::refs_of;
 use super::sweep::{blob_of, link_dir};
@@ -78,57 +79,71 @@ async fn read_link(driver: &dyn Driver, key: &str) -> Result<Result<Digest, Stri
     }
 }
 
-/// Hashes every blob; returns the good ones.
+/// Hashes every blob (those an interrupted online run left in quarantine too: the next run puts them back);
+/// returns the good ones.
 async fn check_blobs(
     driver: &Arc<dyn Driver>,
     report: &mut FsckReport,
 ) -> Result<HashSet<Digest>, GcError> {
-    let mut walk = driver.walk(&paths::blobs_root()).await?;
     let mut good = HashSet::new();
-    let mut set = tokio::task::JoinSet::new();
-    let mut done = false;
-    loop {
-        while !done && set.len() < HASH_AHEAD {
-            let Some(e) = walk.next().await? else {
-                done = true;
+    for root in [paths::blobs_root(), quarantine_root()] {
+        let in_quarantine = root == quarantine_root();
+        let mut walk = driver.walk(&root).await?;
+        let mut set = tokio::task::JoinSet::new();
+        let mut done = false;
+        loop {
+            while !done && set.len() < HASH_AHEAD {
+                let Some(e) = walk.next().await? else {
+                    done = true;
+                    break;
+                };
+                let digest = if in_quarantine {
+                    quarantined(&e.key)
+                } else {
+                    blob_of(&e.key)
+                };
+                let Some(d) = digest else {
+                    report.findings.push(Finding {
+                        removable: false,
+                        ..finding(
+                            "unknown object in blobs/ (left alone)",
+                            &e.key,
+                            "not <alg>/<xx>/<hex>/data",
+                        )
+                    });
+                    continue;
+                };
+                report.blobs += 1;
+                report.bytes += e.size;
+                let driver = driver.clone();
+                set.spawn(async move {
+                    let r = hash_file(driver.as_ref(), &e.key, d.algorithm(), e.size).await;
+                    (d, e.key, r)
+                });
+            }
+            let Some(joined) = set.join_next().await else {
                 break;
             };
-            let Some(d) = blob_of(&e.key) else {
-                report.findings.push(Finding {
-                    removable: false,
-                    ..finding(
-                        "unknown object in blobs/ (left alone)",
-                        &e.key,
-                        "not <alg>/<xx>/<hex>/data",
-                    )
-                });
-                continue;
+            let (d, key, r) = joined.map_err(|e| GcError::Task(e.to_string()))?;
+            let dir = if in_quarantine {
+                key.clone()
+            } else {
+                paths::blob_dir(&d)
             };
-            report.blobs += 1;
-            report.bytes += e.size;
-            let driver = driver.clone();
-            set.spawn(async move {
-                let r = hash_file(driver.as_ref(), &e.key, d.algorithm(), e.size).await;
-                (d, e.key, r)
-            });
-        }
-        let Some(joined) = set.join_next().await else {
-            break;
-        };
-        let (d, key, r) = joined.map_err(|e| GcError::Task(e.to_string()))?;
-        match r {
-            Ok(h) if h.digest() == d => {
-                good.insert(d);
+            match r {
+                Ok(h) if h.digest() == d => {
+                    good.insert(d);
+                }
+                Ok(h) => report.findings.push(finding(
+                    "corrupt blob",
+                    &dir,
+                    format!("content hashes to {}", h.digest()),
+                )),
+                Err(e) if e.is_not_found() => {}
+                Err(e) => report
+                    .findings
+                    .push(finding("unreadable blob", &key, e.to_string())),
             }
-            Ok(h) => report.findings.push(finding(
-                "corrupt blob",
-                &paths::blob_dir(&d),
-                format!("content hashes to {}", h.digest()),
-            )),
-            Err(e) if e.is_not_found() => {}
-            Err(e) => report
-                .findings
-                .push(finding("unreadable blob", &key, e.to_string())),
         }
     }
     Ok(good)
@@ -268,11 +283,20 @@ pub async fn fsck(driver: &Arc<dyn Driver>, repair: bool) -> Result<FsckReport, 
         }
     }
     if repair {
-        for f in report.findings.iter().filter(|f| f.removable) {
-            driver.delete(&f.key).await?;
-            tracing::warn!(key = %f.key, what = f.what, "fsck: removed");
-            report.repaired += 1;
+        let owner = super::lease::owner_name();
+        let now = std::time::SystemTime::now();
+        let lease = super::lease::acquire(driver.as_ref(), &owner, super::LEASE_TTL, now).await??;
+        let removed = async {
+            for f in report.findings.iter().filter(|f| f.removable) {
+                driver.delete(&f.key).await?;
+                tracing::warn!(key = %f.key, what = f.what, "fsck: removed");
+                report.repaired += 1;
+            }
+            Ok::<_, GcError>(())
         }
+        .await;
+        lease.release(driver.as_ref()).await?;
+        removed?;
     }
     Ok(report)
 }

@@ -44,6 +44,8 @@ pub struct Upload {
     pub modified: SystemTime,
     /// Whether it has its `startedat` object (what makes a session known).
     pub started: bool,
+    /// The bytes of its objects.
+    pub bytes: u64,
 }
 
 /// Every repository, by name.
@@ -109,7 +111,9 @@ pub async fn inventory(driver: &dyn Driver) -> Result<(Inventory, Vec<String>), 
                 let u = repo.uploads.entry(id.to_string()).or_insert(Upload {
                     modified: SystemTime::UNIX_EPOCH,
                     started: false,
+                    bytes: 0,
                 });
+                u.bytes += e.size;
                 u.modified = u.modified.max(e.modified);
                 u.started |= rest == ["startedat"];
             }

@@ -6,10 +6,17 @@
 //! the same data. Anything younger than the grace stays (the time a client may take between a blob upload and
 //! the manifest put that references it); offline runs default to no grace, as distribution's.
 
+pub mod barrier;
 pub mod cli;
+pub mod du;
 pub mod fsck;
 pub mod layout;
+pub mod lease;
 pub mod mark;
+pub mod metrics;
+pub mod online;
+pub mod purge;
+pub mod service;
 pub mod settings;
 pub mod sweep;
 
@@ -32,6 +39,9 @@ pub enum GcError {
         /// What is wrong.
         reason: String,
     },
+    /// The collector lock is held by another collector, or was lost during the run.
+    #[error(transparent)]
+    Lease(#[from] lease::LeaseError),
     /// A background read task failed.
     #[error("gc: a read task failed: {0}")]
     Task(String),
@@ -82,14 +92,59 @@ pub struct Report {
     pub manifests_deleted: Vec<(Name, Digest)>,
     /// Layer links removed with their blobs.
     pub layer_links_deleted: u64,
+    /// Bytes of the unreferenced blobs the mark found (deleted, or kept by the grace).
+    pub reclaimable_bytes: u64,
     /// Manifest revisions whose blob is missing (skipped).
     pub manifests_missing: Vec<(Name, Digest)>,
 }
 
-/// One mark and sweep over the store `driver` holds.
+/// How long a run's hold on the collector lock lasts without renewal (renewed between phases and every
+/// [`RENEW_EVERY`] deletes).
+pub const LEASE_TTL: Duration = Duration::from_secs(600);
+
+/// Deletes between two renewals of the lease.
+pub const RENEW_EVERY: u64 = 256;
+
+/// Renews `lease` (when the run holds one); an error when it was lost.
+pub(crate) async fn renew(
+    driver: &dyn Driver,
+    lease: &mut Option<lease::Lease>,
+) -> Result<(), GcError> {
+    if let Some(l) = lease {
+        l.renew(driver, LEASE_TTL, SystemTime::now()).await??;
+    }
+    Ok(())
+}
+
+/// One mark and sweep over the store `driver` holds, under the collector lock ([`lease`]); a dry run takes no
+/// lock (it writes nothing at all).
 pub async fn collect(driver: &Arc<dyn Driver>, opts: &Options) -> Result<Report, GcError> {
+    let mut held = if opts.dry_run {
+        None
+    } else {
+        let owner = lease::owner_name();
+        Some(lease::acquire(driver.as_ref(), &owner, LEASE_TTL, SystemTime::now()).await??)
+    };
+    let result = run(driver, opts, &mut held).await;
+    if let Some(l) = held {
+        l.release(driver.as_ref()).await?;
+    }
+    result
+}
+
+async fn run(
+    driver: &Arc<dyn Driver>,
+    opts: &Options,
+    lease: &mut Option<lease::Lease>,
+) -> Result<Report, GcError> {
+    if lease.is_some() {
+        // What an interrupted online run left in quarantine goes back first, to be judged again.
+        online::recover(driver.as_ref()).await?;
+    }
     let (inv, _strays) = layout::inventory(driver.as_ref()).await?;
+    renew(driver.as_ref(), lease).await?;
     let marks = mark::mark(driver, &inv, opts).await?;
+    renew(driver.as_ref(), lease).await?;
     let mut report = Report {
         repositories: inv.len() as u64,
         manifests: marks.manifests,
@@ -97,7 +152,7 @@ pub async fn collect(driver: &Arc<dyn Driver>, opts: &Options) -> Result<Report,
         manifests_missing: marks.missing.clone(),
         ..Report::default()
     };
-    sweep::sweep(driver.as_ref(), &inv, &marks, opts, &mut report).await?;
+    sweep::sweep(driver.as_ref(), &inv, &marks, opts, lease, &mut report).await?;
     Ok(report)
 }
 

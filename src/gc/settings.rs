@@ -20,6 +20,44 @@ pub struct GcSection {
     pub grace: String,
     /// Whether runs also delete manifests no tag reaches.
     pub delete_untagged: bool,
+    /// `[gc.upload_purging]`: distribution's `storage.maintenance.uploadpurging`.
+    pub upload_purging: PurgingSection,
+}
+
+/// `[gc.upload_purging]`, with distribution's defaults.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PurgingSection {
+    /// Whether abandoned uploads are removed.
+    pub enabled: bool,
+    /// How long an upload may receive nothing before it is abandoned.
+    pub age: String,
+    /// How often the server looks.
+    pub interval: String,
+    /// Log what would be removed; remove nothing.
+    pub dryrun: bool,
+}
+
+impl Default for PurgingSection {
+    fn default() -> Self {
+        PurgingSection {
+            enabled: true,
+            age: "168h".into(),
+            interval: "24h".into(),
+            dryrun: false,
+        }
+    }
+}
+
+/// Validated upload purging.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Purging {
+    /// The idle time after which an upload is removed.
+    pub age: Duration,
+    /// How often.
+    pub interval: Duration,
+    /// Report only.
+    pub dry_run: bool,
 }
 
 /// Validated `[gc]`.
@@ -31,6 +69,8 @@ pub struct GcSettings {
     pub grace: Option<Duration>,
     /// Whether untagged manifests are deleted.
     pub delete_untagged: bool,
+    /// Upload purging, `None` when disabled.
+    pub purging: Option<Purging>,
 }
 
 impl GcSettings {
@@ -57,18 +97,34 @@ pub fn validate(s: &GcSection) -> Result<(GcSettings, Vec<String>), Invalid> {
     };
     let interval = duration("interval", &s.interval)?.filter(|d| !d.is_zero());
     let grace = duration("grace", &s.grace)?;
+    let p = &s.upload_purging;
+    let required = |field: &'static str, v: &str| {
+        duration(field, v)?
+            .filter(|d| !d.is_zero())
+            .ok_or_else(|| Invalid::new(field, "must be a duration above zero"))
+    };
+    let purging = if p.enabled {
+        Some(Purging {
+            age: required("upload_purging.age", &p.age)?,
+            interval: required("upload_purging.interval", &p.interval)?,
+            dry_run: p.dryrun,
+        })
+    } else {
+        None
+    };
     let mut warnings = Vec::new();
-    if let Some(i) = interval {
-        warnings.push(format!(
-            "gc.interval is {i:?}, but online garbage collection is not implemented yet: the server never \
-             collects; run `gatehouse gc` with the server stopped"
-        ));
+    if interval.is_some() && s.delete_untagged {
+        warnings.push(
+            "gc.delete_untagged applies to `gatehouse gc` only: online runs never delete manifests"
+                .to_string(),
+        );
     }
     Ok((
         GcSettings {
             interval,
             grace,
             delete_untagged: s.delete_untagged,
+            purging,
         },
         warnings,
     ))
@@ -84,6 +140,7 @@ mod tests {
             interval: interval.into(),
             grace: grace.into(),
             delete_untagged: false,
+            upload_purging: PurgingSection::default(),
         };
         for (interval, grace, want_interval, want_grace) in [
             ("", "", None, None),
@@ -108,7 +165,7 @@ mod tests {
                 (want_interval, want_grace),
                 "{interval} {grace}"
             );
-            assert_eq!(warnings.len(), usize::from(want_interval.is_some()));
+            assert_eq!(warnings, Vec::<String>::new());
         }
         for (interval, grace, field) in [
             ("often", "", "interval"),
@@ -121,7 +178,45 @@ mod tests {
                 field
             );
         }
+        let both = GcSection {
+            delete_untagged: true,
+            ..section("1h", "")
+        };
+        assert!(validate(&both).unwrap().1[0].contains("online runs never delete manifests"));
+        let purging = |age: &str, interval: &str| GcSection {
+            upload_purging: PurgingSection {
+                age: age.into(),
+                interval: interval.into(),
+                ..PurgingSection::default()
+            },
+            ..GcSection::default()
+        };
+        for (age, interval, field) in [
+            ("", "24h", "upload_purging.age"),
+            ("0s", "24h", "upload_purging.age"),
+            ("168h", "soon", "upload_purging.interval"),
+        ] {
+            assert_eq!(validate(&purging(age, interval)).unwrap_err().field, field);
+        }
+        let off = GcSection {
+            upload_purging: PurgingSection {
+                enabled: false,
+                age: String::new(),
+                ..PurgingSection::default()
+            },
+            ..GcSection::default()
+        };
+        assert_eq!(validate(&off).unwrap().0.purging, None);
         let unset = validate(&GcSection::default()).unwrap().0;
+        assert_eq!(
+            unset.purging,
+            Some(Purging {
+                age: Duration::from_secs(168 * 3600),
+                interval: Duration::from_secs(24 * 3600),
+                dry_run: false
+            }),
+            "distribution's defaults"
+        );
         assert_eq!(unset.online_grace(), DEFAULT_ONLINE_GRACE);
         assert_eq!(unset.offline_grace(), Duration::ZERO);
     }

@@ -32,8 +32,10 @@ pub async fn sweep(
     inv: &Inventory,
     marks: &Marks,
     opts: &Options,
+    lease: &mut Option<super::lease::Lease>,
     report: &mut Report,
 ) -> Result<(), GcError> {
+    let mut deletes = 0u64;
     for (name, link) in &marks.unreachable {
         let repo = &inv[name];
         for (_, entry) in repo
@@ -61,11 +63,16 @@ pub async fn sweep(
         if marks.blobs.contains(&d) {
             continue;
         }
+        report.reclaimable_bytes += e.size;
         if opts.is_young(e.modified) {
             report.blobs_young += 1;
             continue;
         }
         if !opts.dry_run {
+            deletes += 1;
+            if deletes % super::RENEW_EVERY == 0 {
+                super::renew(driver, lease).await?;
+            }
             driver.delete(&paths::blob_dir(&d)).await?;
         }
         tracing::debug!(digest = %d, bytes = e.size, dry_run = opts.dry_run, "gc: blob deleted");

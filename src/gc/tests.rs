@@ -251,143 +251,181 @@ async fn an_unreadable_manifest_stops_the_run_before_anything_is_deleted() {
     assert_eq!(f.tree().await, before);
 }
 
-/// Does the damage `case` names to the fixture of [`fsck_finds_each_kind_of_damage_and_repair_removes_it`].
-async fn damage(f: &Fixture, case: &str, m: &Digest, blobs: &[Digest], child: &Digest) {
-    use crate::storage::paths;
-    let app = Name::parse("app").unwrap();
-    let d = &f.driver;
-    match case {
-        "a layer's bytes flipped" => d.write_atomic(&paths::blob_data(&blobs[1]), b"flip").await,
-        "a layer deleted" => d.delete(&paths::blob_dir(&blobs[1])).await,
-        "a manifest blob deleted" => d.delete(&paths::blob_dir(m)).await,
-        "a tag to nothing" => {
-            let ghost = format!("sha256:{}", "e".repeat(64));
-            let key = paths::tag_current_link(&app, &Tag::parse("ghost").unwrap());
-            d.write_atomic(&key, ghost.as_bytes()).await
-        }
-        "a link holding another digest" => {
-            let other = blobs[1].to_string();
-            d.write_atomic(&paths::layer_link(&app, &blobs[0]), other.as_bytes())
-                .await
-        }
-        "upload directories that are no sessions" => {
-            let uploads = paths::uploads_dir(&app);
-            d.write_atomic(
-                &format!("{uploads}/0f4c3a52-3f6e-4d1c-9a53-0a4b8c1f2e3d/data"),
-                b"x",
-            )
-            .await
-            .unwrap();
-            d.write_atomic(&format!("{uploads}/not-an-id/data"), b"x")
-                .await
-        }
-        "an index whose child's revision is gone" => {
-            let link = paths::revision_link(&Name::parse("multi").unwrap(), child);
-            d.delete(link.strip_suffix("/link").unwrap()).await
-        }
-        other => panic!("no such damage: {other}"),
-    }
-    .unwrap();
-}
-
-/// One kind of damage per case: what fsck calls it, that it changes nothing, and that `repair` leaves a store
-/// a second check finds clean (with the intact image still served).
 #[tokio::test]
-async fn fsck_finds_each_kind_of_damage_and_repair_removes_it() {
-    let cases: [(&str, &[&str]); 7] = [
-        (
-            "a layer's bytes flipped",
-            &[
-                "corrupt blob",
-                "dangling link",
-                "manifest with missing blobs",
-                "dangling tag",
-            ],
-        ),
-        (
-            "a layer deleted",
-            &[
-                "dangling link",
-                "manifest with missing blobs",
-                "dangling tag",
-            ],
-        ),
-        (
-            "a manifest blob deleted",
-            &["dangling link", "dangling tag", "dangling link"],
-        ),
-        ("a tag to nothing", &["dangling tag"]),
-        ("a link holding another digest", &["corrupt link"]),
-        (
-            "upload directories that are no sessions",
-            &["orphaned upload", "orphaned upload"],
-        ),
-        (
-            "an index whose child's revision is gone",
-            &["index with missing children", "dangling tag"],
-        ),
-    ];
-    for (case, want) in cases {
-        let f = fixture().await;
-        let (m, blobs) = f.image("app", Some("v1"), "broken", None).await;
-        let (keep, _) = f.image("app", Some("v2"), "intact", None).await;
-        let (child, _) = f.image("multi", None, "child", None).await;
-        f.put(
-            "multi",
-            Some("latest"),
-            json!({"schemaVersion": 2, "mediaType": INDEX,
-            "manifests": [{"mediaType": IMAGE, "digest": child.to_string(), "size": 1}]}),
-        )
-        .await;
-        let clean = fsck::fsck(&f.driver, false).await.unwrap();
-        assert_eq!(clean.findings, [], "{case}: before the damage");
-        damage(&f, case, &m, &blobs, &child).await;
-        let before = f.tree().await;
-        let found = fsck::fsck(&f.driver, false).await.unwrap();
-        let mut kinds: Vec<&str> = found.findings.iter().map(|x| x.what).collect();
-        kinds.sort();
-        let mut want = want.to_vec();
-        want.sort();
-        assert_eq!(kinds, want, "{case}: {:#?}", found.findings);
-        assert_eq!(
-            f.tree().await,
-            before,
-            "{case}: fsck without repair changed the store"
-        );
-        let repaired = fsck::fsck(&f.driver, true).await.unwrap();
-        assert_eq!(repaired.repaired, repaired.findings.len() as u64, "{case}");
-        let after = fsck::fsck(&f.driver, false).await.unwrap();
-        assert_eq!(after.findings, [], "{case}: after repair");
-        f.store
-            .get_manifest(&Name::parse("app").unwrap(), &Reference::Digest(keep))
-            .await
-            .unwrap();
-    }
-}
-
-#[tokio::test]
-async fn fsck_reports_unknown_objects_and_never_removes_them() {
+async fn an_online_run_collects_what_no_manifest_references_and_leaves_fsck_clean() {
     let f = fixture().await;
-    f.image("app", Some("v1"), "x", None).await;
-    for key in [
-        "docker/registry/v2/blobs/sha256/zz/notes.txt",
-        "docker/registry/v2/repositories/app/README",
-        "docker/registry/v2/repositories/app/_manifests/other/thing",
-    ] {
-        f.driver.write_atomic(key, b"mine").await.unwrap();
-    }
-    let r = fsck::fsck(&f.driver, true).await.unwrap();
-    assert_eq!(r.findings.len(), 3, "{:#?}", r.findings);
-    assert!(r
-        .findings
-        .iter()
-        .all(|x| !x.removable && x.what.contains("left alone")));
-    assert_eq!(r.repaired, 0);
+    let (tagged, blobs) = f.image("app", Some("v1"), "tagged", None).await;
+    let orphan = f.blob("app", b"never referenced").await;
+    let young = online::collect_online(&f.driver, Duration::from_secs(3600))
+        .await
+        .unwrap();
+    assert!(
+        young.blobs_deleted.is_empty(),
+        "the grace keeps a fresh blob: {young:?}"
+    );
+    let r = online::collect_online(&f.driver, Duration::ZERO)
+        .await
+        .unwrap();
+    assert_eq!(r.blobs_deleted, [(orphan.clone(), 16)]);
+    assert_eq!(r.layer_links_deleted, 1);
+    let left = f.blobs().await;
+    assert!(!left.contains(&orphan));
+    assert!(left.contains(&tagged) && blobs.iter().all(|b| left.contains(b)));
+    assert_eq!(fsck::fsck(&f.driver, false).await.unwrap().findings, []);
+    let mut walk = f.driver.walk(&barrier::quarantine_root()).await.unwrap();
     assert_eq!(
-        &f.driver
-            .read("docker/registry/v2/repositories/app/README", 8)
-            .await
-            .unwrap()[..],
-        b"mine"
+        walk.next().await.unwrap(),
+        None,
+        "the quarantine is empty after a run"
     );
 }
+
+/// The write path's half of the barrier: a manifest put, a mount and a blob commit that find their blob in
+/// quarantine (a collector's run in progress) take it back and succeed.
+#[tokio::test]
+async fn writers_take_back_a_quarantined_blob_they_rely_on() {
+    use crate::storage::paths;
+    let f = fixture().await;
+    let app = Name::parse("app").unwrap();
+    let config = f.blob("app", b"{\"c\":1}").await;
+    let layer = f.blob("app", b"layer bytes").await;
+    let quarantine = |d: &Digest| {
+        let (d, drv) = (d.clone(), f.driver.clone());
+        async move {
+            drv.rename(&paths::blob_data(&d), &barrier::quarantine_key(&d))
+                .await
+                .unwrap()
+        }
+    };
+    // The pre-check saw the blob; the collector moves it before the revision link's second look.
+    quarantine(&layer).await;
+    assert_eq!(
+        barrier::settle(&*f.driver, &[config.clone(), layer.clone()])
+            .await
+            .unwrap(),
+        None
+    );
+    assert!(f
+        .driver
+        .stat(&paths::blob_data(&layer))
+        .await
+        .unwrap()
+        .is_some());
+    // Mount into another repository while the blob is in quarantine.
+    let other = Name::parse("other").unwrap();
+    quarantine(&config).await;
+    assert!(
+        f.store
+            .mount_blob(&other, &app, &config)
+            .await
+            .unwrap()
+            .is_none(),
+        "stat_blob sees no data"
+    );
+    barrier::restore(&*f.driver, &config).await.unwrap();
+    assert_eq!(
+        f.store.mount_blob(&other, &app, &config).await.unwrap(),
+        Some(7)
+    );
+    // Deleted for good: the writer is told, nothing is put back.
+    quarantine(&layer).await;
+    f.driver
+        .delete(&barrier::quarantine_key(&layer))
+        .await
+        .unwrap();
+    assert_eq!(
+        barrier::settle(&*f.driver, &[config.clone(), layer.clone()])
+            .await
+            .unwrap(),
+        Some(layer)
+    );
+    let _ = app;
+}
+
+#[tokio::test]
+async fn a_run_that_died_with_blobs_in_quarantine_leaves_fsck_clean_and_the_next_run_finishes() {
+    use crate::storage::paths;
+    let f = fixture().await;
+    let (_, blobs) = f.image("app", Some("v1"), "tagged", None).await;
+    let orphan = f.blob("app", b"never referenced").await;
+    // The dead run had moved a referenced blob (it would have been put back) and the orphan.
+    for d in [&blobs[1], &orphan] {
+        f.driver
+            .rename(&paths::blob_data(d), &barrier::quarantine_key(d))
+            .await
+            .unwrap();
+    }
+    // Its lease is still there, expired.
+    let dead = lease::acquire(
+        &*f.driver,
+        "dead",
+        Duration::from_millis(1),
+        SystemTime::now() - Duration::from_secs(1),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    let _ = dead;
+    assert_eq!(fsck::fsck(&f.driver, false).await.unwrap().findings, []);
+    let r = online::collect_online(&f.driver, Duration::ZERO)
+        .await
+        .unwrap();
+    assert_eq!(r.blobs_deleted, [(orphan, 16)]);
+    assert!(f.blobs().await.contains(&blobs[1]));
+    f.store
+        .get_manifest(
+            &Name::parse("app").unwrap(),
+            &Reference::Tag(Tag::parse("v1").unwrap()),
+        )
+        .await
+        .unwrap();
+    assert_eq!(fsck::fsck(&f.driver, false).await.unwrap().findings, []);
+}
+
+#[tokio::test]
+async fn usage_counts_shared_blobs_once_per_repository_and_exclusive_bytes_once() {
+    let f = fixture().await;
+    f.image("a", Some("v1"), "only a", None).await;
+    let shared = f.blob("a", b"shared layer").await;
+    f.store
+        .link_layer(&Name::parse("b").unwrap(), &shared)
+        .await
+        .unwrap();
+    let u = du::usage(&*f.driver).await.unwrap();
+    let (a, b) = (&u.repositories[0], &u.repositories[1]);
+    assert_eq!(
+        (a.name.as_str(), a.tags, a.manifests, a.blobs),
+        ("a", 1, 1, 4)
+    );
+    assert_eq!(
+        (b.name.as_str(), b.tags, b.manifests, b.blobs, b.bytes),
+        ("b", 0, 0, 1, 12)
+    );
+    assert_eq!(b.exclusive_bytes, 0);
+    assert_eq!(a.exclusive_bytes, a.bytes - 12);
+    assert_eq!((u.blobs, u.bytes), (4, a.bytes));
+    assert!(du::render(&u).lines().count() == 4);
+}
+
+#[tokio::test]
+async fn an_offline_run_puts_back_what_an_interrupted_online_run_quarantined() {
+    use crate::storage::paths;
+    let f = fixture().await;
+    let (_, blobs) = f.image("app", Some("v1"), "tagged", None).await;
+    let orphan = f.blob("app", b"never referenced").await;
+    for d in [&blobs[0], &orphan] {
+        f.driver
+            .rename(&paths::blob_data(d), &barrier::quarantine_key(d))
+            .await
+            .unwrap();
+    }
+    let r = collect(&f.driver, &opts(false, false, Duration::ZERO))
+        .await
+        .unwrap();
+    assert_eq!(r.blobs_deleted, [(orphan, 16)]);
+    assert!(f.blobs().await.contains(&blobs[0]));
+    assert_eq!(fsck::fsck(&f.driver, false).await.unwrap().findings, []);
+}
+
+#[path = "tests_fsck.rs"]
+mod fsck_cases;

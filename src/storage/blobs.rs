@@ -134,6 +134,13 @@ impl Store {
         match self.stat_blob(from, digest, LinkKind::Layer).await {
             Ok(size) => {
                 self.link_layer(repo, digest).await?;
+                // The online collector's barrier (crate::gc::barrier): look again after the link is written.
+                if crate::gc::barrier::settle(self.driver(), std::slice::from_ref(digest))
+                    .await?
+                    .is_some()
+                {
+                    return Ok(None);
+                }
                 Ok(Some(size))
             }
             Err(StorageError::BlobUnknown { .. }) => Ok(None),

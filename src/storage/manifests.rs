@@ -97,6 +97,7 @@ impl Store {
                 .collect(),
             Kind::Index => parsed.manifests.iter().collect(),
         };
+        let mut needed: Vec<Digest> = required.iter().map(|d| d.digest.clone()).collect();
         for d in required {
             let present = match parsed.kind {
                 Kind::Image => self
@@ -122,6 +123,14 @@ impl Store {
         self.put_blob_bytes(&digest, &body).await?;
         self.write_link(&paths::revision_link(repo, &digest), &digest)
             .await?;
+        // The online collector's barrier (crate::gc::barrier): look again after the link is written.
+        needed.push(digest.clone());
+        if let Some(gone) = crate::gc::barrier::settle(self.driver(), &needed).await? {
+            return Err(StorageError::ManifestBlobUnknown {
+                repo: repo.clone(),
+                digest: gone,
+            });
+        }
         if let Reference::Tag(tag) = reference {
             self.write_link(&paths::tag_index_link(repo, tag, &digest), &digest)
                 .await?;

@@ -344,7 +344,19 @@ impl UploadWriter<'_> {
                     store.count_new_blob(len);
                 }
             }
-            store.link_layer(&self.repo, expected).await
+            store.link_layer(&self.repo, expected).await?;
+            // The online collector's barrier (crate::gc::barrier): look again after the link is written; a
+            // stored copy found above and deleted since is replaced by this upload's bytes.
+            if crate::gc::barrier::settle(store.driver(), std::slice::from_ref(expected))
+                .await?
+                .is_some()
+            {
+                store
+                    .driver
+                    .rename(&data, &paths::blob_data(expected))
+                    .await?;
+            }
+            Ok::<_, StorageError>(())
         }
         .await;
         if committed.is_err() {

@@ -423,3 +423,31 @@ fn fsck_reports_a_corrupt_blob_without_touching_it_and_repair_removes_it() {
         .get_manifest("app", &pushed.by_digest.0)
         .expect(404);
 }
+
+#[test]
+fn du_and_the_usage_endpoint_report_every_repository() {
+    let work = temp_dir("gc-du");
+    let root = work.path().join("gatehouse");
+    fixture(&root, work.path());
+    let names = |v: &serde_json::Value| -> Vec<String> {
+        v["repositories"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["name"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let printed: serde_json::Value =
+        serde_json::from_str(&gatehouse_ok(&root, "du", &["--json"])).unwrap();
+    assert_eq!(names(&printed), ["app", "multi", "team/tool"], "{printed}");
+    let total = printed["bytes"].as_u64().unwrap();
+    assert!(total > 0);
+    let app = &printed["repositories"][0];
+    assert!(app["exclusive_bytes"].as_u64().unwrap() <= app["bytes"].as_u64().unwrap());
+    let gh = Embedded::launch(&root, SETUP);
+    let admin = crate::util::http::Http::new(&format!("http://127.0.0.1:{}", gh.gh.metrics_port));
+    let served = admin.req("GET", "/usage").send();
+    served.expect(200);
+    assert_eq!(served.json(), printed, "du and GET /usage differ");
+    assert!(gatehouse_ok(&root, "du", &[]).contains("team/tool"));
+}

@@ -16,6 +16,7 @@ mod embedded_compat;
 mod embedded_crash;
 mod embedded_spec;
 mod gc;
+mod gc_online;
 mod guard;
 mod harness;
 mod hostile;

@@ -93,6 +93,16 @@ impl FsDriver {
         Ok(FsDriver { root, staging })
     }
 
+    /// A driver on an existing `root` that leaves the staging directory alone (for tools that run beside a
+    /// server: `du`, `fsck`).
+    pub fn open_existing(root: impl Into<PathBuf>) -> FsDriver {
+        let root = root.into();
+        FsDriver {
+            staging: root.join(STAGING),
+            root,
+        }
+    }
+
     /// The root directory.
     pub fn root(&self) -> &Path {
         &self.root

@@ -1,0 +1,205 @@
+//! The collector in the running server: a pingora background service that runs [`super::online`] every
+//! `gc.interval` and whenever the admin listener asks (`POST /gc`), one run at a time per process (the
+//! storage lock makes it one at a time across instances).
+
+use super::online::collect_online;
+use super::{GcError, Report};
+use crate::storage::driver::Driver;
+use async_trait::async_trait;
+use pingora::server::ShutdownWatch;
+use pingora::services::background::BackgroundService;
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// The server's collector.
+pub struct Collector {
+    driver: Arc<dyn Driver>,
+    grace: Duration,
+    interval: Option<Duration>,
+    running: tokio::sync::Mutex<()>,
+}
+
+static COLLECTOR: OnceLock<Arc<Collector>> = OnceLock::new();
+
+/// The collector registered by the server, for the admin listener (`None` without an embedded registry).
+pub fn registered() -> Option<Arc<Collector>> {
+    COLLECTOR.get().cloned()
+}
+
+impl Collector {
+    /// A collector over `driver` with the server's settings; registered for the admin listener.
+    pub fn register(
+        driver: Arc<dyn Driver>,
+        settings: &super::settings::GcSettings,
+    ) -> Arc<Collector> {
+        let c = Arc::new(Collector {
+            driver,
+            grace: settings.online_grace(),
+            interval: settings.interval,
+            running: tokio::sync::Mutex::new(()),
+        });
+        let _ = COLLECTOR.set(c.clone());
+        c
+    }
+
+    /// The storage it collects.
+    pub fn driver(&self) -> &Arc<dyn Driver> {
+        &self.driver
+    }
+
+    /// One run now (waiting for a run in progress in this process to finish first), counted in the metrics.
+    pub async fn run_once(&self) -> Result<Report, GcError> {
+        let _one = self.running.lock().await;
+        let started = Instant::now();
+        let result = collect_online(&self.driver, self.grace).await;
+        let m = &crate::metrics::metrics().gc;
+        match &result {
+            Ok(r) => {
+                m.runs.with_label_values(&["ok"]).inc();
+                m.blobs_freed.inc_by(r.blobs_deleted.len() as u64);
+                m.bytes_freed.inc_by(r.bytes_deleted);
+                m.reclaimable_bytes.set(r.reclaimable_bytes as i64);
+                m.last_duration.set(started.elapsed().as_secs_f64());
+                m.last_run.set(
+                    SystemTime::now()
+                        .duration_since(UNIX_EPOCH)
+                        .map_or(0.0, |d| d.as_secs_f64()),
+                );
+                tracing::info!(
+                    blobs = r.blobs_deleted.len(),
+                    bytes = r.bytes_deleted,
+                    kept_by_grace = r.blobs_young,
+                    seconds = started.elapsed().as_secs_f64(),
+                    "gc: run finished"
+                );
+            }
+            Err(GcError::Lease(super::lease::LeaseError::Busy { .. })) => {
+                m.runs.with_label_values(&["busy"]).inc();
+                tracing::info!(error = %result.as_ref().unwrap_err(), "gc: run skipped");
+            }
+            Err(e) => {
+                m.runs.with_label_values(&["failed"]).inc();
+                tracing::error!(error = %e, "gc: run failed; nothing more was deleted");
+            }
+        }
+        result
+    }
+}
+
+/// Runs the collector every interval until the server stops.
+pub struct Scheduled(pub Arc<Collector>);
+
+#[async_trait]
+impl BackgroundService for Scheduled {
+    async fn start(&self, mut shutdown: ShutdownWatch) {
+        let Some(interval) = self.0.interval else {
+            return;
+        };
+        tracing::info!(?interval, grace = ?self.0.grace, "gc: online garbage collection scheduled");
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep(interval) => {}
+                _ = shutdown.changed() => return,
+            }
+            tokio::select! {
+                _ = self.0.run_once() => {}
+                _ = shutdown.changed() => return,
+            }
+        }
+    }
+}
+
+/// The admin listener's `POST /gc`: one run now; the report as JSON.
+pub async fn admin_run() -> (http::StatusCode, String) {
+    let Some(c) = registered() else {
+        return (
+            http::StatusCode::NOT_FOUND,
+            "{\"error\":\"no embedded registry: nothing to collect\"}\n".into(),
+        );
+    };
+    match c.run_once().await {
+        Ok(r) => (
+            http::StatusCode::OK,
+            format!(
+                "{}\n",
+                serde_json::json!({
+                    "blobs_deleted": r.blobs_deleted.len(),
+                    "bytes_deleted": r.bytes_deleted,
+                    "blobs_kept_by_grace": r.blobs_young,
+                    "reclaimable_bytes": r.reclaimable_bytes,
+                    "layer_links_deleted": r.layer_links_deleted,
+                    "repositories": r.repositories,
+                    "manifests": r.manifests,
+                })
+            ),
+        ),
+        Err(e) => {
+            let status = if matches!(e, GcError::Lease(super::lease::LeaseError::Busy { .. })) {
+                http::StatusCode::CONFLICT
+            } else {
+                http::StatusCode::INTERNAL_SERVER_ERROR
+            };
+            (
+                status,
+                format!("{}\n", serde_json::json!({"error": e.to_string()})),
+            )
+        }
+    }
+}
+
+/// Removes abandoned uploads every `interval` until the server stops (distribution's upload purging).
+pub struct Purging {
+    /// The storage.
+    pub driver: Arc<dyn Driver>,
+    /// The settings.
+    pub settings: super::settings::Purging,
+}
+
+#[async_trait]
+impl BackgroundService for Purging {
+    async fn start(&self, mut shutdown: ShutdownWatch) {
+        let s = &self.settings;
+        tracing::info!(age = ?s.age, interval = ?s.interval, dry_run = s.dry_run, "upload purging scheduled");
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep(s.interval) => {}
+                _ = shutdown.changed() => return,
+            }
+            let purged = super::purge::purge_uploads(
+                self.driver.as_ref(),
+                s.age,
+                SystemTime::now(),
+                s.dry_run,
+            );
+            match purged.await {
+                Ok(p) if !s.dry_run => {
+                    let m = &crate::metrics::metrics().gc;
+                    m.uploads_purged.inc_by(p.sessions.len() as u64);
+                    m.upload_bytes_purged.inc_by(p.bytes);
+                }
+                Ok(_) => {}
+                Err(e) => tracing::error!(error = %e, "upload purging failed"),
+            }
+        }
+    }
+}
+
+/// The admin listener's `GET /usage`: [`super::du::usage`] as JSON.
+pub async fn admin_usage() -> (http::StatusCode, String) {
+    let Some(c) = registered() else {
+        return (
+            http::StatusCode::NOT_FOUND,
+            "{\"error\":\"no embedded registry\"}\n".into(),
+        );
+    };
+    match super::du::usage(c.driver().as_ref()).await {
+        Ok(u) => (
+            http::StatusCode::OK,
+            format!("{}\n", serde_json::to_string(&u).expect("usage serializes")),
+        ),
+        Err(e) => (
+            http::StatusCode::INTERNAL_SERVER_ERROR,
+            format!("{}\n", serde_json::json!({"error": e.to_string()})),
+        ),
+    }
+}
