@@ -9,6 +9,7 @@
 //! retried with backoff on 5xx, SlowDown and connection errors (`object_store`'s retry policy, bounded here so a
 //! client sees a 503 within seconds when the store is down).
 
+mod copy_part;
 mod read;
 pub mod settings;
 #[cfg(test)]
@@ -42,6 +43,10 @@ pub(crate) struct Inner {
     /// The key prefix with a trailing `/`, or empty.
     prefix: String,
     pub(crate) chunk: u64,
+    pub(crate) bucket: String,
+    pub(crate) region: String,
+    /// The client for requests `object_store` does not offer (UploadPartCopy).
+    pub(crate) http: reqwest::Client,
     /// Whether [`Driver::redirect_url`] gives presigned URLs.
     redirect: bool,
 }
@@ -148,6 +153,17 @@ impl S3Driver {
                     format!("{}/", s.root)
                 },
                 chunk: s.chunk,
+                bucket: s.bucket.clone(),
+                region: s.region.clone(),
+                http: reqwest::Client::builder()
+                    .connect_timeout(Duration::from_secs(5))
+                    .timeout(Duration::from_secs(300))
+                    .build()
+                    .map_err(|e| DriverError::Io {
+                        op: "configure",
+                        path: format!("s3://{}", s.bucket),
+                        source: io::Error::other(e),
+                    })?,
                 redirect: s.redirect,
             }),
         };
