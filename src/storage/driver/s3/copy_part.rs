@@ -96,12 +96,14 @@ fn etag_of(body: &str) -> Option<String> {
     )
 }
 
-/// Copies `range` of the object at `loc` (which must still have `etag`) into part `part` (1-based) of the
-/// multipart upload `upload_id` on the same key.
+/// Copies `range` of the object at `src` (which must still have `etag`) into part `part` (1-based) of the
+/// multipart upload `upload_id` on `dst`.
+#[allow(clippy::too_many_arguments)]
 pub(crate) async fn copy_part(
     inner: &Inner,
     key: &str,
-    loc: &Path,
+    src: &Path,
+    dst: &Path,
     upload_id: &str,
     part: usize,
     etag: Option<&str>,
@@ -114,7 +116,7 @@ pub(crate) async fn copy_part(
     };
     let mut url = inner
         .store
-        .signed_url(http::Method::PUT, loc, Duration::from_secs(60))
+        .signed_url(http::Method::PUT, dst, Duration::from_secs(60))
         .await
         .map_err(|e| os_err("append", key, e))?;
     url.set_query(None);
@@ -143,7 +145,7 @@ pub(crate) async fn copy_part(
             ("x-amz-content-sha256", "UNSIGNED-PAYLOAD".into()),
             (
                 "x-amz-copy-source",
-                format!("/{}/{}", inner.bucket, loc.as_ref()),
+                format!("/{}/{}", inner.bucket, src.as_ref()),
             ),
             (
                 "x-amz-copy-source-range",

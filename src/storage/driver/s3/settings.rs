@@ -353,9 +353,14 @@ mod tests {
         )
         .unwrap();
         let v = s.validate().unwrap();
-        assert_eq!((v.root.as_str(), v.chunk, v.redirect), ("r", 5 << 20, false));
+        assert_eq!(
+            (v.root.as_str(), v.chunk, v.redirect),
+            ("r", 5 << 20, false)
+        );
         assert_eq!(v.credentials, None);
-        assert!(toml::from_str::<S3Section>("bucket = \"reg\"\nregion_endpoint = \"x\"\n").is_err());
+        assert!(
+            toml::from_str::<S3Section>("bucket = \"reg\"\nregion_endpoint = \"x\"\n").is_err()
+        );
     }
 
     #[test]

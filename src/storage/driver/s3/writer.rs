@@ -122,6 +122,7 @@ impl S3Writer {
                     &self.inner,
                     &self.key,
                     &self.loc,
+                    &self.loc,
                     &id,
                     part,
                     etag.as_deref(),
