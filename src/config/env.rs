@@ -100,6 +100,15 @@ pub const VARS: &[Var] = &[
         },
     ),
     var(
+        "GATEHOUSE_UPGRADE_SOCKET",
+        "server.upgrade_socket",
+        Refuse("give a socket path or unset it"),
+        |f, v| {
+            f.server.upgrade_socket = v.to_string();
+            Ok(())
+        },
+    ),
+    var(
         "GATEHOUSE_IDLE_TIMEOUT",
         "server.idle_timeout_seconds",
         Ignore,
@@ -295,6 +304,28 @@ pub const VARS: &[Var] = &[
             Ok(())
         },
     ),
+    var("GATEHOUSE_GC_INTERVAL", "gc.interval", Ignore, |f, v| {
+        f.gc.interval = v.to_string();
+        Ok(())
+    }),
+    var(
+        "GATEHOUSE_GC_GRACE",
+        "gc.grace",
+        Refuse("give a duration like 1h (0 for none) or unset it for the default"),
+        |f, v| {
+            f.gc.grace = v.to_string();
+            Ok(())
+        },
+    ),
+    var(
+        "GATEHOUSE_GC_DELETE_UNTAGGED",
+        "gc.delete_untagged",
+        Ignore,
+        |f, v| {
+            f.gc.delete_untagged = parse_bool(v)?;
+            Ok(())
+        },
+    ),
     var(
         "GATEHOUSE_GUARD_ENABLED",
         "guard.enabled",
@@ -344,6 +375,33 @@ pub const VARS: &[Var] = &[
             Ok(())
         })
     },
+    var(
+        "REGISTRY_HTTP_TLS_CERTIFICATE",
+        "tls.certificate",
+        Refuse("an empty certificate would serve plain HTTP; unset it for that"),
+        |f, v| {
+            f.tls.certificate = v.trim().to_string();
+            Ok(())
+        },
+    ),
+    var(
+        "REGISTRY_HTTP_TLS_KEY",
+        "tls.key",
+        Refuse("an empty key would serve plain HTTP; unset it for that"),
+        |f, v| {
+            f.tls.key = v.trim().to_string();
+            Ok(())
+        },
+    ),
+    var(
+        "REGISTRY_HTTP_TLS_CLIENTCAS",
+        "tls.client_cas",
+        Refuse("an empty list would accept clients without certificates; unset it for that"),
+        |f, v| {
+            f.tls.client_cas = parse_list(v);
+            Ok(())
+        },
+    ),
     // Read by the command line itself (clap, after `main` refuses an empty value): listed so it is known.
     var("GATEHOUSE_CONFIG", "", Refuse(CONFIG_EMPTY), |_, _| Ok(())),
 ];

@@ -59,10 +59,11 @@ const DISTRIBUTION: &[(&str, Severity, &str)] = &[
     ("REGISTRY_HTTP_HOST", Severity::Warn, "ignored; redirect URLs follow the request's Host or X-Forwarded-Host"),
     ("REGISTRY_HTTP_SECRET", Severity::Warn, "ignored; gatehouse keeps upload state in storage and needs no secret"),
     ("REGISTRY_HTTP_RELATIVEURLS", Severity::Warn, "ignored"),
-    ("REGISTRY_HTTP_TLS", Severity::Warn, "TLS is not implemented yet; the listener speaks plain HTTP (terminate TLS in front of gatehouse)"),
-    ("REGISTRY_HTTP_TLS_CLIENTCAS", Severity::Error, "client certificates are not implemented: clients would not be checked; refusing to start"),
+    ("REGISTRY_HTTP_TLS", Severity::Warn, "ignored; TLS 1.2 and 1.3 with rustls's default cipher suites"),
+    ("REGISTRY_HTTP_TLS_CLIENTCAS", Severity::Error, "give the client CAs as one list, REGISTRY_HTTP_TLS_CLIENTCAS='[/ca1.pem,/ca2.pem]'; refusing to start rather than accept clients unchecked"),
+    ("REGISTRY_HTTP_TLS_LETSENCRYPT", Severity::Error, "automatic certificates (ACME) are not implemented yet: give REGISTRY_HTTP_TLS_CERTIFICATE and REGISTRY_HTTP_TLS_KEY; refusing to start rather than serve without TLS"),
     ("REGISTRY_HTTP_DEBUG", Severity::Warn, "the debug server is not implemented; metrics and health are on GATEHOUSE_METRICS_ADDR"),
-    ("REGISTRY_HTTP_HTTP2", Severity::Warn, "ignored; the listener speaks HTTP/1.1"),
+    ("REGISTRY_HTTP_HTTP2", Severity::Warn, "ignored; with TLS, HTTP/2 and HTTP/1.1 are negotiated by ALPN"),
     ("REGISTRY_HTTP_HEADERS", Severity::Warn, "ignored; name one header per variable, as REGISTRY_HTTP_HEADERS_X-Frame-Options"),
     ("REGISTRY_NOTIFICATIONS", Severity::Warn, "notifications are not implemented: no events are sent"),
     ("REGISTRY_REDIS", Severity::Warn, "ignored; gatehouse uses no redis"),
@@ -205,18 +206,18 @@ mod tests {
     #[test]
     fn unimplemented_distribution_settings_are_named() {
         let cases = [
+            ("REGISTRY_HTTP_TLS_MINIMUMTLS", "tls1.2", "warn", "rustls"),
             (
-                "REGISTRY_HTTP_TLS_CERTIFICATE",
-                "/c.pem",
-                "warn",
-                "plain HTTP",
+                "REGISTRY_HTTP_TLS_LETSENCRYPT_HOSTS",
+                "[a.example]",
+                "error",
+                "ACME",
             ),
-            ("REGISTRY_HTTP_TLS_KEY", "/k.pem", "warn", "plain HTTP"),
             (
                 "REGISTRY_HTTP_TLS_CLIENTCAS_0",
                 "/ca.pem",
                 "error",
-                "client certificates",
+                "one list",
             ),
             (
                 "REGISTRY_PROXY_REMOTEURL",

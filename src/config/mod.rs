@@ -87,6 +87,8 @@ pub struct Config {
     pub threads: usize,
     /// Shutdown grace period.
     pub grace_period_seconds: u64,
+    /// Where `serve --upgrade` receives the listeners from the running process.
+    pub upgrade_socket: PathBuf,
     /// Connection and transfer timeouts of the main listener.
     pub timeouts: crate::timeouts::Timeouts,
     /// Authentication.
@@ -109,6 +111,10 @@ pub struct Config {
     pub guard: Option<GuardConfig>,
     /// Proxies whose `X-Forwarded-For` is believed.
     pub trusted_proxies: Vec<crate::net::Cidr>,
+    /// TLS on the main listener, when configured.
+    pub tls: Option<crate::tls::TlsConfig>,
+    /// Garbage collection.
+    pub gc: crate::gc::settings::GcSettings,
     /// Things the user should hear about (ignored variables, deprecated spellings, risky values).
     pub warnings: Vec<String>,
 }
@@ -322,9 +328,21 @@ pub fn validate(file: FileConfig) -> Result<Config, ConfigError> {
                 .map_err(|e| invalid("server.trusted_proxies", format!("`{c}`: {e}")))
         })
         .collect::<Result<Vec<_>, _>>()?;
+    let t = &file.tls;
+    let tls = crate::tls::TlsConfig::from_parts(&t.certificate, &t.key, &t.client_cas)
+        .map_err(|e| section("tls", e))?;
+    let (gc, gc_warnings) =
+        crate::gc::settings::validate(&file.gc).map_err(|e| section("gc", e))?;
+    warnings.extend(gc_warnings);
     // StorageConfig has no validation of its own yet: an empty root is the one thing refused.
     if file.storage.root.is_empty() {
         return Err(invalid("storage.root", "is empty"));
+    }
+    if file.server.upgrade_socket.trim().is_empty() {
+        return Err(invalid(
+            "server.upgrade_socket",
+            "is empty (a path such as /tmp/gatehouse-upgrade.sock)",
+        ));
     }
     let s3 = file
         .storage
@@ -336,6 +354,7 @@ pub fn validate(file: FileConfig) -> Result<Config, ConfigError> {
         listen,
         threads: file.server.threads,
         grace_period_seconds: file.server.grace_period_seconds,
+        upgrade_socket: PathBuf::from(&file.server.upgrade_socket),
         timeouts: crate::timeouts::Timeouts::from_seconds(
             file.server.idle_timeout_seconds,
             file.server.header_timeout_seconds,
@@ -361,6 +380,8 @@ pub fn validate(file: FileConfig) -> Result<Config, ConfigError> {
             json,
             access_log: file.log.access_log,
         },
+        tls,
+        gc,
         warnings,
     })
 }

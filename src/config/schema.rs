@@ -30,6 +30,22 @@ pub struct FileConfig {
     pub access: AccessSection,
     /// The brute-force guard on failed logins.
     pub guard: GuardSection,
+    /// Garbage collection.
+    pub gc: crate::gc::settings::GcSection,
+    /// TLS on the main listener.
+    pub tls: TlsSection,
+}
+
+/// `[tls]`: the main listener speaks TLS when `certificate` and `key` are set.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TlsSection {
+    /// The PEM certificate chain, leaf first.
+    pub certificate: String,
+    /// The PEM private key (PKCS#8, PKCS#1 or SEC1).
+    pub key: String,
+    /// PEM files of CAs whose client certificates are required (mutual TLS).
+    pub client_cas: Vec<String>,
 }
 
 /// `[server]`
@@ -52,6 +68,8 @@ pub struct ServerSection {
     pub body_timeout_seconds: u64,
     /// Seconds a client may take nothing of a response.
     pub send_timeout_seconds: u64,
+    /// The Unix socket a new process (`serve --upgrade`) takes the listeners over on.
+    pub upgrade_socket: String,
 }
 
 impl Default for ServerSection {
@@ -65,6 +83,7 @@ impl Default for ServerSection {
             header_timeout_seconds: 30,
             body_timeout_seconds: 60,
             send_timeout_seconds: 60,
+            upgrade_socket: "/tmp/gatehouse-upgrade.sock".into(),
         }
     }
 }

@@ -9,6 +9,7 @@ use crate::auth::Outcome;
 use crate::authz::{Permit, Refusal};
 use crate::cors::Cors;
 use crate::errcode::{ApiError, Code};
+use crate::live::Live;
 use crate::metrics::metrics;
 use crate::reply::Reply;
 use crate::route::{self, Route};
@@ -42,7 +43,7 @@ impl Gatehouse {
             ctx.kind = "preflight";
             let mut reply = Reply::status(StatusCode::NO_CONTENT);
             if ctx.origin.is_some() {
-                reply.headers = self.cors.preflight_headers();
+                reply.headers = ctx.live.cors.preflight_headers();
             }
             return Err(reply);
         }
@@ -64,7 +65,8 @@ impl Gatehouse {
             .headers
             .get(http::header::AUTHORIZATION)
             .filter(|h| !crate::auth::is_empty_basic(h));
-        let (principal, authenticated) = match (&self.auth, header) {
+        let live = ctx.live.clone();
+        let (principal, authenticated) = match (&live.auth, header) {
             (None, _) => (None, true),
             // No credentials: maybe a public pull; authz decides between that and a challenge.
             (Some(_), None) => (None, false),
@@ -84,21 +86,21 @@ impl Gatehouse {
                             reply.header(http::header::RETRY_AFTER, HeaderValue::from(retry_after))
                         );
                     }
-                    _ => return Err(self.challenge()),
+                    _ => return Err(challenge(&live)),
                 }
             }
         };
         ctx.user = principal.as_ref().map(|p| p.user.clone());
 
         // authz
-        match self
+        match live
             .config
             .policy
             .decide(&route, principal.as_ref(), authenticated)
         {
             Ok(permit) => Ok(Admitted { route, permit }),
             // An anonymous caller being asked to log in is not a denial (every docker login starts so).
-            Err(Refusal::NeedCredentials) => Err(self.challenge()),
+            Err(Refusal::NeedCredentials) => Err(challenge(&live)),
             Err(Refusal::Denied) => {
                 metrics()
                     .authz_denials
@@ -108,15 +110,15 @@ impl Gatehouse {
             }
         }
     }
+}
 
-    /// The 401 challenge, as distribution writes it.
-    pub(super) fn challenge(&self) -> Reply {
-        let reply = Reply::from(ApiError::new(Code::Unauthorized));
-        let realm = format!("Basic realm=\"{}\"", self.config.auth.realm);
-        match HeaderValue::from_str(&realm) {
-            Ok(v) => reply.header(http::header::WWW_AUTHENTICATE, v),
-            Err(_) => reply,
-        }
+/// The 401 challenge, as distribution writes it, with the realm in force.
+pub(super) fn challenge(live: &Live) -> Reply {
+    let reply = Reply::from(ApiError::new(Code::Unauthorized));
+    let realm = format!("Basic realm=\"{}\"", live.config.auth.realm);
+    match HeaderValue::from_str(&realm) {
+        Ok(v) => reply.header(http::header::WWW_AUTHENTICATE, v),
+        Err(_) => reply,
     }
 }
 

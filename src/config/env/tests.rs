@@ -143,7 +143,7 @@ fn unknown_gatehouse_variable_is_an_error_suggesting_the_closest() {
 }
 
 #[test]
-fn registry_storage_gcs_is_an_error_and_tls_a_warning() {
+fn registry_storage_gcs_is_an_error_and_tls_ciphersuites_a_warning() {
     let err = applied(&[("REGISTRY_STORAGE", "gcs")])
         .unwrap_err()
         .to_string();
@@ -153,13 +153,13 @@ fn registry_storage_gcs_is_an_error_and_tls_a_warning() {
     );
     assert!(applied(&[("REGISTRY_STORAGE", "filesystem")]).is_ok());
     let (_, a) = applied(&[
-        ("REGISTRY_HTTP_TLS_CERTIFICATE", "/c.pem"),
+        ("REGISTRY_HTTP_TLS_CIPHERSUITES", "[TLS_AES_128_GCM_SHA256]"),
         ("REGISTRY_PROXY_REMOTEURL", "https://registry-1.docker.io"),
     ])
     .unwrap();
     assert_eq!(a.warnings.len(), 2, "{:?}", a.warnings);
-    assert!(a.warnings[0].contains("REGISTRY_HTTP_TLS_CERTIFICATE"));
-    assert!(a.warnings[0].contains("plain HTTP"));
+    assert!(a.warnings[0].contains("REGISTRY_HTTP_TLS_CIPHERSUITES"));
+    assert!(a.warnings[0].contains("rustls"));
     assert!(a.warnings[1].contains("pull-through cache"));
 }
 
