@@ -23,6 +23,10 @@ pub(crate) const RANGE: HeaderName = http::header::RANGE;
 impl From<StorageError> for ApiError {
     fn from(e: StorageError) -> ApiError {
         match e {
+            StorageError::Driver(crate::storage::driver::DriverError::Unavailable { .. }) => {
+                tracing::error!(error = %e, "storage unavailable");
+                ApiError::new(Code::Unavailable).message("storage unavailable")
+            }
             StorageError::Driver(_) | StorageError::Corrupt { .. } => {
                 tracing::error!(error = %e, "storage failure");
                 ApiError::new(Code::Unknown).message("storage failure")

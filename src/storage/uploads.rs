@@ -18,7 +18,7 @@ use tokio::sync::OwnedMutexGuard;
 pub use super::upload_table::DEFAULT_TRACKED_UPLOADS;
 
 /// Formats a time as RFC 3339 in UTC, the format distribution writes to `startedat`.
-fn rfc3339(t: SystemTime) -> String {
+pub(crate) fn rfc3339(t: SystemTime) -> String {
     let secs = t
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs())

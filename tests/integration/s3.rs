@@ -13,15 +13,20 @@ use crate::util::embedded::{
     location, oci_manifest, patch_chunk, sha256_of, start_upload, with_query, Reg,
 };
 use crate::util::frontdoor::{fresh_seed, noise};
-use crate::util::moto::{DistributionS3, Moto, ROOT};
+use crate::util::moto::{DistributionS3, Gate, Moto, ROOT};
 use crate::util::oci::{self, Layout};
 use crate::util::{gatehouse, net, skopeo, temp_dir, Gatehouse};
 
 /// A gatehouse (no auth, deletes on) storing into `bucket` on `moto`, configured as registry:2 is, with
 /// `extra` variables.
 fn gatehouse_on(moto: &Moto, bucket: &str, extra: &[(&str, &str)]) -> Gatehouse {
+    gatehouse_via(moto, bucket, &moto.endpoint(), extra)
+}
+
+/// [`gatehouse_on`] with S3 requests sent to `endpoint`.
+fn gatehouse_via(moto: &Moto, bucket: &str, endpoint: &str, extra: &[(&str, &str)]) -> Gatehouse {
     let port = net::free_port();
-    let mut env = moto.env(bucket);
+    let mut env = moto.env_via(bucket, endpoint);
     env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
     env.push(("REGISTRY_HTTP_ADDR".into(), format!("127.0.0.1:{port}")));
     env.push(("REGISTRY_AUTH".into(), "none".into()));
@@ -317,5 +322,59 @@ fn s3_a_missing_bucket_fails_at_start_naming_the_setting() {
     assert!(
         text.contains("REGISTRY_STORAGE_S3_BUCKET") && text.contains("no-such-bucket"),
         "{text}"
+    );
+}
+
+#[test]
+fn s3_unreachable_storage_is_a_503_and_the_upload_resumes_when_it_is_back() {
+    let moto = Moto::start();
+    let bucket = moto.bucket("gh-faults");
+    let gate = Gate::start(moto.port);
+    let gh = gatehouse_via(
+        &moto,
+        &bucket,
+        &gate.endpoint(),
+        &[("REGISTRY_STORAGE_REDIRECT_DISABLE", "true")],
+    );
+    let reg = Reg::new(&gh.url(), None);
+    let data = noise(2 << 20, fresh_seed());
+    let digest = sha256_of(&data);
+    let loc = start_upload(&reg, "faults/app");
+    let reply = patch_chunk(&reg, &loc, 0, &data[..1 << 20]);
+    reply.expect(202);
+    let loc = location(&reply);
+
+    // The store goes away mid-upload: the chunk is refused with 503, nothing partial is anywhere.
+    gate.shut();
+    patch_chunk(&reg, &loc, 1 << 20, &data[1 << 20..]).expect_error(503, "UNAVAILABLE");
+    reg.req("GET", &format!("/v2/faults/app/blobs/{digest}"))
+        .send()
+        .expect_error(503, "UNAVAILABLE");
+
+    // It comes back: the same gatehouse, no restart; the session is where it was and resumes.
+    gate.open();
+    let status = reg.req("GET", &loc).send();
+    status.expect(204);
+    assert_eq!(status.header("Range").as_deref(), Some("0-1048575"));
+    let reply = patch_chunk(&reg, &loc, 1 << 20, &data[1 << 20..]);
+    reply.expect(202);
+    reg.req(
+        "PUT",
+        &with_query(&location(&reply), &format!("digest={digest}")),
+    )
+    .send()
+    .expect(201);
+    assert!(
+        reg.req("GET", &format!("/v2/faults/app/blobs/{digest}"))
+            .send()
+            .expect(200)
+            .body
+            == data
+    );
+    let prefix = format!("{}/docker/registry/v2/blobs/", ROOT.trim_start_matches('/'));
+    assert_eq!(
+        moto.keys(&bucket, &prefix).len(),
+        1,
+        "one blob, nothing partial"
     );
 }

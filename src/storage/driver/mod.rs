@@ -73,6 +73,17 @@ pub enum DriverError {
         /// The storage key.
         path: String,
     },
+    /// The storage service could not be reached or answered 5xx, after retries (the client may retry later).
+    #[error("{path}: {op}: storage unavailable: {source}")]
+    Unavailable {
+        /// The operation that failed.
+        op: &'static str,
+        /// The storage key.
+        path: String,
+        /// The underlying error.
+        #[source]
+        source: io::Error,
+    },
     /// Any other I/O failure.
     #[error("{path}: {op}: {source}")]
     Io {

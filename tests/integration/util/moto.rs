@@ -4,7 +4,12 @@
 //! same bucket.
 
 use std::fs;
+use std::io::{Read, Write};
+use std::net::{Shutdown, TcpListener, TcpStream};
 use std::process::Command;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread;
 use std::time::Duration;
 
 use tempfile::TempDir;
@@ -80,11 +85,16 @@ impl Moto {
 
     /// The environment that makes gatehouse store into `bucket` under [`ROOT`], as registry:2 is told.
     pub fn env(&self, bucket: &str) -> Vec<(String, String)> {
+        self.env_via(bucket, &self.endpoint())
+    }
+
+    /// [`Moto::env`] with requests sent to `endpoint` (a [`Gate`] in front of moto).
+    pub fn env_via(&self, bucket: &str, endpoint: &str) -> Vec<(String, String)> {
         [
             ("REGISTRY_STORAGE", "s3".to_string()),
             ("REGISTRY_STORAGE_S3_REGION", "us-east-1".into()),
             ("REGISTRY_STORAGE_S3_BUCKET", bucket.into()),
-            ("REGISTRY_STORAGE_S3_REGIONENDPOINT", self.endpoint()),
+            ("REGISTRY_STORAGE_S3_REGIONENDPOINT", endpoint.to_string()),
             ("REGISTRY_STORAGE_S3_ACCESSKEY", "test".into()),
             ("REGISTRY_STORAGE_S3_SECRETKEY", "test".into()),
             ("REGISTRY_STORAGE_S3_ROOTDIRECTORY", ROOT.into()),
@@ -148,4 +158,86 @@ impl DistributionS3 {
     pub fn host(&self) -> String {
         format!("127.0.0.1:{}", self.port)
     }
+}
+
+/// A TCP forwarder in front of moto that can be shut (every connection cut, new ones closed at once) and
+/// opened again: the store going away and coming back, with its data kept.
+pub struct Gate {
+    /// The loopback port gatehouse is sent to.
+    pub port: u16,
+    up: Arc<AtomicBool>,
+    open_conns: Arc<Mutex<Vec<TcpStream>>>,
+}
+
+impl Gate {
+    /// Forwards a free loopback port to `target_port`, open.
+    pub fn start(target_port: u16) -> Gate {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("binding the gate");
+        let port = listener.local_addr().expect("its address").port();
+        let up = Arc::new(AtomicBool::new(true));
+        let open_conns = Arc::new(Mutex::new(Vec::new()));
+        let (up2, conns2) = (up.clone(), open_conns.clone());
+        thread::spawn(move || {
+            for client in listener.incoming() {
+                let Ok(client) = client else { continue };
+                if !up2.load(Ordering::SeqCst) {
+                    let _ = client.shutdown(Shutdown::Both);
+                    continue;
+                }
+                let Ok(server) = TcpStream::connect(("127.0.0.1", target_port)) else {
+                    continue;
+                };
+                let mut conns = conns2.lock().expect("gate lock");
+                conns.push(client.try_clone().expect("clone"));
+                conns.push(server.try_clone().expect("clone"));
+                drop(conns);
+                pipe(
+                    client.try_clone().expect("clone"),
+                    server.try_clone().expect("clone"),
+                );
+                pipe(server, client);
+            }
+        });
+        Gate {
+            port,
+            up,
+            open_conns,
+        }
+    }
+
+    /// `http://127.0.0.1:PORT`.
+    pub fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// Cuts every connection and refuses new ones until [`Gate::open`].
+    pub fn shut(&self) {
+        self.up.store(false, Ordering::SeqCst);
+        for c in self.open_conns.lock().expect("gate lock").drain(..) {
+            let _ = c.shutdown(Shutdown::Both);
+        }
+    }
+
+    /// Lets connections through again.
+    pub fn open(&self) {
+        self.up.store(true, Ordering::SeqCst);
+    }
+}
+
+/// Copies `from` to `to` on a thread until either side ends.
+fn pipe(mut from: TcpStream, mut to: TcpStream) {
+    thread::spawn(move || {
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            match from.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => {
+                    if to.write_all(&buf[..n]).is_err() {
+                        break;
+                    }
+                }
+            }
+        }
+        let _ = to.shutdown(Shutdown::Write);
+    });
 }

@@ -343,6 +343,26 @@ mod tests {
         }
     }
 
+    /// The TOML section takes distribution's names; an unknown one (a typo) is refused, not ignored.
+    #[test]
+    fn the_toml_section_uses_distributions_names() {
+        let s: S3Section = toml::from_str(
+            "region = \"us-east-1\"\nbucket = \"reg\"\nregionendpoint = \"http://127.0.0.1:9000\"\n\
+             rootdirectory = \"/r\"\nforcepathstyle = true\nsecure = false\nchunksize = 5242880\n\
+             redirect_disable = true\n",
+        )
+        .unwrap();
+        let v = s.validate().unwrap();
+        assert_eq!(
+            (v.root.as_str(), v.chunk, v.redirect),
+            ("r", 5 << 20, false)
+        );
+        assert_eq!(v.credentials, None);
+        assert!(
+            toml::from_str::<S3Section>("bucket = \"reg\"\nregion_endpoint = \"x\"\n").is_err()
+        );
+    }
+
     #[test]
     fn an_endpoint_without_scheme_follows_secure() {
         let mut s = good();

@@ -3,12 +3,15 @@
 //!
 //! New bytes collect in one buffer; once a part's worth (`chunksize`) is there, a multipart upload to the same
 //! key starts and the buffer goes out as a part, so at most about one part is held in memory. The object's old
-//! content comes first: read back (pinned to its ETag) into the leading parts. A commit sends the last part and
+//! content comes first: copied server-side into the leading parts when it is at least S3's 5 MiB minimum part
+//! ([`copy_part`]), read back otherwise (a small object); either way pinned to its ETag. A commit sends the last part and
 //! completes the upload, which replaces the object in one step; a small result is one PUT instead. A cancel
 //! aborts the multipart upload: the object stays as it was, and so it does when the process dies (the
 //! abandoned multipart upload holds no visible key; the upload purge aborts it).
 
+use super::copy_part::{copy_part, MAX_COPY_PART};
 use super::read::RangeStream;
+use super::settings::MIN_CHUNK;
 use super::{os_err, Inner};
 use crate::storage::driver::{ByteStream, DriverError, Writer};
 use async_trait::async_trait;
@@ -108,6 +111,29 @@ impl S3Writer {
             Some((n, etag)) if *n > 0 => (*n, etag.clone()),
             _ => return Ok(()),
         };
+        if old_len >= MIN_CHUNK {
+            // Large enough to be a part of its own: copied server-side, only the new bytes are sent.
+            let id = self.upload.as_ref().expect("open").id.clone();
+            let mut start = 0;
+            while start < old_len {
+                let end = old_len.min(start + MAX_COPY_PART);
+                let part = self.upload.as_ref().expect("open").parts.len() + 1;
+                let copied = copy_part(
+                    &self.inner,
+                    &self.key,
+                    &self.loc,
+                    &self.loc,
+                    &id,
+                    part,
+                    etag.as_deref(),
+                    start..end,
+                )
+                .await?;
+                self.upload.as_mut().expect("open").parts.push(copied);
+                start = end;
+            }
+            return self.flush_parts().await;
+        }
         let fresh = std::mem::take(&mut self.pending);
         let mut old = RangeStream::new(
             self.inner.clone(),
