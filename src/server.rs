@@ -112,6 +112,7 @@ pub fn run(config: Config, options: RunOptions) -> Result<(), StartError> {
         crate::config::Backend::Embedded => Backend::open_embedded(StorageConfig {
             root: config.storage.root.clone(),
             delete_enabled: config.storage.delete_enabled,
+            s3: config.storage.s3.clone(),
         })?,
     });
 

@@ -353,6 +353,12 @@ pub fn validate(file: FileConfig) -> Result<Config, ConfigError> {
         max_sessions: file.ui.max_sessions,
     };
     ui.validate().map_err(|e| section("ui", e))?;
+    let s3 = file
+        .storage
+        .s3
+        .as_ref()
+        .map(|s| s.validate().map_err(|e| section("storage.s3", e)))
+        .transpose()?;
     Ok(Config {
         listen,
         ui,
@@ -372,6 +378,7 @@ pub fn validate(file: FileConfig) -> Result<Config, ConfigError> {
         storage: StorageConfig {
             root: PathBuf::from(&file.storage.root),
             delete_enabled: file.storage.delete_enabled,
+            s3,
         },
         backend,
         metrics,

@@ -164,6 +164,9 @@ pub struct StorageSection {
     pub root: String,
     /// Whether DELETE of manifests and blobs is allowed.
     pub delete_enabled: bool,
+    /// The S3 driver's settings; when present, data lives in the bucket and `root` is not used.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub s3: Option<crate::storage::driver::s3::S3Section>,
 }
 
 impl Default for StorageSection {
@@ -171,6 +174,7 @@ impl Default for StorageSection {
         StorageSection {
             root: "./data".into(),
             delete_enabled: false,
+            s3: None,
         }
     }
 }

@@ -56,6 +56,7 @@ async fn door(dir: &std::path::Path, upstream: bool) -> Gatehouse {
         let storage = crate::storage::StorageConfig {
             root: config.storage.root.clone(),
             delete_enabled: true,
+            s3: None,
         };
         let registry = crate::registry::Registry::open(storage.clone())
             .await

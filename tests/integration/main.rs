@@ -24,6 +24,7 @@ mod metrics;
 mod passwd_cli;
 mod push_pull;
 mod reload;
+mod s3;
 mod stress_push;
 mod tls;
 mod ui;
