@@ -346,6 +346,12 @@ pub fn validate(file: FileConfig) -> Result<Config, ConfigError> {
             "is empty (a path such as /tmp/gatehouse-upgrade.sock)",
         ));
     }
+    let s3 = file
+        .storage
+        .s3
+        .as_ref()
+        .map(|s| s.validate().map_err(|e| section("storage.s3", e)))
+        .transpose()?;
     let ui = crate::ui::UiConfig {
         enabled: file.ui.enabled,
         prefix: file.ui.prefix.clone(),
@@ -353,12 +359,6 @@ pub fn validate(file: FileConfig) -> Result<Config, ConfigError> {
         max_sessions: file.ui.max_sessions,
     };
     ui.validate().map_err(|e| section("ui", e))?;
-    let s3 = file
-        .storage
-        .s3
-        .as_ref()
-        .map(|s| s.validate().map_err(|e| section("storage.s3", e)))
-        .transpose()?;
     Ok(Config {
         listen,
         ui,
