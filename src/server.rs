@@ -178,7 +178,8 @@ pub fn run(config: Config, options: RunOptions) -> Result<(), StartError> {
     server.add_service(service);
     let watch = crate::services::HtpasswdWatch(live.clone());
     server.add_service(background_service("htpasswd watch", watch));
-    let reload = crate::services::ConfigReload(live.clone());
+    let file_certs = certs.clone().filter(|_| config.tls.is_some());
+    let reload = crate::services::ConfigReload(live.clone(), file_certs);
     server.add_service(background_service("config reload", reload));
     if let Some(p) = &config.plain_http {
         let app = crate::tls::plain::PlainHttpApp::new(

@@ -51,8 +51,9 @@ impl BackgroundService for HtpasswdWatch {
     }
 }
 
-/// Reloads the config file on SIGHUP (see [`crate::live`]) until the server stops.
-pub struct ConfigReload(pub Arc<LiveConfig>);
+/// Reloads the config file on SIGHUP (see [`crate::live`]) until the server stops; with TLS from files, the
+/// certificate and key are read again at once too (their watch would see them within seconds anyway).
+pub struct ConfigReload(pub Arc<LiveConfig>, pub Option<Arc<crate::tls::CertStore>>);
 
 #[async_trait]
 impl BackgroundService for ConfigReload {
@@ -75,6 +76,10 @@ impl BackgroundService for ConfigReload {
                 .path()
                 .map(|p| p.display().to_string())
                 .unwrap_or_else(|| "(no file: environment only)".into());
+            if let Some(certs) = self.1.clone() {
+                // Logged and counted by the store; a pair that does not load keeps the last good one.
+                let _ = tokio::task::spawn_blocking(move || certs.reload()).await;
+            }
             let live = self.0.clone();
             let result = tokio::task::spawn_blocking(move || live.reload()).await;
             match result {
