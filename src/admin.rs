@@ -3,7 +3,6 @@
 //! writable or upstream reachable).
 //! It runs as its own pingora service on its own address, loopback by default.
 
-use crate::auth::Authenticator;
 use crate::backend::Backend;
 use async_trait::async_trait;
 use base64::Engine;
@@ -14,8 +13,8 @@ use std::sync::Arc;
 
 /// What `/readyz` checks.
 pub struct Readiness {
-    /// The authenticator, when auth is on: ready while what the htpasswd file says is in force.
-    pub auth: Option<Arc<Authenticator>>,
+    /// The running configuration: when auth is on, ready while what the htpasswd file says is in force.
+    pub live: Arc<crate::live::LiveConfig>,
     /// The backend: embedded storage writable, or the upstream reachable.
     pub backend: Arc<Backend>,
     /// The TLS certificate store, when TLS is on: ready while the files on disk are what is served.
@@ -25,7 +24,7 @@ pub struct Readiness {
 impl Readiness {
     /// Runs the checks; `Err` names the first one that failed.
     pub async fn check(&self) -> Result<(), String> {
-        if let Some(auth) = &self.auth {
+        if let Some(auth) = &self.live.snapshot().auth {
             auth.health()?;
         }
         if let Some(tls) = &self.tls {

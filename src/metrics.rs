@@ -40,6 +40,8 @@ pub struct Metrics {
     pub htpasswd_last_reload: Gauge,
     /// 1 while the htpasswd file is missing, unreadable or garbage and the last good set is kept.
     pub htpasswd_stale: IntGauge,
+    /// Config reloads (SIGHUP) by result (ok, error).
+    pub config_reloads: IntCounterVec,
     /// Authorization denials by action.
     pub authz_denials: IntCounterVec,
     /// Upstream failures by kind (connect, proxy).
@@ -183,6 +185,12 @@ impl Metrics {
                 &r,
                 "gatehouse_htpasswd_stale",
                 "1 while the htpasswd file is missing, unreadable or garbage and the last good set is kept.",
+            ),
+            config_reloads: counter(
+                &r,
+                "gatehouse_config_reloads_total",
+                "Config reloads on SIGHUP, by result (ok; error: the running config stays).",
+                &["result"],
             ),
             authz_denials: counter(
                 &r,

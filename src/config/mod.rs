@@ -87,6 +87,8 @@ pub struct Config {
     pub threads: usize,
     /// Shutdown grace period.
     pub grace_period_seconds: u64,
+    /// Where `serve --upgrade` receives the listeners from the running process.
+    pub upgrade_socket: PathBuf,
     /// Connection and transfer timeouts of the main listener.
     pub timeouts: crate::timeouts::Timeouts,
     /// Authentication.
@@ -115,6 +117,10 @@ pub struct Config {
     pub acme: Option<crate::acme::AcmeConfig>,
     /// The plain-HTTP listener (ACME HTTP-01, redirects to https), when configured.
     pub plain_http: Option<crate::tls::settings::PlainHttpConfig>,
+    /// Garbage collection.
+    pub gc: crate::gc::settings::GcSettings,
+    /// The built-in web UI.
+    pub ui: crate::ui::UiConfig,
     /// Things the user should hear about (ignored variables, deprecated spellings, risky values).
     pub warnings: Vec<String>,
 }
@@ -366,14 +372,38 @@ pub fn validate(file: FileConfig) -> Result<Config, ConfigError> {
              front in server.trusted_proxies (or say server.tls_in_front = true)"
         ));
     }
+    let (gc, gc_warnings) =
+        crate::gc::settings::validate(&file.gc).map_err(|e| section("gc", e))?;
+    warnings.extend(gc_warnings);
     // StorageConfig has no validation of its own yet: an empty root is the one thing refused.
     if file.storage.root.is_empty() {
         return Err(invalid("storage.root", "is empty"));
     }
+    if file.server.upgrade_socket.trim().is_empty() {
+        return Err(invalid(
+            "server.upgrade_socket",
+            "is empty (a path such as /tmp/gatehouse-upgrade.sock)",
+        ));
+    }
+    let s3 = file
+        .storage
+        .s3
+        .as_ref()
+        .map(|s| s.validate().map_err(|e| section("storage.s3", e)))
+        .transpose()?;
+    let ui = crate::ui::UiConfig {
+        enabled: file.ui.enabled,
+        prefix: file.ui.prefix.clone(),
+        session_ttl: Duration::from_secs(file.ui.session_ttl_seconds),
+        max_sessions: file.ui.max_sessions,
+    };
+    ui.validate().map_err(|e| section("ui", e))?;
     Ok(Config {
         listen,
+        ui,
         threads: file.server.threads,
         grace_period_seconds: file.server.grace_period_seconds,
+        upgrade_socket: PathBuf::from(&file.server.upgrade_socket),
         timeouts: crate::timeouts::Timeouts::from_seconds(
             file.server.idle_timeout_seconds,
             file.server.header_timeout_seconds,
@@ -387,6 +417,7 @@ pub fn validate(file: FileConfig) -> Result<Config, ConfigError> {
         storage: StorageConfig {
             root: PathBuf::from(&file.storage.root),
             delete_enabled: file.storage.delete_enabled,
+            s3,
         },
         backend,
         metrics,
@@ -401,6 +432,7 @@ pub fn validate(file: FileConfig) -> Result<Config, ConfigError> {
         tls,
         acme,
         plain_http,
+        gc,
         warnings,
     })
 }

@@ -30,8 +30,12 @@ pub struct FileConfig {
     pub access: AccessSection,
     /// The brute-force guard on failed logins.
     pub guard: GuardSection,
+    /// Garbage collection.
+    pub gc: crate::gc::settings::GcSection,
     /// TLS on the main listener.
     pub tls: TlsSection,
+    /// The built-in web UI.
+    pub ui: UiSection,
 }
 
 /// `[tls]`: the main listener speaks TLS when `certificate` and `key` are set.
@@ -93,6 +97,8 @@ pub struct ServerSection {
     pub acme_webroot: String,
     /// A TLS-terminating proxy is in front: no warning that credentials cross the network in clear text.
     pub tls_in_front: bool,
+    /// The Unix socket a new process (`serve --upgrade`) takes the listeners over on.
+    pub upgrade_socket: String,
 }
 
 impl Default for ServerSection {
@@ -110,6 +116,7 @@ impl Default for ServerSection {
             public_url: String::new(),
             acme_webroot: String::new(),
             tls_in_front: false,
+            upgrade_socket: "/tmp/gatehouse-upgrade.sock".into(),
         }
     }
 }
@@ -188,6 +195,9 @@ pub struct StorageSection {
     pub root: String,
     /// Whether DELETE of manifests and blobs is allowed.
     pub delete_enabled: bool,
+    /// The S3 driver's settings; when present, data lives in the bucket and `root` is not used.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub s3: Option<crate::storage::driver::s3::S3Section>,
 }
 
 impl Default for StorageSection {
@@ -195,6 +205,7 @@ impl Default for StorageSection {
         StorageSection {
             root: "./data".into(),
             delete_enabled: false,
+            s3: None,
         }
     }
 }
@@ -319,6 +330,32 @@ impl Default for GuardSection {
             failures_burst: 10,
             failures_per_minute: 10,
             max_tracked: 65_536,
+        }
+    }
+}
+
+/// `[ui]`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct UiSection {
+    /// Whether the web UI is served.
+    pub enabled: bool,
+    /// The path it is served under (`/` or `/ui/`; never under `/v2/`).
+    pub prefix: String,
+    /// How long a login lasts, in seconds.
+    pub session_ttl_seconds: u64,
+    /// The most sessions held at once.
+    pub max_sessions: usize,
+}
+
+impl Default for UiSection {
+    fn default() -> Self {
+        let d = crate::ui::UiConfig::default();
+        UiSection {
+            enabled: d.enabled,
+            prefix: d.prefix,
+            session_ttl_seconds: d.session_ttl.as_secs(),
+            max_sessions: d.max_sessions,
         }
     }
 }

@@ -407,6 +407,7 @@ mod tests {
         let store = Store::open(crate::storage::StorageConfig {
             root: dir.path().to_path_buf(),
             delete_enabled: false,
+            s3: None,
         })
         .await
         .unwrap();
@@ -530,6 +531,7 @@ mod tests {
             let fresh = Store::open(crate::storage::StorageConfig {
                 root: dir.path().to_path_buf(),
                 delete_enabled: false,
+                s3: None,
             })
             .await
             .unwrap();

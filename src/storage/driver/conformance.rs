@@ -28,7 +28,8 @@ macro_rules! driver_conformance_tests {
                 rename_moves_and_replaces,
                 delete_files_and_trees,
                 hostile_keys_are_refused,
-                redirect_and_readiness);
+                redirect_and_readiness,
+                create_new_writes_only_when_absent);
         }
     };
     (@cases $make:expr; $($case:ident),*) => {
@@ -385,4 +386,50 @@ pub async fn redirect_and_readiness(d: Arc<dyn Driver>) {
     // The probe leaves no object behind.
     let mut walk = d.walk(super::READY_PREFIX).await.unwrap();
     assert_eq!(walk.next().await.unwrap(), None);
+}
+
+/// `create_new` writes only when nothing is at the key: of many racing creators exactly one wins, the object
+/// holds the winner's bytes, and a deleted object can be created again. A driver without it says so
+/// ([`DriverError::Unsupported`]) rather than overwrite.
+pub async fn create_new_writes_only_when_absent(d: Arc<dyn Driver>) {
+    match d.create_new("c/lock/one", b"first").await {
+        Err(DriverError::Unsupported { .. }) => return,
+        r => assert!(r.unwrap(), "the first create writes"),
+    }
+    assert!(!d.create_new("c/lock/one", b"second").await.unwrap());
+    assert_eq!(&d.read("c/lock/one", 64).await.unwrap()[..], b"first");
+    // An object written otherwise counts as present too.
+    d.write_atomic("c/lock/two", b"atomic").await.unwrap();
+    assert!(!d.create_new("c/lock/two", b"x").await.unwrap());
+    assert_eq!(&d.read("c/lock/two", 64).await.unwrap()[..], b"atomic");
+    d.delete("c/lock/one").await.unwrap();
+    assert!(d.create_new("c/lock/one", b"again").await.unwrap());
+    assert_eq!(&d.read("c/lock/one", 64).await.unwrap()[..], b"again");
+    let racers: Vec<_> = (0..16u8)
+        .map(|i| {
+            let d = d.clone();
+            tokio::spawn(async move { (i, d.create_new("c/lock/race", &[i]).await.unwrap()) })
+        })
+        .collect();
+    let mut winners = Vec::new();
+    for r in racers {
+        let (i, won) = r.await.unwrap();
+        if won {
+            winners.push(i);
+        }
+    }
+    assert_eq!(winners.len(), 1, "exactly one creator wins: {winners:?}");
+    assert_eq!(&d.read("c/lock/race", 8).await.unwrap()[..], &[winners[0]]);
+    assert!(matches!(
+        d.create_new("../escape", b"x").await,
+        Err(DriverError::InvalidPath { .. })
+    ));
+    // Nothing staged is left behind where a walk would see it.
+    let mut walk = d.walk("c/lock").await.unwrap();
+    let mut keys = Vec::new();
+    while let Some(e) = walk.next().await.unwrap() {
+        keys.push(e.key);
+    }
+    keys.sort();
+    assert_eq!(keys, ["c/lock/one", "c/lock/race", "c/lock/two"]);
 }

@@ -125,6 +125,24 @@ fn write_via(tmp_dir: &Path, target: &Path, data: &[u8]) -> io::Result<()> {
     result
 }
 
+/// Writes `data` to a temp file in `tmp_dir`, syncs it and hard-links it to `target`, which fails when `target`
+/// exists (link(2) never replaces); the temp name is removed either way. `Ok(false)` when `target` existed.
+fn create_via(tmp_dir: &Path, target: &Path, data: &[u8]) -> io::Result<bool> {
+    let tmp = tmp_dir.join(temp_name());
+    let result = (|| {
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(data)?;
+        f.sync_all()?;
+        match std::fs::hard_link(&tmp, target) {
+            Ok(()) => Ok(true),
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(false),
+            Err(e) => Err(e),
+        }
+    })();
+    let _ = std::fs::remove_file(&tmp);
+    result
+}
+
 #[async_trait]
 impl Driver for FsDriver {
     async fn stat(&self, path: &str) -> Result<Option<Metadata>, DriverError> {
@@ -219,6 +237,35 @@ impl Driver for FsDriver {
                 other => other?,
             }
             sync_dir(&parent)
+        })
+        .await
+    }
+
+    async fn create_new(&self, path: &str, data: &[u8]) -> Result<bool, DriverError> {
+        let target = self.resolve(path)?;
+        let staging = self.staging.clone();
+        let data = data.to_vec();
+        blocking("create", path, move || {
+            let parent = target
+                .parent()
+                .expect("resolved paths have a parent")
+                .to_path_buf();
+            std::fs::create_dir_all(&parent)?;
+            let created = match create_via(&staging, &target, &data) {
+                // A hard link cannot cross filesystems: stage beside the target instead.
+                Err(e) if e.kind() == io::ErrorKind::CrossesDevices => {
+                    create_via(&parent, &target, &data)?
+                }
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                    std::fs::create_dir_all(&staging)?;
+                    create_via(&staging, &target, &data)?
+                }
+                other => other?,
+            };
+            if created {
+                sync_dir(&parent)?;
+            }
+            Ok(created)
         })
         .await
     }

@@ -1,0 +1,147 @@
+//! One walk of `repositories/` classified into what the collector needs: every repository's manifest
+//! revisions, tags (current links and history entries), layer links and upload sessions, each with its key and
+//! modification time. One listing of the tree, so it costs the same on object storage as on a disk.
+
+use super::GcError;
+use crate::names::{Digest, Name, Tag};
+use crate::storage::driver::Driver;
+use crate::storage::paths;
+use std::collections::BTreeMap;
+use std::time::SystemTime;
+
+/// A link found in a repository: its key, the digest its path names, and when it was written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Link {
+    /// The link's storage key (`.../link`).
+    pub key: String,
+    /// The digest named by the link's directory (`<alg>/<hex>`).
+    pub digest: Digest,
+    /// When the link was written.
+    pub modified: SystemTime,
+}
+
+/// What one repository holds.
+#[derive(Debug, Default, Clone)]
+pub struct Repo {
+    /// `_manifests/revisions/<alg>/<hex>/link`.
+    pub revisions: Vec<Link>,
+    /// `_manifests/tags/<tag>/current/link` keys (their content is read by the marker).
+    pub tags: Vec<(Tag, String)>,
+    /// `_manifests/tags/<tag>/index/<alg>/<hex>/link`: the tags' history entries.
+    pub tag_index: Vec<(Tag, Link)>,
+    /// `_layers/<alg>/<hex>/link`.
+    pub layers: Vec<Link>,
+    /// Upload sessions by id (`_uploads/<id>`).
+    pub uploads: BTreeMap<String, Upload>,
+    /// Objects in the repository that fit no part of the layout.
+    pub strays: Vec<String>,
+}
+
+/// One upload session directory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Upload {
+    /// The newest modification time of its objects.
+    pub modified: SystemTime,
+    /// Whether it has its `startedat` object (what makes a session known).
+    pub started: bool,
+}
+
+/// Every repository, by name.
+pub type Inventory = BTreeMap<Name, Repo>;
+
+/// The digest named by `<alg>/<hex>` path components.
+fn digest_of(alg: &str, hex: &str) -> Option<Digest> {
+    Digest::parse(&format!("{alg}:{hex}")).ok()
+}
+
+/// Splits a key under `repositories/` into the repository name and the components from its first `_`
+/// component on (distribution's rule: a component starting with `_` ends the name).
+fn split_repo(rel: &str) -> Option<(Name, Vec<&str>)> {
+    let parts: Vec<&str> = rel.split('/').collect();
+    let at = parts.iter().position(|p| p.starts_with('_'))?;
+    let name = Name::parse(&parts[..at].join("/")).ok()?;
+    Some((name, parts[at..].to_vec()))
+}
+
+/// Walks `repositories/` once; objects that are under no repository name are returned as strays too.
+pub async fn inventory(driver: &dyn Driver) -> Result<(Inventory, Vec<String>), GcError> {
+    let root = paths::repositories_root();
+    let mut walk = driver.walk(&root).await?;
+    let mut repos = Inventory::new();
+    let mut strays = Vec::new();
+    while let Some(e) = walk.next().await? {
+        let Some(rel) = e.key.strip_prefix(&root).and_then(|r| r.strip_prefix('/')) else {
+            strays.push(e.key);
+            continue;
+        };
+        let Some((name, parts)) = split_repo(rel) else {
+            strays.push(e.key);
+            continue;
+        };
+        let repo = repos.entry(name).or_default();
+        let link = |alg: &str, hex: &str| {
+            digest_of(alg, hex).map(|digest| Link {
+                key: e.key.clone(),
+                digest,
+                modified: e.modified,
+            })
+        };
+        match parts.as_slice() {
+            ["_manifests", "revisions", alg, hex, "link"] => match link(alg, hex) {
+                Some(l) => repo.revisions.push(l),
+                None => repo.strays.push(e.key.clone()),
+            },
+            ["_manifests", "tags", tag, "current", "link"] => match Tag::parse(tag) {
+                Ok(t) => repo.tags.push((t, e.key.clone())),
+                Err(_) => repo.strays.push(e.key.clone()),
+            },
+            ["_manifests", "tags", tag, "index", alg, hex, "link"] => {
+                match (Tag::parse(tag), link(alg, hex)) {
+                    (Ok(t), Some(l)) => repo.tag_index.push((t, l)),
+                    _ => repo.strays.push(e.key.clone()),
+                }
+            }
+            ["_layers", alg, hex, "link"] => match link(alg, hex) {
+                Some(l) => repo.layers.push(l),
+                None => repo.strays.push(e.key.clone()),
+            },
+            ["_uploads", id, rest @ ..] => {
+                let u = repo.uploads.entry(id.to_string()).or_insert(Upload {
+                    modified: SystemTime::UNIX_EPOCH,
+                    started: false,
+                });
+                u.modified = u.modified.max(e.modified);
+                u.started |= rest == ["startedat"];
+            }
+            _ => repo.strays.push(e.key.clone()),
+        }
+    }
+    Ok((repos, strays))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn repository_names_end_at_the_first_underscore_component() {
+        for (rel, want) in [
+            ("a/_layers/sha256/x/link", Some(("a", "_layers"))),
+            (
+                "team/app/_manifests/tags/v1/current/link",
+                Some(("team/app", "_manifests")),
+            ),
+            ("team/app/_uploads/id/data", Some(("team/app", "_uploads"))),
+            ("_layers/sha256/x/link", None),
+            ("UPPER/_layers/x", None),
+            ("no/underscore/at/all", None),
+        ] {
+            let got = split_repo(rel).map(|(n, p)| (n.to_string(), p[0].to_string()));
+            assert_eq!(
+                got,
+                want.map(|(n, p)| (n.to_string(), p.to_string())),
+                "{rel}"
+            );
+        }
+    }
+}

@@ -1,0 +1,128 @@
+//! `[gc]`: the collector's settings (`GATEHOUSE_GC_INTERVAL`, `GATEHOUSE_GC_GRACE`,
+//! `GATEHOUSE_GC_DELETE_UNTAGGED`), validated into [`GcSettings`].
+
+use crate::config::values::parse_duration;
+use crate::settings::Invalid;
+use serde::{Deserialize, Serialize};
+use std::time::Duration;
+
+/// The grace of online runs when none is set: the time a client may take between a blob upload and the
+/// manifest put that references it.
+pub const DEFAULT_ONLINE_GRACE: Duration = Duration::from_secs(3600);
+
+/// `[gc]` as written in the file.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct GcSection {
+    /// How often the server collects (`10m`, `24h`); empty or `0` = never.
+    pub interval: String,
+    /// Blobs and manifests younger than this are never collected; empty = 1h online, none offline.
+    pub grace: String,
+    /// Whether runs also delete manifests no tag reaches.
+    pub delete_untagged: bool,
+}
+
+/// Validated `[gc]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GcSettings {
+    /// The online interval, `None` when online GC is off.
+    pub interval: Option<Duration>,
+    /// The grace when one was set.
+    pub grace: Option<Duration>,
+    /// Whether untagged manifests are deleted.
+    pub delete_untagged: bool,
+}
+
+impl GcSettings {
+    /// The grace of an online run.
+    pub fn online_grace(&self) -> Duration {
+        self.grace.unwrap_or(DEFAULT_ONLINE_GRACE)
+    }
+
+    /// The grace of an offline `gatehouse gc` (the server is stopped): none unless set.
+    pub fn offline_grace(&self) -> Duration {
+        self.grace.unwrap_or(Duration::ZERO)
+    }
+}
+
+/// Validates `[gc]`; the warnings name what cannot take effect.
+pub fn validate(s: &GcSection) -> Result<(GcSettings, Vec<String>), Invalid> {
+    let duration = |field: &'static str, v: &str| -> Result<Option<Duration>, Invalid> {
+        if v.trim().is_empty() {
+            return Ok(None);
+        }
+        parse_duration(v)
+            .map(Some)
+            .map_err(|p| Invalid::new(field, p))
+    };
+    let interval = duration("interval", &s.interval)?.filter(|d| !d.is_zero());
+    let grace = duration("grace", &s.grace)?;
+    let mut warnings = Vec::new();
+    if let Some(i) = interval {
+        warnings.push(format!(
+            "gc.interval is {i:?}, but online garbage collection is not implemented yet: the server never \
+             collects; run `gatehouse gc` with the server stopped"
+        ));
+    }
+    Ok((
+        GcSettings {
+            interval,
+            grace,
+            delete_untagged: s.delete_untagged,
+        },
+        warnings,
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn settings_table() {
+        let section = |interval: &str, grace: &str| GcSection {
+            interval: interval.into(),
+            grace: grace.into(),
+            delete_untagged: false,
+        };
+        for (interval, grace, want_interval, want_grace) in [
+            ("", "", None, None),
+            ("0", "", None, None),
+            ("0s", "0", None, Some(Duration::ZERO)),
+            (
+                "10m",
+                "2s",
+                Some(Duration::from_secs(600)),
+                Some(Duration::from_secs(2)),
+            ),
+            (
+                "24h",
+                "1h30m",
+                Some(Duration::from_secs(86_400)),
+                Some(Duration::from_secs(5400)),
+            ),
+        ] {
+            let (s, warnings) = validate(&section(interval, grace)).unwrap();
+            assert_eq!(
+                (s.interval, s.grace),
+                (want_interval, want_grace),
+                "{interval} {grace}"
+            );
+            assert_eq!(warnings.len(), usize::from(want_interval.is_some()));
+        }
+        for (interval, grace, field) in [
+            ("often", "", "interval"),
+            ("-1s", "", "interval"),
+            ("", "1 hour", "grace"),
+            ("", "5x", "grace"),
+        ] {
+            assert_eq!(
+                validate(&section(interval, grace)).unwrap_err().field,
+                field
+            );
+        }
+        let unset = validate(&GcSection::default()).unwrap().0;
+        assert_eq!(unset.online_grace(), DEFAULT_ONLINE_GRACE);
+        assert_eq!(unset.offline_grace(), Duration::ZERO);
+    }
+}

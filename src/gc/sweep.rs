@@ -1,0 +1,111 @@
+//! The sweep phase: unreachable manifests' revision links and tag history entries (only with
+//! `delete_untagged`), then every blob the mark phase did not keep, then the layer links to the blobs deleted.
+//! With `dry_run` nothing is deleted; the report is the same.
+
+use super::layout::Inventory;
+use super::mark::Marks;
+use super::{GcError, Options, Report};
+use crate::names::Digest;
+use crate::storage::driver::Driver;
+use crate::storage::paths;
+use std::collections::HashSet;
+
+/// The directory holding a link (`.../<hex>/link` → `.../<hex>`): deleted whole, as distribution does.
+pub(crate) fn link_dir(key: &str) -> &str {
+    key.strip_suffix("/link").unwrap_or(key)
+}
+
+/// The blob a key under `blobs/` holds the data of: `blobs/<alg>/<xx>/<hex>/data`.
+pub fn blob_of(key: &str) -> Option<Digest> {
+    let rel = key.strip_prefix(&paths::blobs_root())?.strip_prefix('/')?;
+    match rel.split('/').collect::<Vec<_>>().as_slice() {
+        [alg, xx, hex, "data"] if hex.starts_with(xx) && xx.len() == 2 => {
+            Digest::parse(&format!("{alg}:{hex}")).ok()
+        }
+        _ => None,
+    }
+}
+
+/// Deletes what the marks leave unreferenced; fills `report`.
+pub async fn sweep(
+    driver: &dyn Driver,
+    inv: &Inventory,
+    marks: &Marks,
+    opts: &Options,
+    report: &mut Report,
+) -> Result<(), GcError> {
+    for (name, link) in &marks.unreachable {
+        let repo = &inv[name];
+        for (_, entry) in repo
+            .tag_index
+            .iter()
+            .filter(|(_, e)| e.digest == link.digest)
+        {
+            if !opts.dry_run {
+                driver.delete(link_dir(&entry.key)).await?;
+            }
+        }
+        if !opts.dry_run {
+            driver.delete(link_dir(&link.key)).await?;
+        }
+        tracing::info!(repository = %name, digest = %link.digest, dry_run = opts.dry_run, "gc: untagged manifest deleted");
+        report
+            .manifests_deleted
+            .push((name.clone(), link.digest.clone()));
+    }
+    let mut walk = driver.walk(&paths::blobs_root()).await?;
+    let mut deleted = HashSet::new();
+    while let Some(e) = walk.next().await? {
+        let Some(d) = blob_of(&e.key) else { continue };
+        report.blobs_seen += 1;
+        if marks.blobs.contains(&d) {
+            continue;
+        }
+        if opts.is_young(e.modified) {
+            report.blobs_young += 1;
+            continue;
+        }
+        if !opts.dry_run {
+            driver.delete(&paths::blob_dir(&d)).await?;
+        }
+        tracing::debug!(digest = %d, bytes = e.size, dry_run = opts.dry_run, "gc: blob deleted");
+        report.bytes_deleted += e.size;
+        report.blobs_deleted.push((d.clone(), e.size));
+        deleted.insert(d);
+    }
+    for repo in inv.values() {
+        for l in repo.layers.iter().filter(|l| deleted.contains(&l.digest)) {
+            if !opts.dry_run {
+                driver.delete(link_dir(&l.key)).await?;
+            }
+            report.layer_links_deleted += 1;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_data_files_at_their_digest_path_are_blobs() {
+        let hex = "b5bb9d8014a0f9b1d61e21e796d78dccdf1352f23cd32812f4850b878ae4944c";
+        let root = paths::blobs_root();
+        assert_eq!(
+            blob_of(&format!("{root}/sha256/b5/{hex}/data")),
+            Some(Digest::parse(&format!("sha256:{hex}")).unwrap())
+        );
+        for stray in [
+            format!("{root}/sha256/b6/{hex}/data"),
+            format!("{root}/sha256/b5/{hex}/data.tmp"),
+            format!("{root}/sha256/b5/{hex}"),
+            format!("{root}/sha256/{hex}/data"),
+            format!("{root}/md5/b5/{hex}/data"),
+            format!("{root}/sha256/b5/short/data"),
+            format!("{root}x/sha256/b5/{hex}/data"),
+        ] {
+            assert_eq!(blob_of(&stray), None, "{stray}");
+        }
+    }
+}
