@@ -371,8 +371,8 @@ pub fn validate(file: FileConfig) -> Result<Config, ConfigError> {
     {
         warnings.push(format!(
             "server.listen {listen} is not a loopback address and speaks plain HTTP: passwords cross the \
-             network in clear text; set tls.certificate and tls.key, or list the TLS proxy in front in \
-             server.trusted_proxies (or say server.tls_in_front = true)"
+             network in clear text; set tls.certificate and tls.key (or tls.acme), or list the TLS proxy in \
+             front in server.trusted_proxies (or say server.tls_in_front = true)"
         ));
     }
     // StorageConfig has no validation of its own yet: an empty root is the one thing refused.
