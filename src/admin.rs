@@ -1,9 +1,8 @@
 //! The metrics and health listener: `/metrics` (Prometheus text format, optionally behind Basic auth),
-//! `/healthz` (the process answers) and `/readyz` (the htpasswd file in force; storage writable or upstream
-//! reachable).
+//! `/healthz` (the process answers) and `/readyz` (the htpasswd file in force; the TLS files in force; storage
+//! writable or upstream reachable).
 //! It runs as its own pingora service on its own address, loopback by default.
 
-use crate::auth::Authenticator;
 use crate::backend::Backend;
 use async_trait::async_trait;
 use base64::Engine;
@@ -14,17 +13,22 @@ use std::sync::Arc;
 
 /// What `/readyz` checks.
 pub struct Readiness {
-    /// The authenticator, when auth is on: ready while what the htpasswd file says is in force.
-    pub auth: Option<Arc<Authenticator>>,
+    /// The running configuration: when auth is on, ready while what the htpasswd file says is in force.
+    pub live: Arc<crate::live::LiveConfig>,
     /// The backend: embedded storage writable, or the upstream reachable.
     pub backend: Arc<Backend>,
+    /// The TLS certificate store, when TLS is on: ready while the files on disk are what is served.
+    pub tls: Option<Arc<crate::tls::CertStore>>,
 }
 
 impl Readiness {
     /// Runs the checks; `Err` names the first one that failed.
     pub async fn check(&self) -> Result<(), String> {
-        if let Some(auth) = &self.auth {
+        if let Some(auth) = &self.live.snapshot().auth {
             auth.health()?;
+        }
+        if let Some(tls) = &self.tls {
+            tls.health()?;
         }
         self.backend.ready().await
     }

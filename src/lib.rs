@@ -6,9 +6,9 @@
 //! accept (pingora listener; each HTTP/1 connection bounded by idle and head deadlines)  timeouts.rs, server.rs
 //!   -> admit    proxy/admit.rs: one decision, Ok(Admitted) or Err(Reply)
 //!        cors     an allowed-origin preflight is answered here, 204, never forwarded   cors.rs
-//!        branch   on the path's first segment: /v2/ goes on (a UI or ACME would branch here)
+//!        branch   on the path's first segment: /v2/ goes on; the web UI answers its prefix  ui/
 //!        route    parse the URL and query once into a typed Route + Action             route.rs, names.rs, query.rs
-//!        auth     Basic credentials -> Principal, else a 401 challenge                 auth/
+//!        auth     Basic credentials or a UI session cookie (+ CSRF) -> Principal, else 401  auth/, ui/
 //!        authz    (Route, Principal) -> Permit (action, allowed mount, catalog filter)  authz.rs
 //!   -> backend  one value, one call: serve(&Permit, Request, body) -> Reply | Forward   backend.rs
 //!               embedded: registry handlers over storage                               registry/, storage/
@@ -32,9 +32,11 @@ pub mod authz;
 pub mod backend;
 pub mod config;
 pub mod cors;
+pub mod drain;
 pub mod errcode;
 pub mod gc;
 pub mod headers;
+pub mod live;
 pub mod metrics;
 pub mod names;
 pub mod net;
@@ -49,4 +51,6 @@ pub mod services;
 pub mod settings;
 pub mod storage;
 pub mod timeouts;
+pub mod tls;
+pub mod ui;
 pub mod upstream;

@@ -15,11 +15,16 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Serve the registry (embedded, or in front of an upstream).
+    /// Serve the registry (embedded, or in front of an upstream). SIGHUP reloads the config file; SIGTERM
+    /// drains and exits.
     Serve {
         /// The TOML config file; environment variables override it.
         #[arg(long, short, env = "GATEHOUSE_CONFIG")]
         config: Option<PathBuf>,
+        /// Take the listening sockets over from a running gatehouse instead of binding them: start this,
+        /// then send the old process SIGQUIT (see the README's "Upgrading without downtime").
+        #[arg(long)]
+        upgrade: bool,
     },
     /// Print the effective configuration (secrets elided); exit non-zero when it is invalid.
     CheckConfig {
@@ -179,27 +184,63 @@ fn passwd(
 /// no access-log line is ever lost. The level filter comes validated from the config (`log.level`,
 /// `GATEHOUSE_LOG`); messages on [`gatehouse::config::NOTICE_TARGET`] (the one-time password of a generated
 /// htpasswd file) are shown whatever it says.
-fn init_logging(log: &gatehouse::config::LogConfig) -> tracing_appender::non_blocking::WorkerGuard {
-    use tracing_subscriber::EnvFilter;
-    let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
-        .lossy(false)
-        .finish(std::io::stderr());
+/// The log filter for `filter`, with the notice target always let through.
+fn env_filter(filter: &str) -> Result<tracing_subscriber::EnvFilter, String> {
     let notice = format!("{}=info", gatehouse::config::NOTICE_TARGET)
         .parse()
         .expect("the notice directive parses");
-    let filter = EnvFilter::builder()
-        .parse(&log.filter)
-        .unwrap_or_else(|_| EnvFilter::new("info"))
-        .add_directive(notice);
+    tracing_subscriber::EnvFilter::builder()
+        .parse(filter)
+        .map(|f| f.add_directive(notice))
+        .map_err(|e| e.to_string())
+}
+
+/// Sets up logging; returns the guard that flushes on exit and the setter a config reload uses to change
+/// the filter.
+fn init_logging(
+    log: &gatehouse::config::LogConfig,
+) -> (
+    tracing_appender::non_blocking::WorkerGuard,
+    gatehouse::live::LogFilter,
+) {
+    let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+        .lossy(false)
+        .finish(std::io::stderr());
+    let filter =
+        env_filter(&log.filter).unwrap_or_else(|_| env_filter("info").expect("info parses"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(writer);
-    if log.json {
-        builder.json().init();
-    } else {
-        builder.with_ansi(false).init();
+    macro_rules! setter {
+        ($builder:expr) => {{
+            let builder = $builder.with_filter_reloading();
+            let handle = builder.reload_handle();
+            builder.init();
+            Box::new(move |f: &str| handle.reload(env_filter(f)?).map_err(|e| e.to_string()))
+                as gatehouse::live::LogFilter
+        }};
     }
-    guard
+    let set = if log.json {
+        let b = builder.json();
+        setter!(b)
+    } else {
+        let b = builder.with_ansi(false);
+        setter!(b)
+    };
+    (guard, set)
+}
+
+/// Flushes the non-blocking log writer when dropped (unless the drain already did).
+struct FlushOnDrop(
+    std::sync::Arc<std::sync::Mutex<Option<tracing_appender::non_blocking::WorkerGuard>>>,
+);
+
+impl Drop for FlushOnDrop {
+    fn drop(&mut self) {
+        if let Ok(mut guard) = self.0.lock() {
+            guard.take();
+        }
+    }
 }
 
 /// The error and its causes, each once: a cause whose text the message already holds is not repeated.
@@ -239,10 +280,24 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
-        Command::Serve { config } => {
-            let config = gatehouse::config::load(config.as_deref())?;
-            let _flush_on_exit = init_logging(&config.log);
-            gatehouse::server::run(config).context("cannot start")?;
+        Command::Serve {
+            config: path,
+            upgrade,
+        } => {
+            let config = gatehouse::config::load(path.as_deref())?;
+            let (flush, log_filter) = init_logging(&config.log);
+            // The log is flushed when `serve` returns, or by the drain just before it exits the process.
+            let flush = std::sync::Arc::new(std::sync::Mutex::new(Some(flush)));
+            let _flush_on_return = FlushOnDrop(flush.clone());
+            let options = gatehouse::server::RunOptions {
+                config_path: path,
+                log_filter: Some(log_filter),
+                upgrade,
+                on_exit: Some(Box::new(move || {
+                    drop(flush.lock().ok().and_then(|mut f| f.take()))
+                })),
+            };
+            gatehouse::server::run(config, options).context("cannot start")?;
             Ok(())
         }
         Command::CheckConfig { config } => {

@@ -40,6 +40,8 @@ pub struct Metrics {
     pub htpasswd_last_reload: Gauge,
     /// 1 while the htpasswd file is missing, unreadable or garbage and the last good set is kept.
     pub htpasswd_stale: IntGauge,
+    /// Config reloads (SIGHUP) by result (ok, error).
+    pub config_reloads: IntCounterVec,
     /// Authorization denials by action.
     pub authz_denials: IntCounterVec,
     /// Upstream failures by kind (connect, proxy).
@@ -62,6 +64,12 @@ pub struct Metrics {
     pub guard_tracked: IntGauge,
     /// Build information (always 1).
     pub build_info: IntGaugeVec,
+    /// The served TLS certificate's `notAfter`, Unix seconds.
+    pub tls_cert_expiry: IntGauge,
+    /// TLS certificate reloads by result (`ok`, `failed`).
+    pub tls_reloads: IntCounterVec,
+    /// 1 while the TLS files on disk do not load and the last good certificate is served.
+    pub tls_stale: IntGauge,
     /// Garbage collection (`gatehouse_gc_*`).
     pub gc: crate::gc::metrics::GcMetrics,
 }
@@ -178,6 +186,12 @@ impl Metrics {
                 "gatehouse_htpasswd_stale",
                 "1 while the htpasswd file is missing, unreadable or garbage and the last good set is kept.",
             ),
+            config_reloads: counter(
+                &r,
+                "gatehouse_config_reloads_total",
+                "Config reloads on SIGHUP, by result (ok; error: the running config stays).",
+                &["result"],
+            ),
             authz_denials: counter(
                 &r,
                 "gatehouse_authz_denials_total",
@@ -224,6 +238,22 @@ impl Metrics {
                 "Client addresses the brute-force guard is tracking.",
             ),
             build_info,
+            tls_cert_expiry: gauge(
+                &r,
+                "gatehouse_tls_certificate_expiry_timestamp_seconds",
+                "notAfter of the TLS certificate being served, Unix seconds.",
+            ),
+            tls_reloads: counter(
+                &r,
+                "gatehouse_tls_reloads_total",
+                "TLS certificate file reloads by result.",
+                &["result"],
+            ),
+            tls_stale: gauge(
+                &r,
+                "gatehouse_tls_stale",
+                "1 while the TLS files do not load or match and the last good certificate is served.",
+            ),
             gc: crate::gc::metrics::GcMetrics::register(&r),
             registry: r,
         }

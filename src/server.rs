@@ -1,17 +1,38 @@
 //! Assembles the pingora server from validated config: the backend, the proxy service on the main listener
 //! (each connection bounded by [`crate::timeouts`]), the metrics and health listener, and the background work.
+//!
+//! Lifecycle (pingora's signals, plus SIGHUP): SIGTERM stops accepting, lets requests in flight finish for up to
+//! `server.grace_period_seconds` and exits at once when idle; SIGINT exits at once; SIGHUP reloads the config
+//! file ([`crate::live`]); SIGQUIT hands the listening sockets to a new process started with
+//! `serve --upgrade` (over `server.upgrade_socket`), then drains like SIGTERM: an upgrade refuses no
+//! connection and cuts no transfer.
 
 use crate::admin::{AdminApp, Readiness};
 use crate::auth::{self, AuthMode, Authenticator};
 use crate::backend::{self, Backend};
 use crate::config::Config;
+use crate::live::{Live, LiveConfig, LogFilter};
 use crate::proxy::Gatehouse;
 use crate::storage::StorageConfig;
 use crate::timeouts::Bounded;
 use pingora::server::configuration::ServerConf;
 use pingora::server::Server;
 use pingora::services::background::background_service;
+use std::path::PathBuf;
 use std::sync::Arc;
+
+/// How `serve` was started, besides the config.
+#[derive(Default)]
+pub struct RunOptions {
+    /// The config file a SIGHUP reads again.
+    pub config_path: Option<PathBuf>,
+    /// Sets the running log filter on reload.
+    pub log_filter: Option<LogFilter>,
+    /// Take the listeners over from a running gatehouse (which is then sent SIGQUIT) instead of binding them.
+    pub upgrade: bool,
+    /// Runs just before a drained server exits the process (flushes the log).
+    pub on_exit: Option<Box<dyn FnOnce() + Send>>,
+}
 
 /// A problem starting the server.
 #[derive(Debug, thiserror::Error)]
@@ -22,6 +43,9 @@ pub enum StartError {
     /// The embedded storage could not be opened.
     #[error(transparent)]
     Storage(#[from] backend::OpenError),
+    /// The TLS files or client CAs could not be loaded.
+    #[error(transparent)]
+    Tls(#[from] crate::tls::TlsError),
     /// A listener address cannot be bound (taken, not local, no permission).
     #[error("cannot listen on {addr} ({what})")]
     Listen {
@@ -48,16 +72,28 @@ fn check_bindable(what: &'static str, addr: &str) -> Result<(), StartError> {
 }
 
 /// Builds everything and serves until the process is told to stop (SIGTERM, SIGINT, SIGQUIT).
-pub fn run(config: Config) -> Result<(), StartError> {
+pub fn run(config: Config, options: RunOptions) -> Result<(), StartError> {
     for w in &config.warnings {
         tracing::warn!("{w}");
     }
+    // Until the reload service listens, a SIGHUP must not end the process (its default action).
+    // SAFETY: setting a signal's disposition to SIG_IGN has no memory-safety preconditions.
+    unsafe {
+        libc::signal(libc::SIGHUP, libc::SIG_IGN);
+    }
     let listen = config.listen.to_string();
-    check_bindable("main listener", &listen)?;
-    if let Some(m) = &config.metrics {
-        check_bindable("metrics listener", &m.listen.to_string())?;
+    // When upgrading, the running process holds the addresses and hands them over.
+    if !options.upgrade {
+        check_bindable("main listener", &listen)?;
+        if let Some(m) = &config.metrics {
+            check_bindable("metrics listener", &m.listen.to_string())?;
+        }
     }
     let config = Arc::new(config);
+    let certs = match &config.tls {
+        Some(tls) => Some(Arc::new(crate::tls::CertStore::open(tls)?)),
+        None => None,
+    };
     let authenticator = match config.auth.mode {
         AuthMode::None => {
             tracing::warn!("auth.mode is none: anyone who can reach the port may push and delete");
@@ -76,32 +112,58 @@ pub fn run(config: Config) -> Result<(), StartError> {
         crate::config::Backend::Embedded => Backend::open_embedded(StorageConfig {
             root: config.storage.root.clone(),
             delete_enabled: config.storage.delete_enabled,
+            s3: config.storage.s3.clone(),
         })?,
     });
 
     let mut conf = ServerConf {
         threads: config.threads,
-        // pingora sleeps `grace_period_seconds` after closing its listeners even when idle (it is meant for
-        // handing sockets to a new process); requests in flight get the configured time instead.
-        grace_period_seconds: Some(0),
-        graceful_shutdown_timeout_seconds: Some(config.grace_period_seconds),
+        // pingora's sleep after closing the listeners is all the time requests in flight get (its runtime
+        // shutdown then cancels them); `drain` ends the process as soon as none is left.
+        grace_period_seconds: Some(config.grace_period_seconds),
+        graceful_shutdown_timeout_seconds: Some(5),
+        upgrade_sock: config.upgrade_socket.display().to_string(),
         ..ServerConf::default()
     };
     conf.upstream_keepalive_pool_size = 128;
-    let mut server = Server::new_with_opt_and_conf(None, conf);
+    let opt = pingora::server::configuration::Opt {
+        upgrade: options.upgrade,
+        ..Default::default()
+    };
+    if options.upgrade {
+        tracing::info!(socket = %config.upgrade_socket.display(), "waiting for the running gatehouse's listeners (send it SIGQUIT)");
+    }
+    let mut server = Server::new_with_opt_and_conf(Some(opt), conf);
     server.bootstrap();
-    let door = Gatehouse::new(config.clone(), authenticator.clone(), backend.clone());
+    let on_exit = options.on_exit.unwrap_or_else(|| Box::new(|| ()));
+    if let Err(e) = crate::drain::watch(server.watch_execution_phase(), on_exit) {
+        tracing::warn!(error = %e, "no drain watcher: shutdown waits out the whole grace period");
+    }
+    let live = Arc::new(LiveConfig::new(
+        Live::new(config.clone(), authenticator),
+        options.config_path,
+        options.log_filter,
+    ));
+    let door = Gatehouse::new(live.clone(), backend.clone());
     let proxy = pingora::proxy::http_proxy(&server.configuration, door);
     let mut service = pingora::services::listening::Service::new(
         "gatehouse".into(),
         Bounded::new(proxy, config.timeouts),
     );
-    service.add_tcp(&listen);
-    server.add_service(service);
-    if let Some(a) = &authenticator {
-        let watch = crate::services::HtpasswdWatch(a.clone());
-        server.add_service(background_service("htpasswd watch", watch));
+    match (&config.tls, &certs) {
+        (Some(tls), Some(store)) => {
+            let settings = crate::tls::listener_settings(store.clone(), tls)?;
+            service.add_tls_with_settings(&listen, None, settings);
+            let watch = crate::tls::watch::FileWatch(store.clone());
+            server.add_service(background_service("tls file watch", watch));
+        }
+        _ => service.add_tcp(&listen),
     }
+    server.add_service(service);
+    let watch = crate::services::HtpasswdWatch(live.clone());
+    server.add_service(background_service("htpasswd watch", watch));
+    let reload = crate::services::ConfigReload(live.clone());
+    server.add_service(background_service("config reload", reload));
     if let Backend::Embedded(registry) = &*backend {
         let count = crate::services::BlobCount(registry.clone());
         server.add_service(background_service("blob count", count));
@@ -116,8 +178,9 @@ pub fn run(config: Config) -> Result<(), StartError> {
     }
     if let Some(m) = &config.metrics {
         let readiness = Readiness {
-            auth: authenticator,
+            live,
             backend,
+            tls: certs,
         };
         let app = AdminApp::new(readiness, m.basic_auth.clone());
         let mut admin = pingora::services::listening::Service::new("gatehouse metrics".into(), app);
@@ -125,7 +188,7 @@ pub fn run(config: Config) -> Result<(), StartError> {
         server.add_service(admin);
         tracing::info!(listen = %m.listen, "metrics and health listener");
     }
-    tracing::info!(listen = %config.listen, "gatehouse serving");
+    tracing::info!(listen = %config.listen, tls = config.tls.is_some(), "gatehouse serving");
     server.run(pingora::server::RunArgs::default());
     tracing::info!("gatehouse stopped");
     Ok(())

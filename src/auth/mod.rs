@@ -109,6 +109,12 @@ impl Authenticator {
         self.credentials.load().len()
     }
 
+    /// The hash htpasswd holds for `user` now, if the user is there (a UI session lasts only while it is
+    /// the one the user logged in with).
+    pub fn stored_hash(&self, user: &str) -> Option<String> {
+        self.credentials.load().hash_of(user).map(str::to_string)
+    }
+
     /// Replaces the credential set (the cache needs no flush: its keys include the stored hash).
     pub fn replace(&self, credentials: Credentials) {
         self.credentials.store(Arc::new(credentials));

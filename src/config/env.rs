@@ -12,6 +12,7 @@ use super::foreign::{self, Verdict};
 use super::schema::FileConfig;
 use super::values::{parse_bool, parse_duration, parse_list};
 use super::ConfigError;
+use crate::storage::driver::s3::settings as s3;
 use std::collections::BTreeMap;
 
 /// The prefix distribution uses for extra response headers.
@@ -60,6 +61,15 @@ const fn var(
 
 use WhenEmpty::{Error as Refuse, Ignore};
 
+/// One `REGISTRY_STORAGE_S3_*` variable (the S3 settings module parses it); an empty value is refused.
+const fn s3_var(
+    name: &'static str,
+    key: &'static str,
+    set: fn(&mut FileConfig, &str) -> Result<(), String>,
+) -> Var {
+    var(name, key, Refuse("give a value or unset it"), set)
+}
+
 /// Every variable gatehouse reads (besides `REGISTRY_HTTP_HEADERS_<Name>`), with the key it sets.
 pub const VARS: &[Var] = &[
     var(
@@ -86,6 +96,15 @@ pub const VARS: &[Var] = &[
         Ignore,
         |f, v| {
             f.server.grace_period_seconds = parse_duration(v)?.as_secs();
+            Ok(())
+        },
+    ),
+    var(
+        "GATEHOUSE_UPGRADE_SOCKET",
+        "server.upgrade_socket",
+        Refuse("give a socket path or unset it"),
+        |f, v| {
+            f.server.upgrade_socket = v.to_string();
             Ok(())
         },
     ),
@@ -161,17 +180,8 @@ pub const VARS: &[Var] = &[
             Ok(())
         },
     ),
-    var("REGISTRY_STORAGE", "", Ignore, |_, v| {
-        if v.trim().eq_ignore_ascii_case("filesystem") {
-            Ok(())
-        } else {
-            Err(format!(
-                "the `{}` storage driver is not implemented: gatehouse stores data only on the filesystem \
-                 (REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY); refusing to start rather than put the data \
-                 somewhere else",
-                v.trim()
-            ))
-        }
+    var("REGISTRY_STORAGE", "", Ignore, |f, v| {
+        s3::select(&mut f.storage.s3, v)
     }),
     var(
         "REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY",
@@ -190,6 +200,51 @@ pub const VARS: &[Var] = &[
             f.storage.delete_enabled = parse_bool(v)?;
             Ok(())
         },
+    ),
+    var(
+        "REGISTRY_STORAGE_REDIRECT_DISABLE",
+        "storage.s3.redirect_disable",
+        Ignore,
+        |f, v| s3::set_redirect_disable(&mut f.storage.s3, v),
+    ),
+    s3_var("REGISTRY_STORAGE_S3_REGION", "storage.s3.region", |f, v| {
+        s3::set(&mut f.storage.s3, "region", v)
+    }),
+    s3_var("REGISTRY_STORAGE_S3_BUCKET", "storage.s3.bucket", |f, v| {
+        s3::set(&mut f.storage.s3, "bucket", v)
+    }),
+    s3_var(
+        "REGISTRY_STORAGE_S3_REGIONENDPOINT",
+        "storage.s3.regionendpoint",
+        |f, v| s3::set(&mut f.storage.s3, "regionendpoint", v),
+    ),
+    s3_var(
+        "REGISTRY_STORAGE_S3_ACCESSKEY",
+        "storage.s3.accesskey",
+        |f, v| s3::set(&mut f.storage.s3, "accesskey", v),
+    ),
+    s3_var(
+        "REGISTRY_STORAGE_S3_SECRETKEY",
+        "storage.s3.secretkey",
+        |f, v| s3::set(&mut f.storage.s3, "secretkey", v),
+    ),
+    s3_var(
+        "REGISTRY_STORAGE_S3_ROOTDIRECTORY",
+        "storage.s3.rootdirectory",
+        |f, v| s3::set(&mut f.storage.s3, "rootdirectory", v),
+    ),
+    s3_var(
+        "REGISTRY_STORAGE_S3_FORCEPATHSTYLE",
+        "storage.s3.forcepathstyle",
+        |f, v| s3::set(&mut f.storage.s3, "forcepathstyle", v),
+    ),
+    s3_var("REGISTRY_STORAGE_S3_SECURE", "storage.s3.secure", |f, v| {
+        s3::set(&mut f.storage.s3, "secure", v)
+    }),
+    s3_var(
+        "REGISTRY_STORAGE_S3_CHUNKSIZE",
+        "storage.s3.chunksize",
+        |f, v| s3::set(&mut f.storage.s3, "chunksize", v),
     ),
     var(
         "GATEHOUSE_UPSTREAM_URL",
@@ -356,6 +411,55 @@ pub const VARS: &[Var] = &[
             Ok(())
         })
     },
+    var(
+        "REGISTRY_HTTP_TLS_CERTIFICATE",
+        "tls.certificate",
+        Refuse("an empty certificate would serve plain HTTP; unset it for that"),
+        |f, v| {
+            f.tls.certificate = v.trim().to_string();
+            Ok(())
+        },
+    ),
+    var(
+        "REGISTRY_HTTP_TLS_KEY",
+        "tls.key",
+        Refuse("an empty key would serve plain HTTP; unset it for that"),
+        |f, v| {
+            f.tls.key = v.trim().to_string();
+            Ok(())
+        },
+    ),
+    var(
+        "REGISTRY_HTTP_TLS_CLIENTCAS",
+        "tls.client_cas",
+        Refuse("an empty list would accept clients without certificates; unset it for that"),
+        |f, v| {
+            f.tls.client_cas = parse_list(v);
+            Ok(())
+        },
+    ),
+    var("GATEHOUSE_UI", "ui.enabled", Ignore, |f, v| {
+        f.ui.enabled = parse_bool(v)?;
+        Ok(())
+    }),
+    var(
+        "GATEHOUSE_UI_PREFIX",
+        "ui.prefix",
+        Refuse("give a path like / or /ui/, or unset it"),
+        |f, v| {
+            f.ui.prefix = v.trim().to_string();
+            Ok(())
+        },
+    ),
+    var(
+        "GATEHOUSE_UI_SESSION_TTL",
+        "ui.session_ttl_seconds",
+        Ignore,
+        |f, v| {
+            f.ui.session_ttl_seconds = whole_seconds(v)?;
+            Ok(())
+        },
+    ),
     // Read by the command line itself (clap, after `main` refuses an empty value): listed so it is known.
     var("GATEHOUSE_CONFIG", "", Refuse(CONFIG_EMPTY), |_, _| Ok(())),
 ];

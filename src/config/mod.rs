@@ -87,6 +87,8 @@ pub struct Config {
     pub threads: usize,
     /// Shutdown grace period.
     pub grace_period_seconds: u64,
+    /// Where `serve --upgrade` receives the listeners from the running process.
+    pub upgrade_socket: PathBuf,
     /// Connection and transfer timeouts of the main listener.
     pub timeouts: crate::timeouts::Timeouts,
     /// Authentication.
@@ -109,8 +111,12 @@ pub struct Config {
     pub guard: Option<GuardConfig>,
     /// Proxies whose `X-Forwarded-For` is believed.
     pub trusted_proxies: Vec<crate::net::Cidr>,
+    /// TLS on the main listener, when configured.
+    pub tls: Option<crate::tls::TlsConfig>,
     /// Garbage collection.
     pub gc: crate::gc::settings::GcSettings,
+    /// The built-in web UI.
+    pub ui: crate::ui::UiConfig,
     /// Things the user should hear about (ignored variables, deprecated spellings, risky values).
     pub warnings: Vec<String>,
 }
@@ -324,6 +330,9 @@ pub fn validate(file: FileConfig) -> Result<Config, ConfigError> {
                 .map_err(|e| invalid("server.trusted_proxies", format!("`{c}`: {e}")))
         })
         .collect::<Result<Vec<_>, _>>()?;
+    let t = &file.tls;
+    let tls = crate::tls::TlsConfig::from_parts(&t.certificate, &t.key, &t.client_cas)
+        .map_err(|e| section("tls", e))?;
     let (gc, gc_warnings) =
         crate::gc::settings::validate(&file.gc).map_err(|e| section("gc", e))?;
     warnings.extend(gc_warnings);
@@ -331,10 +340,31 @@ pub fn validate(file: FileConfig) -> Result<Config, ConfigError> {
     if file.storage.root.is_empty() {
         return Err(invalid("storage.root", "is empty"));
     }
+    if file.server.upgrade_socket.trim().is_empty() {
+        return Err(invalid(
+            "server.upgrade_socket",
+            "is empty (a path such as /tmp/gatehouse-upgrade.sock)",
+        ));
+    }
+    let s3 = file
+        .storage
+        .s3
+        .as_ref()
+        .map(|s| s.validate().map_err(|e| section("storage.s3", e)))
+        .transpose()?;
+    let ui = crate::ui::UiConfig {
+        enabled: file.ui.enabled,
+        prefix: file.ui.prefix.clone(),
+        session_ttl: Duration::from_secs(file.ui.session_ttl_seconds),
+        max_sessions: file.ui.max_sessions,
+    };
+    ui.validate().map_err(|e| section("ui", e))?;
     Ok(Config {
         listen,
+        ui,
         threads: file.server.threads,
         grace_period_seconds: file.server.grace_period_seconds,
+        upgrade_socket: PathBuf::from(&file.server.upgrade_socket),
         timeouts: crate::timeouts::Timeouts::from_seconds(
             file.server.idle_timeout_seconds,
             file.server.header_timeout_seconds,
@@ -348,6 +378,7 @@ pub fn validate(file: FileConfig) -> Result<Config, ConfigError> {
         storage: StorageConfig {
             root: PathBuf::from(&file.storage.root),
             delete_enabled: file.storage.delete_enabled,
+            s3,
         },
         backend,
         metrics,
@@ -359,6 +390,7 @@ pub fn validate(file: FileConfig) -> Result<Config, ConfigError> {
             json,
             access_log: file.log.access_log,
         },
+        tls,
         gc,
         warnings,
     })

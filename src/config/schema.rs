@@ -32,6 +32,22 @@ pub struct FileConfig {
     pub guard: GuardSection,
     /// Garbage collection.
     pub gc: crate::gc::settings::GcSection,
+    /// TLS on the main listener.
+    pub tls: TlsSection,
+    /// The built-in web UI.
+    pub ui: UiSection,
+}
+
+/// `[tls]`: the main listener speaks TLS when `certificate` and `key` are set.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TlsSection {
+    /// The PEM certificate chain, leaf first.
+    pub certificate: String,
+    /// The PEM private key (PKCS#8, PKCS#1 or SEC1).
+    pub key: String,
+    /// PEM files of CAs whose client certificates are required (mutual TLS).
+    pub client_cas: Vec<String>,
 }
 
 /// `[server]`
@@ -54,6 +70,8 @@ pub struct ServerSection {
     pub body_timeout_seconds: u64,
     /// Seconds a client may take nothing of a response.
     pub send_timeout_seconds: u64,
+    /// The Unix socket a new process (`serve --upgrade`) takes the listeners over on.
+    pub upgrade_socket: String,
 }
 
 impl Default for ServerSection {
@@ -67,6 +85,7 @@ impl Default for ServerSection {
             header_timeout_seconds: 30,
             body_timeout_seconds: 60,
             send_timeout_seconds: 60,
+            upgrade_socket: "/tmp/gatehouse-upgrade.sock".into(),
         }
     }
 }
@@ -145,6 +164,9 @@ pub struct StorageSection {
     pub root: String,
     /// Whether DELETE of manifests and blobs is allowed.
     pub delete_enabled: bool,
+    /// The S3 driver's settings; when present, data lives in the bucket and `root` is not used.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub s3: Option<crate::storage::driver::s3::S3Section>,
 }
 
 impl Default for StorageSection {
@@ -152,6 +174,7 @@ impl Default for StorageSection {
         StorageSection {
             root: "./data".into(),
             delete_enabled: false,
+            s3: None,
         }
     }
 }
@@ -276,6 +299,32 @@ impl Default for GuardSection {
             failures_burst: 10,
             failures_per_minute: 10,
             max_tracked: 65_536,
+        }
+    }
+}
+
+/// `[ui]`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct UiSection {
+    /// Whether the web UI is served.
+    pub enabled: bool,
+    /// The path it is served under (`/` or `/ui/`; never under `/v2/`).
+    pub prefix: String,
+    /// How long a login lasts, in seconds.
+    pub session_ttl_seconds: u64,
+    /// The most sessions held at once.
+    pub max_sessions: usize,
+}
+
+impl Default for UiSection {
+    fn default() -> Self {
+        let d = crate::ui::UiConfig::default();
+        UiSection {
+            enabled: d.enabled,
+            prefix: d.prefix,
+            session_ttl_seconds: d.session_ttl.as_secs(),
+            max_sessions: d.max_sessions,
         }
     }
 }

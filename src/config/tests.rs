@@ -106,11 +106,11 @@ fn auth_none_on_a_public_address_warns_naming_it() {
 fn env_warnings_come_first() {
     let c = parse_with_env(
         "[auth]\nmode = \"none\"",
-        &[("REGISTRY_HTTP_TLS_CERTIFICATE", "/c.pem")],
+        &[("REGISTRY_HTTP_TLS_MINIMUMTLS", "tls1.2")],
     )
     .unwrap();
     assert_eq!(c.warnings.len(), 2, "{:?}", c.warnings);
-    assert!(c.warnings[0].contains("REGISTRY_HTTP_TLS_CERTIFICATE"));
+    assert!(c.warnings[0].contains("REGISTRY_HTTP_TLS_MINIMUMTLS"));
 }
 
 #[test]
@@ -215,4 +215,35 @@ fn log_filters() {
     for bad in ["", "verbose", "gatehouse=loud", "info,nonsense", "5"] {
         assert!(log_filter_problem(bad).is_some(), "{bad:?}");
     }
+}
+
+#[test]
+fn tls_settings_from_env_and_file() {
+    let c = parse_with_env(
+        "",
+        &[
+            ("REGISTRY_HTTP_TLS_CERTIFICATE", "/c.pem"),
+            ("REGISTRY_HTTP_TLS_KEY", "/k.pem"),
+            ("REGISTRY_HTTP_TLS_CLIENTCAS", "[/ca1.pem,/ca2.pem]"),
+        ],
+    )
+    .unwrap();
+    let tls = c.tls.expect("tls on");
+    assert_eq!(tls.certificate, std::path::PathBuf::from("/c.pem"));
+    assert_eq!(tls.client_cas.len(), 2);
+    assert!(parse("").unwrap().tls.is_none());
+    let err = parse_with_env("", &[("REGISTRY_HTTP_TLS_CERTIFICATE", "/c.pem")])
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("tls.key"), "{err}");
+    let err = parse("[tls]\nkey = \"/k.pem\"").unwrap_err().to_string();
+    assert!(err.contains("tls.certificate"), "{err}");
+    let err = parse_with_env("", &[("REGISTRY_HTTP_TLS_KEY", " ")])
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("REGISTRY_HTTP_TLS_KEY"), "{err}");
+    let err = parse_with_env("", &[("REGISTRY_HTTP_TLS_LETSENCRYPT_EMAIL", "a@b")])
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("ACME"), "{err}");
 }

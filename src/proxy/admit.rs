@@ -9,6 +9,7 @@ use crate::auth::Outcome;
 use crate::authz::{Permit, Refusal};
 use crate::cors::Cors;
 use crate::errcode::{ApiError, Code};
+use crate::live::Live;
 use crate::metrics::metrics;
 use crate::reply::Reply;
 use crate::route::{self, Route};
@@ -42,7 +43,7 @@ impl Gatehouse {
             ctx.kind = "preflight";
             let mut reply = Reply::status(StatusCode::NO_CONTENT);
             if ctx.origin.is_some() {
-                reply.headers = self.cors.preflight_headers();
+                reply.headers = ctx.live.cors.preflight_headers();
             }
             return Err(reply);
         }
@@ -51,7 +52,10 @@ impl Gatehouse {
         // challenges and redirects add their arm).
         match first_segment(req.uri.path()) {
             "v2" => {}
-            _ => return Err(ApiError::new(Code::NotFound).into()),
+            _ => match &self.ui {
+                Some(ui) if ui.serves(req.uri.path()) => return Err(ui_reply(ui, req, ctx).await),
+                _ => return Err(ApiError::new(Code::NotFound).into()),
+            },
         }
 
         // route: parsed once; everything after reads it, nothing re-reads the URL.
@@ -64,10 +68,27 @@ impl Gatehouse {
             .headers
             .get(http::header::AUTHORIZATION)
             .filter(|h| !crate::auth::is_empty_basic(h));
-        let (principal, authenticated) = match (&self.auth, header) {
+        let live = ctx.live.clone();
+        let (principal, authenticated) = match (&live.auth, header) {
             (None, _) => (None, true),
-            // No credentials: maybe a public pull; authz decides between that and a challenge.
-            (Some(_), None) => (None, false),
+            // No credentials: a UI session cookie, or maybe a public pull (authz decides that or a challenge).
+            (Some(auth), None) => match self
+                .ui
+                .as_ref()
+                .and_then(|ui| ui.session(&req.headers, Some(auth)))
+            {
+                None => (None, false),
+                Some(active) => {
+                    ctx.auth = "session";
+                    if !crate::ui::Ui::csrf_allows(&req.method, &req.headers, &active) {
+                        return Err(ApiError::new(Code::Denied)
+                            .message("the CSRF token is missing or wrong")
+                            .into());
+                    }
+                    let user = active.user;
+                    (Some(crate::auth::Principal { user }), true)
+                }
+            },
             (Some(auth), Some(header)) => {
                 let outcome = auth.authenticate(Some(header), ctx.client.ip).await;
                 ctx.auth = outcome.label();
@@ -84,21 +105,28 @@ impl Gatehouse {
                             reply.header(http::header::RETRY_AFTER, HeaderValue::from(retry_after))
                         );
                     }
-                    _ => return Err(self.challenge()),
+                    _ => return Err(challenge(&live)),
                 }
             }
         };
         ctx.user = principal.as_ref().map(|p| p.user.clone());
 
         // authz
-        match self
+        match live
             .config
             .policy
             .decide(&route, principal.as_ref(), authenticated)
         {
             Ok(permit) => Ok(Admitted { route, permit }),
             // An anonymous caller being asked to log in is not a denial (every docker login starts so).
-            Err(Refusal::NeedCredentials) => Err(self.challenge()),
+            // A browser holding a stale UI session cookie gets no Basic challenge (it would pop up the
+            // browser's own login over the UI's); docker clients never carry that cookie.
+            Err(Refusal::NeedCredentials)
+                if crate::ui::Ui::stale_cookie(self.ui.as_ref(), &req.headers) =>
+            {
+                Err(ApiError::new(Code::Unauthorized).into())
+            }
+            Err(Refusal::NeedCredentials) => Err(challenge(&live)),
             Err(Refusal::Denied) => {
                 metrics()
                     .authz_denials
@@ -108,15 +136,38 @@ impl Gatehouse {
             }
         }
     }
+}
 
-    /// The 401 challenge, as distribution writes it.
-    pub(super) fn challenge(&self) -> Reply {
-        let reply = Reply::from(ApiError::new(Code::Unauthorized));
-        let realm = format!("Basic realm=\"{}\"", self.config.auth.realm);
-        match HeaderValue::from_str(&realm) {
-            Ok(v) => reply.header(http::header::WWW_AUTHENTICATE, v),
-            Err(_) => reply,
-        }
+/// The web UI's answer to a request under its prefix, decided with the request's configuration snapshot.
+async fn ui_reply(ui: &crate::ui::Ui, req: &RequestHeader, ctx: &mut Ctx) -> Reply {
+    ctx.kind = "ui";
+    let live = ctx.live.clone();
+    let handled = ui
+        .handle(&crate::ui::UiRequest {
+            method: &req.method,
+            path: req.uri.path(),
+            query: req.uri.query(),
+            headers: &req.headers,
+            client: ctx.client.ip,
+            proto: &ctx.client.proto,
+            host: ctx.client.host.as_deref(),
+            rules: crate::ui::Rules::of(&live),
+        })
+        .await;
+    ctx.user = handled.user;
+    if let Some(label) = handled.auth {
+        ctx.auth = label;
+    }
+    handled.reply
+}
+
+/// The 401 challenge, as distribution writes it, with the realm in force.
+pub(super) fn challenge(live: &Live) -> Reply {
+    let reply = Reply::from(ApiError::new(Code::Unauthorized));
+    let realm = format!("Basic realm=\"{}\"", live.config.auth.realm);
+    match HeaderValue::from_str(&realm) {
+        Ok(v) => reply.header(http::header::WWW_AUTHENTICATE, v),
+        Err(_) => reply,
     }
 }
 

@@ -6,12 +6,10 @@
 //! makes itself leaves through one writer (`write`); every response, forwarded or our own, gets its common
 //! headers from [`crate::headers::decorate`]; `logging` writes one access-log line and the request metrics.
 
-use crate::auth::Authenticator;
 use crate::backend::{Backend, Forward};
-use crate::config::Config;
-use crate::cors::Cors;
 use crate::errcode::{ApiError, Code};
 use crate::headers::{self, Decoration};
+use crate::live::{Live, LiveConfig};
 use crate::metrics::metrics;
 use crate::reply::Request;
 use crate::timeouts::Timeouts;
@@ -34,15 +32,19 @@ use support::{client_view, method_label, request_id, SessionBody};
 
 /// The front door: shared by every request.
 pub struct Gatehouse {
-    config: Arc<Config>,
-    cors: Cors,
-    auth: Option<Arc<Authenticator>>,
+    live: Arc<LiveConfig>,
     backend: Arc<Backend>,
     timeouts: Timeouts,
+    /// The web UI, when it is on (its settings wait for a restart; its sessions outlive reloads).
+    ui: Option<crate::ui::Ui>,
 }
 
 /// Per-request state carried across pingora's phases.
 pub struct Ctx {
+    /// The configuration this request is decided with, start to end (a reload does not change it midway).
+    live: Arc<Live>,
+    /// Holds shutdown back until this request is done ([`crate::drain`]).
+    in_flight: Option<crate::drain::InFlight>,
     start: Instant,
     counted: bool,
     request_id: HeaderValue,
@@ -59,26 +61,21 @@ pub struct Ctx {
 }
 
 impl Gatehouse {
-    /// Assembles the door from validated config, the authenticator (None when auth is off) and the backend.
-    pub fn new(
-        config: Arc<Config>,
-        auth: Option<Arc<Authenticator>>,
-        backend: Arc<Backend>,
-    ) -> Gatehouse {
+    /// Assembles the door from the running configuration (replaced on reload) and the backend.
+    pub fn new(live: Arc<LiveConfig>, backend: Arc<Backend>) -> Gatehouse {
         Gatehouse {
-            cors: Cors::new(&config.cors),
-            timeouts: config.timeouts,
-            config,
-            auth,
+            ui: crate::ui::Ui::new(&live.snapshot().config.ui),
+            timeouts: live.snapshot().config.timeouts,
+            live,
             backend,
         }
     }
 
     fn decoration<'a>(&'a self, ctx: &'a Ctx) -> Decoration<'a> {
         Decoration {
-            cors: &self.cors,
+            cors: &ctx.live.cors,
             origin: ctx.origin.as_ref(),
-            extra: &self.config.headers,
+            extra: &ctx.live.config.headers,
             request_id: &ctx.request_id,
         }
     }
@@ -90,6 +87,8 @@ impl ProxyHttp for Gatehouse {
 
     fn new_ctx(&self) -> Ctx {
         Ctx {
+            live: self.live.snapshot(),
+            in_flight: None,
             start: Instant::now(),
             counted: false,
             request_id: HeaderValue::from_static("-"),
@@ -108,13 +107,14 @@ impl ProxyHttp for Gatehouse {
     async fn request_filter(&self, session: &mut Session, ctx: &mut Ctx) -> Result<bool> {
         metrics().in_flight.inc();
         ctx.counted = true;
+        ctx.in_flight = Some(crate::drain::InFlight::begin());
         // A body that stalls, and a client that takes nothing of a response, are cut off.
         session.set_read_timeout(Some(self.timeouts.body));
         session.set_write_timeout(Some(self.timeouts.send));
         let req = session.req_header();
         ctx.request_id = request_id(&req.headers);
-        ctx.origin = self.cors.allowed_origin(&req.headers);
-        ctx.client = client_view(session, &self.config.trusted_proxies);
+        ctx.origin = ctx.live.cors.allowed_origin(&req.headers);
+        ctx.client = client_view(session, &ctx.live.config.trusted_proxies);
 
         let reply = match self.admit(session.req_header(), ctx).await {
             Err(reply) => reply,
@@ -295,7 +295,7 @@ impl ProxyHttp for Gatehouse {
         m.sent_bytes
             .with_label_values(&[ctx.kind])
             .inc_by(bytes_out as u64);
-        if !self.config.log.access_log {
+        if !ctx.live.config.log.access_log {
             return;
         }
         tracing::info!(

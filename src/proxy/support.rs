@@ -124,7 +124,10 @@ pub(super) fn client_view(session: &Session, trusted: &[crate::net::Cidr]) -> Cl
             .and_then(|v| v.to_str().ok())
             .map(str::to_string)
     };
+    // A TLS connection is https whatever a header says (the UI's session cookie is Secure then).
+    let tls = session.digest().is_some_and(|d| d.ssl_digest.is_some());
     let proto = match text("x-forwarded-proto").as_deref() {
+        _ if tls => "https",
         Some("https") => "https",
         _ => "http",
     };

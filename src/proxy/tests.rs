@@ -2,6 +2,8 @@
 //! Permit) from a gatehouse over the embedded registry and one in front of an upstream.
 
 use super::*;
+use crate::auth::Authenticator;
+use crate::config::Config;
 use crate::reply::{Reply, ReplyBody};
 use pingora::http::RequestHeader;
 
@@ -54,13 +56,15 @@ async fn door(dir: &std::path::Path, upstream: bool) -> Gatehouse {
         let storage = crate::storage::StorageConfig {
             root: config.storage.root.clone(),
             delete_enabled: true,
+            s3: None,
         };
         let registry = crate::registry::Registry::open(storage.clone())
             .await
             .unwrap();
         Backend::Embedded(Arc::new(registry))
     };
-    Gatehouse::new(config, Some(auth), Arc::new(backend))
+    let live = LiveConfig::new(Live::new(config, Some(auth)), None, None);
+    Gatehouse::new(Arc::new(live), Arc::new(backend))
 }
 
 fn basic(user: &str, pass: &str) -> String {
@@ -178,7 +182,7 @@ async fn admission_returns_the_same_reply_for_the_same_input_in_both_backends() 
         }
         let (mut c1, mut c2) = (embedded.new_ctx(), upstream.new_ctx());
         for (door, ctx) in [(&embedded, &mut c1), (&upstream, &mut c2)] {
-            ctx.origin = door.cors.allowed_origin(&req.headers);
+            ctx.origin = door.live.snapshot().cors.allowed_origin(&req.headers);
         }
         let one = picture(embedded.admit(&req, &mut c1).await);
         let two = picture(upstream.admit(&req, &mut c2).await);

@@ -55,6 +55,7 @@ impl Harness {
         let reg = Registry::open(StorageConfig {
             root: dir.path().to_path_buf(),
             delete_enabled,
+            s3: None,
         })
         .await
         .unwrap();

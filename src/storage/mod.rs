@@ -30,6 +30,8 @@ pub struct StorageConfig {
     pub root: PathBuf,
     /// Whether manifest, tag and blob deletes are allowed (`storage.delete.enabled`).
     pub delete_enabled: bool,
+    /// The S3 driver's settings (`storage.s3`); `None` for the filesystem driver at `root`.
+    pub s3: Option<driver::s3::S3Settings>,
 }
 
 /// An error of the registry logic, with the repository and object it concerns.
@@ -322,6 +324,7 @@ mod tests {
         let config = StorageConfig {
             root: dir.path().to_path_buf(),
             delete_enabled: false,
+            s3: None,
         };
         let store = Store::open(config.clone()).await.unwrap();
         assert_eq!(store.ready().await, Ok(()));

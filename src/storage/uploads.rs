@@ -419,6 +419,7 @@ mod tests {
         let store = Store::open(crate::storage::StorageConfig {
             root: dir.path().to_path_buf(),
             delete_enabled: false,
+            s3: None,
         })
         .await
         .unwrap();
@@ -542,6 +543,7 @@ mod tests {
             let fresh = Store::open(crate::storage::StorageConfig {
                 root: dir.path().to_path_buf(),
                 delete_enabled: false,
+                s3: None,
             })
             .await
             .unwrap();

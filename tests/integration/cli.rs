@@ -250,18 +250,18 @@ fn unknown_and_unimplemented_variables_are_named() {
             && stderr.contains("did you mean GATEHOUSE_UPSTREAM_URL?"),
         "{stderr}"
     );
-    let out = gatehouse(&["serve"], GOOD, &[("REGISTRY_STORAGE", "s3")]);
+    let out = gatehouse(&["serve"], GOOD, &[("REGISTRY_STORAGE", "gcs")]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
         !out.status.success(),
-        "REGISTRY_STORAGE=s3 was ignored: the data would go elsewhere"
+        "REGISTRY_STORAGE=gcs was ignored: the data would go elsewhere"
     );
     assert!(stderr.contains("REGISTRY_STORAGE"), "{stderr}");
     let out = gatehouse(
         &["check-config"],
         GOOD,
         &[
-            ("REGISTRY_HTTP_TLS_CERTIFICATE", "/certs/c.pem"),
+            ("REGISTRY_HTTP_TLS_CIPHERSUITES", "[TLS_AES_128_GCM_SHA256]"),
             ("REGISTRY_PROXY_REMOTEURL", "https://registry-1.docker.io"),
             // Set by Kubernetes for a service named `registry`: not the user's doing.
             ("REGISTRY_SERVICE_HOST", "10.0.0.7"),
@@ -271,7 +271,7 @@ fn unknown_and_unimplemented_variables_are_named() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
     assert!(
-        stderr.contains("REGISTRY_HTTP_TLS_CERTIFICATE") && stderr.contains("plain HTTP"),
+        stderr.contains("REGISTRY_HTTP_TLS_CIPHERSUITES") && stderr.contains("rustls"),
         "{stderr}"
     );
     assert!(

@@ -217,14 +217,19 @@ fn guard_trusts_x_forwarded_for_only_from_a_trusted_proxy() {
         2.0,
         "tracked: 127.0.0.3 and 203.0.113.7"
     );
-    let log = front.log_text();
-    let lines = crate::util::frontdoor::access_lines(&log);
-    assert!(
-        lines
-            .iter()
-            .any(|l| l["client"] == "203.0.113.8" && l["user"] == "carol" && l["status"] == 200),
-        "no access-log line for carol as client 203.0.113.8"
+    // The access-log line is written after the response: wait for it.
+    crate::util::frontdoor::within(
+        std::time::Instant::now(),
+        std::time::Duration::from_secs(5),
+        std::time::Duration::from_millis(50),
+        "an access-log line for carol as client 203.0.113.8",
+        || {
+            crate::util::frontdoor::access_lines(&front.log_text())
+                .iter()
+                .any(|l| l["client"] == "203.0.113.8" && l["user"] == "carol" && l["status"] == 200)
+        },
     );
+    let lines = crate::util::frontdoor::access_lines(&front.log_text());
     assert!(
         !lines.iter().any(|l| l["client"]
             .as_str()

@@ -143,8 +143,8 @@ fn unknown_gatehouse_variable_is_an_error_suggesting_the_closest() {
 }
 
 #[test]
-fn registry_storage_s3_is_an_error_and_tls_a_warning() {
-    let err = applied(&[("REGISTRY_STORAGE", "s3")])
+fn registry_storage_gcs_is_an_error_and_tls_ciphersuites_a_warning() {
+    let err = applied(&[("REGISTRY_STORAGE", "gcs")])
         .unwrap_err()
         .to_string();
     assert!(
@@ -153,13 +153,13 @@ fn registry_storage_s3_is_an_error_and_tls_a_warning() {
     );
     assert!(applied(&[("REGISTRY_STORAGE", "filesystem")]).is_ok());
     let (_, a) = applied(&[
-        ("REGISTRY_HTTP_TLS_CERTIFICATE", "/c.pem"),
+        ("REGISTRY_HTTP_TLS_CIPHERSUITES", "[TLS_AES_128_GCM_SHA256]"),
         ("REGISTRY_PROXY_REMOTEURL", "https://registry-1.docker.io"),
     ])
     .unwrap();
     assert_eq!(a.warnings.len(), 2, "{:?}", a.warnings);
-    assert!(a.warnings[0].contains("REGISTRY_HTTP_TLS_CERTIFICATE"));
-    assert!(a.warnings[0].contains("plain HTTP"));
+    assert!(a.warnings[0].contains("REGISTRY_HTTP_TLS_CIPHERSUITES"));
+    assert!(a.warnings[0].contains("rustls"));
     assert!(a.warnings[1].contains("pull-through cache"));
 }
 
@@ -233,5 +233,57 @@ fn timeouts_from_the_environment_are_durations() {
             .unwrap_err()
             .to_string();
         assert!(err.contains("GATEHOUSE_SEND_TIMEOUT"), "{bad}: {err}");
+    }
+}
+
+#[test]
+fn registry_storage_s3_fills_the_s3_section() {
+    let (f, a) = applied(&[
+        ("REGISTRY_STORAGE", "s3"),
+        ("REGISTRY_STORAGE_S3_BUCKET", "reg"),
+        ("REGISTRY_STORAGE_S3_REGION", "eu-west-1"),
+        (
+            "REGISTRY_STORAGE_S3_REGIONENDPOINT",
+            "http://127.0.0.1:9000",
+        ),
+        ("REGISTRY_STORAGE_S3_FORCEPATHSTYLE", "true"),
+        ("REGISTRY_STORAGE_S3_SECURE", "false"),
+        ("REGISTRY_STORAGE_S3_CHUNKSIZE", "5242880"),
+        ("REGISTRY_STORAGE_S3_ROOTDIRECTORY", "/r"),
+    ])
+    .unwrap();
+    let s3 = f.storage.s3.unwrap();
+    assert_eq!(
+        (s3.bucket.as_str(), s3.region.as_str()),
+        ("reg", "eu-west-1")
+    );
+    assert!(s3.forcepathstyle && !s3.secure);
+    assert_eq!((s3.chunksize, s3.rootdirectory.as_str()), (5 << 20, "/r"));
+    assert_eq!(
+        a.sources.var_of("storage.s3.bucket"),
+        Some("REGISTRY_STORAGE_S3_BUCKET")
+    );
+    // An S3 setting without the S3 driver would not take effect; a bad flag or size is refused.
+    for bad in [
+        vec![("REGISTRY_STORAGE_S3_BUCKET", "reg")],
+        vec![
+            ("REGISTRY_STORAGE", "filesystem"),
+            ("REGISTRY_STORAGE_S3_BUCKET", "reg"),
+        ],
+        vec![
+            ("REGISTRY_STORAGE", "s3"),
+            ("REGISTRY_STORAGE_S3_SECURE", "maybe"),
+        ],
+        vec![
+            ("REGISTRY_STORAGE", "s3"),
+            ("REGISTRY_STORAGE_S3_CHUNKSIZE", "5M"),
+        ],
+        vec![
+            ("REGISTRY_STORAGE", "s3"),
+            ("REGISTRY_STORAGE_S3_BUCKET", " "),
+        ],
+    ] {
+        let err = applied(&bad).unwrap_err().to_string();
+        assert!(err.contains(bad.last().unwrap().0), "{bad:?}: {err}");
     }
 }

@@ -80,6 +80,7 @@ async fn serves_a_tree_written_by_distribution() {
     let reg = Registry::open(StorageConfig {
         root: root.to_path_buf(),
         delete_enabled: false,
+        s3: None,
     })
     .await
     .unwrap();

@@ -381,6 +381,7 @@ async fn upload_survives_a_restart_and_distribution_hashstates() {
     let reg = Registry::open(StorageConfig {
         root: h.root().to_path_buf(),
         delete_enabled: false,
+        s3: None,
     })
     .await
     .unwrap();

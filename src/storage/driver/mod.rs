@@ -12,6 +12,7 @@
 #[cfg(test)]
 pub(crate) mod conformance;
 pub mod fs;
+pub mod s3;
 
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -241,6 +242,9 @@ pub trait Driver: Send + Sync + 'static {
 /// Builds the driver `config` names (the filesystem driver at its root; object storage next), creating the
 /// top directories of distribution's layout so a fresh root is recognisable.
 pub async fn open(config: &crate::storage::StorageConfig) -> Result<Arc<dyn Driver>, DriverError> {
+    if let Some(s3) = &config.s3 {
+        return Ok(Arc::new(s3::S3Driver::open(s3).await?));
+    }
     let fs = FsDriver::new(&config.root).await?;
     for dir in [
         crate::storage::paths::blobs_root(),

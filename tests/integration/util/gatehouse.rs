@@ -235,4 +235,24 @@ impl Gatehouse {
     pub fn dir(&self) -> &Path {
         self.dir.path()
     }
+
+    /// Its config file (rewrite it, then [`Gatehouse::signal`] SIGHUP).
+    pub fn config_path(&self) -> PathBuf {
+        self.dir.path().join("gatehouse.toml")
+    }
+
+    /// Sends the process `signal`.
+    pub fn signal(&self, signal: i32) {
+        self.service.signal(signal)
+    }
+
+    /// Waits up to `timeout` for the process to exit; `None` when it still runs.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
+        self.service.wait_exit(timeout)
+    }
+
+    /// Its whole log so far.
+    pub fn log_text(&self) -> String {
+        self.service.log_text()
+    }
 }

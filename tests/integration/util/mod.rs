@@ -89,5 +89,6 @@ pub fn seeded_door(
     ];
     Gatehouse::start_with(port, "# Everything comes from the seed's env vars.\n", &env)
 }
+pub mod moto;
 pub mod nginx;
 pub mod raw;

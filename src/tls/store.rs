@@ -1,0 +1,190 @@
+//! The certificate store: the pair in force behind an `ArcSwap`, read by rustls at every handshake
+//! ([`ResolvesServerCert`]) and swapped by [`CertStore::reload`]. A reload that fails keeps the last good
+//! pair and marks the store stale until a good pair loads.
+
+use super::pem::{load_pair, Pair};
+use super::{TlsConfig, TlsError};
+use arc_swap::ArcSwap;
+use rustls::server::{ClientHello, ResolvesServerCert};
+use rustls::sign::CertifiedKey;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+/// The result of one reload, for logs, metrics and tests.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reload {
+    /// The new pair is in force.
+    Swapped {
+        /// The new leaf's serial (hex).
+        serial: String,
+    },
+    /// The last good pair stays in force.
+    Kept {
+        /// Why the new files were refused.
+        reason: String,
+    },
+}
+
+/// The certificate and key files of the main listener, and the pair loaded from them.
+pub struct CertStore {
+    cert_path: PathBuf,
+    key_path: PathBuf,
+    current: ArcSwap<Pair>,
+    stale: Mutex<Option<String>>,
+}
+
+impl std::fmt::Debug for CertStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CertStore")
+            .field("cert_path", &self.cert_path)
+            .field("key_path", &self.key_path)
+            .field("serial", &self.current.load().serial)
+            .finish()
+    }
+}
+
+impl CertStore {
+    /// Loads the pair the config names; an error (naming the file) when it does not load or match.
+    pub fn open(config: &TlsConfig) -> Result<CertStore, TlsError> {
+        let pair = load_pair(&config.certificate, &config.key)?;
+        let store = CertStore {
+            cert_path: config.certificate.clone(),
+            key_path: config.key.clone(),
+            current: ArcSwap::from_pointee(pair),
+            stale: Mutex::new(None),
+        };
+        store.announce("loaded");
+        crate::metrics::metrics().tls_stale.set(0);
+        Ok(store)
+    }
+
+    /// The certificate file.
+    pub fn cert_path(&self) -> &Path {
+        &self.cert_path
+    }
+
+    /// The key file.
+    pub fn key_path(&self) -> &Path {
+        &self.key_path
+    }
+
+    /// The pair in force.
+    pub fn current(&self) -> Arc<Pair> {
+        self.current.load_full()
+    }
+
+    /// Reads the files again: a good pair is swapped in; otherwise the last good pair stays and the store
+    /// is stale until a good pair loads. Logs and counts the result.
+    pub fn reload(&self) -> Reload {
+        let m = crate::metrics::metrics();
+        match load_pair(&self.cert_path, &self.key_path) {
+            Ok(pair) => {
+                let serial = pair.serial.clone();
+                self.current.store(Arc::new(pair));
+                *self.stale.lock().expect("stale lock") = None;
+                m.tls_stale.set(0);
+                m.tls_reloads.with_label_values(&["ok"]).inc();
+                self.announce("reloaded");
+                Reload::Swapped { serial }
+            }
+            Err(e) => {
+                let reason = e.to_string();
+                let kept = self.current.load();
+                tracing::warn!(
+                    error = %reason,
+                    serial = %kept.serial,
+                    "tls: the certificate files do not load; the last good certificate stays in force"
+                );
+                *self.stale.lock().expect("stale lock") = Some(reason.clone());
+                m.tls_stale.set(1);
+                m.tls_reloads.with_label_values(&["failed"]).inc();
+                Reload::Kept { reason }
+            }
+        }
+    }
+
+    /// `Err` says why the files on disk are not what is served (for `/readyz`).
+    pub fn health(&self) -> Result<(), String> {
+        match &*self.stale.lock().expect("stale lock") {
+            None => Ok(()),
+            Some(reason) => Err(format!(
+                "{reason} (serving the last good certificate, serial {})",
+                self.current.load().serial
+            )),
+        }
+    }
+
+    fn announce(&self, what: &str) {
+        let pair = self.current.load();
+        crate::metrics::metrics()
+            .tls_cert_expiry
+            .set(pair.not_after);
+        tracing::info!(
+            cert = %self.cert_path.display(),
+            subject = %pair.subject,
+            serial = %pair.serial,
+            not_after = pair.not_after,
+            "tls: certificate {what}"
+        );
+    }
+}
+
+impl ResolvesServerCert for CertStore {
+    fn resolve(&self, _hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        Some(self.current.load().key.clone())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tls::testcerts::{self, KeyKind};
+
+    fn config(cert: &Path, key: &Path) -> TlsConfig {
+        TlsConfig {
+            certificate: cert.to_path_buf(),
+            key: key.to_path_buf(),
+            client_cas: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn a_mismatched_pair_keeps_the_last_good_one_until_a_good_pair_is_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let (cert, key) = testcerts::self_signed(dir.path(), "a", KeyKind::EcPkcs8);
+        let store = CertStore::open(&config(&cert, &key)).unwrap();
+        let first = store.current().serial.clone();
+        assert_eq!(store.health(), Ok(()));
+
+        // The certificate is renewed first, the key later: the pair does not match in between.
+        let other = tempfile::tempdir().unwrap();
+        let (cert_b, key_b) = testcerts::self_signed(other.path(), "a", KeyKind::EcPkcs8);
+        std::fs::copy(&cert_b, &cert).unwrap();
+        match store.reload() {
+            Reload::Kept { reason } => assert!(reason.contains("does not belong"), "{reason}"),
+            other => panic!("want the old pair kept, got {other:?}"),
+        }
+        assert_eq!(store.current().serial, first);
+        let why = store.health().unwrap_err();
+        assert!(why.contains(&first), "{why}");
+
+        std::fs::copy(&key_b, &key).unwrap();
+        let swapped = store.reload();
+        let serial = store.current().serial.clone();
+        assert_ne!(serial, first);
+        assert_eq!(swapped, Reload::Swapped { serial });
+        assert_eq!(store.health(), Ok(()));
+    }
+
+    #[test]
+    fn missing_files_keep_the_pair_and_fail_at_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let (cert, key) = testcerts::self_signed(dir.path(), "a", KeyKind::RsaPkcs1);
+        let store = CertStore::open(&config(&cert, &key)).unwrap();
+        std::fs::remove_file(&key).unwrap();
+        assert!(matches!(store.reload(), Reload::Kept { .. }));
+        assert!(store.health().unwrap_err().contains("a.key"));
+        let err = CertStore::open(&config(&cert, &key)).unwrap_err();
+        assert!(err.to_string().contains("a.key"), "{err}");
+    }
+}
