@@ -106,8 +106,8 @@ http {
     scgi_temp_path $prefix/scgi;
     ssl_session_cache shared:bench:10m;
     server {
-        listen 127.0.0.1:$port ssl;
-        http2 on;
+        # Debian 12 nginx 1.22 has no http2 directive (1.25+): http2 goes on the listen line.
+        listen 127.0.0.1:$port ssl http2;
         ssl_certificate $CERT;
         ssl_certificate_key $KEY;
         root $docroot;
@@ -163,7 +163,8 @@ EOF
 
 # handshakes PORT MODE: HS_CLIENTS parallel `openssl s_time MODE` (-new or -reuse); prints handshakes/s.
 handshakes() {
-    local port=$1 mode=$2 i out="$RUN_DIR/s_time.$port$mode"
+    local port=$1 mode=$2 i out
+    out="$RUN_DIR/s_time.$port$mode"
     for i in $(seq "$HS_CLIENTS"); do
         openssl s_time -connect "127.0.0.1:$port" "$mode" -time "$HS_SECONDS" -CAfile "$CA" >"$out.$i" 2>&1 &
     done
