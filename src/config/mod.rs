@@ -28,6 +28,23 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+/// A warning when the upgrade socket sits in a directory other users may write (such as /tmp): on SIGQUIT the
+/// running process connects to that path and hands its listening sockets to whoever listens there.
+fn upgrade_socket_warning(socket: &Path) -> Option<String> {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = socket.parent().filter(|d| !d.as_os_str().is_empty())?;
+    let mode = std::fs::metadata(dir).ok()?.permissions().mode();
+    (mode & 0o002 != 0).then(|| {
+        format!(
+            "server.upgrade_socket {} is in a directory any local user may write ({}): on SIGQUIT gatehouse \
+             hands its listening sockets to whoever listens on that path; use a private directory such as \
+             /run/gatehouse",
+            socket.display(),
+            dir.display()
+        )
+    })
+}
+
 /// The log target of messages that are shown whatever the log filter says (such as the one-time password
 /// of a generated htpasswd file): the logging set-up always lets it through.
 pub const NOTICE_TARGET: &str = "gatehouse::notice";
@@ -382,8 +399,11 @@ pub fn validate(file: FileConfig) -> Result<Config, ConfigError> {
     if file.server.upgrade_socket.trim().is_empty() {
         return Err(invalid(
             "server.upgrade_socket",
-            "is empty (a path such as /tmp/gatehouse-upgrade.sock)",
+            "is empty (a path such as /run/gatehouse/upgrade.sock)",
         ));
+    }
+    if let Some(w) = upgrade_socket_warning(Path::new(file.server.upgrade_socket.trim())) {
+        warnings.push(w);
     }
     let s3 = file
         .storage

@@ -112,7 +112,7 @@ impl Default for ServerSection {
             header_timeout_seconds: 30,
             body_timeout_seconds: 60,
             send_timeout_seconds: 60,
-            upgrade_socket: "/tmp/gatehouse-upgrade.sock".into(),
+            upgrade_socket: "/run/gatehouse/upgrade.sock".into(),
             http_listen: String::new(),
             public_url: String::new(),
             acme_webroot: String::new(),

@@ -371,3 +371,30 @@ fn acme_settings_from_distributions_names() {
     let err = parse_with_env("", &both).unwrap_err().to_string();
     assert!(err.contains("not both"), "{err}");
 }
+
+#[test]
+fn an_upgrade_socket_in_a_world_writable_directory_is_warned_about() {
+    // /tmp is world-writable: another local user could listen there and receive the listening sockets.
+    let c = parse("[server]\nupgrade_socket = \"/tmp/gh-upgrade.sock\"\n").unwrap();
+    assert!(
+        c.warnings
+            .iter()
+            .any(|w| w.contains("server.upgrade_socket") && w.contains("/tmp")),
+        "{:?}",
+        c.warnings
+    );
+    let private = tempfile::tempdir().unwrap();
+    let path = private.path().join("upgrade.sock");
+    let c = parse(&format!(
+        "[server]\nupgrade_socket = {:?}\n",
+        path.display().to_string()
+    ))
+    .unwrap();
+    assert!(
+        !c.warnings
+            .iter()
+            .any(|w| w.contains("server.upgrade_socket")),
+        "{:?}",
+        c.warnings
+    );
+}
