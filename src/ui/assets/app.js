@@ -307,6 +307,7 @@ function countTags(rows) {
 
 // ---- tags of one repository -----------------------------------------------------------------------------
 async function tagsView(repo) {
+  delete document.body.dataset.tagsLoaded;
   show(el("p", { class: "loading", text: "Loading " + repo + "…" }));
   const [tags] = await Promise.all([tagList(repo), permissions([repo])]);
   const rows = tags.map((t) => ({ ref: t, pending: true }));
@@ -363,7 +364,10 @@ function pullLine(repo, _fallback, tag) {
 
 // ---- delete -----------------------------------------------------------------------------------------------
 // Confirms, then deletes the manifest by digest; says which other tags point at it (they go too).
+// Rows still being described get their digest first: a click before the table has loaded must not say that
+// no other tag goes with the manifest when one does.
 async function confirmDelete(repo, row, rows) {
+  await fillDigests(repo, rows || []);
   const others = (rows || []).filter((r) => r.digest === row.digest && r.ref !== row.ref).map((r) => r.ref);
   const dialog = $("#confirm");
   $("#confirm-title").textContent = "Delete " + repo + ":" + row.ref + "?";
@@ -386,10 +390,18 @@ async function confirmDelete(repo, row, rows) {
     alertBox("Could not delete: " + (await errorText(r)));
   }
 }
+// Fills in the digest of every row that has none yet, by a HEAD of its tag.
+async function fillDigests(repo, rows) {
+  await pool(rows.filter((r) => !r.digest), 6, async (row) => {
+    const r = await call(v2(repo, "/manifests/" + refPath(row.ref)), { method: "HEAD", headers: { Accept: ACCEPT } });
+    if (r.ok) row.digest = r.headers.get("Docker-Content-Digest");
+  });
+}
 function alertBox(text) { main().prepend(el("p", { class: "error", role: "alert", text })); }
 
 // ---- one image --------------------------------------------------------------------------------------------
 async function imageView(repo, ref) {
+  delete document.body.dataset.imageLoaded;
   show(el("p", { class: "loading", text: "Loading " + repo + ":" + ref + "…" }));
   await permissions([repo]);
   const d = await describe(repo, ref);
@@ -407,14 +419,7 @@ async function imageView(repo, ref) {
   if (mayDelete(repo) && d.digest) {
     let rows = null;
     parts.push(el("p", {}, el("button", { type: "button", class: "danger", id: "delete-image", "aria-label": "Delete " + repo + ":" + ref, text: "Delete…", onclick: async () => {
-      if (!rows) {
-        const tags = await tagList(repo).catch(() => []);
-        rows = [];
-        await pool(tags, 6, async (t) => {
-          const r = await call(v2(repo, "/manifests/" + refPath(t)), { method: "HEAD", headers: { Accept: ACCEPT } });
-          rows.push({ ref: t, digest: r.headers.get("Docker-Content-Digest") });
-        });
-      }
+      if (!rows) rows = (await tagList(repo).catch(() => [])).map((t) => ({ ref: t }));
       confirmDelete(repo, { ref, digest: d.digest }, rows);
     } })));
   }
