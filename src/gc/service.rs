@@ -47,6 +47,11 @@ impl Collector {
         &self.driver
     }
 
+    /// How often it runs on its own (None: only on demand).
+    pub fn interval(&self) -> Option<Duration> {
+        self.interval
+    }
+
     /// One run now (waiting for a run in progress in this process to finish first), counted in the metrics.
     pub async fn run_once(&self) -> Result<Report, GcError> {
         let _one = self.running.lock().await;

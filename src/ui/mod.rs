@@ -7,13 +7,14 @@
 //! on state-changing methods) and the same [`crate::authz::Policy`] decides. Every UI response carries a strict
 //! Content-Security-Policy (no inline script, no eval) and the other security headers.
 //!
-//! Storage usage per repository (the GC issue's report) is not shown yet: `whoami` says `"usage": false`, and
-//! the hook is an `api/usage` endpoint answered from that report once it exists.
+//! Storage usage per repository comes from the GC's report ([`usage`]); `whoami` says whether this backend
+//! has one (`"usage"`).
 
 pub mod api;
 pub mod assets;
 pub mod session;
 pub mod settings;
+pub mod usage;
 
 pub use settings::UiConfig;
 
@@ -90,6 +91,7 @@ pub struct Handled {
 pub struct Ui {
     config: UiConfig,
     sessions: Sessions,
+    usage: usage::UsageCache,
 }
 
 impl Ui {
@@ -97,6 +99,7 @@ impl Ui {
     pub fn new(config: &UiConfig) -> Option<Ui> {
         config.enabled.then(|| Ui {
             sessions: Sessions::new(config.session_ttl, config.max_sessions),
+            usage: usage::UsageCache::default(),
             config: config.clone(),
         })
     }
