@@ -47,6 +47,12 @@ impl Collector {
         &self.driver
     }
 
+    /// Whether a run is in progress in this process (the admin listener answers 409 then instead of
+    /// queueing another run behind it).
+    pub fn busy(&self) -> bool {
+        self.running.try_lock().is_err()
+    }
+
     /// How often it runs on its own (None: only on demand).
     pub fn interval(&self) -> Option<Duration> {
         self.interval
@@ -122,6 +128,12 @@ pub async fn admin_run() -> (http::StatusCode, String) {
             "{\"error\":\"no embedded registry: nothing to collect\"}\n".into(),
         );
     };
+    if c.busy() {
+        return (
+            http::StatusCode::CONFLICT,
+            "{\"error\":\"a garbage collection is running in this process\"}\n".into(),
+        );
+    }
     match c.run_once().await {
         Ok(r) => (
             http::StatusCode::OK,
@@ -197,10 +209,13 @@ pub async fn admin_usage() -> (http::StatusCode, String) {
             "{\"error\":\"no embedded registry\"}\n".into(),
         );
     };
-    match super::du::usage(c.driver().as_ref()).await {
-        Ok(u) => (
+    match super::du::cached(c.driver().as_ref()).await {
+        Ok((u, _)) => (
             http::StatusCode::OK,
-            format!("{}\n", serde_json::to_string(&u).expect("usage serializes")),
+            format!(
+                "{}\n",
+                serde_json::to_string(&*u).expect("usage serializes")
+            ),
         ),
         Err(e) => (
             http::StatusCode::INTERNAL_SERVER_ERROR,

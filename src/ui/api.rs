@@ -70,21 +70,9 @@ fn not_logged_in() -> Reply {
         .into()
 }
 
-/// Whether the request comes from the UI's own origin: an `Origin` (which browsers send on every POST),
-/// when present, must name the host the request was sent to, and a browser's `Sec-Fetch-Site` must not say
-/// `cross-site`. Refuses login CSRF (a foreign page logging the victim in as the attacker).
+/// Whether the request comes from the UI's own origin ([`super::same_origin`]).
 pub fn same_origin(req: &UiRequest<'_>) -> bool {
-    let header = |name: &str| req.headers.get(name).and_then(|v| v.to_str().ok());
-    if header("sec-fetch-site").is_some_and(|s| s == "cross-site" || s == "same-site") {
-        return false;
-    }
-    match header("origin") {
-        None => true,
-        Some(origin) => match (origin.split_once("://"), req.host) {
-            (Some((_, origin_host)), Some(host)) => origin_host.eq_ignore_ascii_case(host),
-            _ => false,
-        },
-    }
+    super::same_origin(req.headers, req.proto, req.host)
 }
 
 fn cross_origin() -> Reply {
@@ -117,7 +105,17 @@ async fn login(ui: &Ui, req: &UiRequest<'_>) -> Handled {
                 // Removed between the check and now.
                 return done(not_logged_in(), Some(principal.user), Some(label));
             };
-            let created = ui.sessions.create(&principal.user, &hash);
+            let Some(created) = ui.sessions.create(&principal.user, &hash) else {
+                tracing::warn!(
+                    user = %principal.user,
+                    "ui: login refused, the session table is full (ui.max_sessions)"
+                );
+                let reply: Reply = ApiError::new(Code::Unavailable)
+                    .message("too many sessions are open; try again later")
+                    .into();
+                let reply = reply.header(http::header::RETRY_AFTER, HeaderValue::from(60));
+                return done(reply, Some(principal.user), Some(label));
+            };
             let body = json!({ "user": principal.user, "csrf": created.csrf });
             let reply = json_reply(StatusCode::OK, body).header(
                 http::header::SET_COOKIE,
@@ -242,7 +240,7 @@ async fn usage(ui: &Ui, req: &UiRequest<'_>) -> Reply {
         Ok(live) => live,
     };
     let user = live.as_ref().map(|l| l.user.as_str());
-    match ui.usage.answer(&req.rules, user).await {
+    match super::usage::answer(&req.rules, user).await {
         Ok(body) => json_reply(StatusCode::OK, body),
         Err(super::usage::Unavailable::NoStore) => ApiError::new(Code::NotFound)
             .message("storage usage is reported for the embedded registry only")

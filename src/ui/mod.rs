@@ -91,7 +91,6 @@ pub struct Handled {
 pub struct Ui {
     config: UiConfig,
     sessions: Sessions,
-    usage: usage::UsageCache,
 }
 
 impl Ui {
@@ -99,7 +98,6 @@ impl Ui {
     pub fn new(config: &UiConfig) -> Option<Ui> {
         config.enabled.then(|| Ui {
             sessions: Sessions::new(config.session_ttl, config.max_sessions),
-            usage: usage::UsageCache::default(),
             config: config.clone(),
         })
     }
@@ -110,7 +108,8 @@ impl Ui {
         path.starts_with(p.as_str()) || path == &p[..p.len() - 1]
     }
 
-    /// The live session the request's cookie names, if any (admission's credentials from a cookie).
+    /// The live session the request's cookie names, if any: admission's credentials from a cookie, which
+    /// count only from the UI's own origin ([`same_origin`]).
     pub fn session(&self, headers: &HeaderMap, auth: Option<&Authenticator>) -> Option<Active> {
         let id = session::cookie_id(headers)?;
         let auth = auth?;
@@ -196,6 +195,32 @@ impl Ui {
         }
         common(reply)
     }
+}
+
+/// Whether a request comes from the origin it was sent to: an `Origin` (which browsers send on every
+/// non-GET request, same-origin ones included), when present, must be `http(s)://<the Host the request was
+/// sent to>` (an `http` origin is refused when the client came over https: a downgrade), and a browser's
+/// `Sec-Fetch-Site` must not say `cross-site` or `same-site` (another port or subdomain of the same site,
+/// which SameSite=Strict lets the cookie go to). Refuses login CSRF and keeps sibling origins from using the
+/// session cookie as credentials.
+pub fn same_origin(headers: &HeaderMap, proto: &str, host: Option<&str>) -> bool {
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    if header("sec-fetch-site").is_some_and(|s| s == "cross-site" || s == "same-site") {
+        return false;
+    }
+    let Some(origin) = header("origin") else {
+        return true;
+    };
+    let (scheme, origin_host) = match origin.split_once("://") {
+        Some(parts) => parts,
+        None => return false,
+    };
+    let scheme_ok = match scheme {
+        "https" => true,
+        "http" => proto != "https",
+        _ => false,
+    };
+    scheme_ok && host.is_some_and(|h| origin_host.eq_ignore_ascii_case(h))
 }
 
 fn is_safe(method: &Method) -> bool {

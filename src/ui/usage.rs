@@ -1,34 +1,15 @@
 //! The UI's storage page: `api/usage`, the GC issue's per-repository report ([`crate::gc::du`]) cut down to
 //! the repositories the caller may pull, with what this process knows of the last garbage collection.
 //!
-//! Measuring walks the whole store, so one measurement serves every caller for [`FRESH_FOR`]; callers that
-//! arrive while one is running wait for it instead of starting their own. The answer says when it was
-//! measured. Totals are sums over the repositories shown: a user who may pull one repository learns nothing
-//! about the size of the others.
+//! Measuring walks the whole store, so one measurement ([`crate::gc::du::cached`]) serves every caller, and
+//! the admin listener's `/usage`, for 30 s; the answer says when it was measured. Totals are sums over the
+//! repositories shown, and what would tell about the others (bytes only one repository holds, the
+//! collector's store-wide figures) only goes to a caller who may pull them all.
 
 use super::api::may;
 use super::Rules;
 use crate::gc::du::{RepoUsage, Usage};
 use serde_json::{json, Value};
-use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
-
-/// How long one measurement is served before the next caller measures again.
-pub const FRESH_FOR: Duration = Duration::from_secs(30);
-
-/// One measurement and when it was taken.
-#[derive(Clone)]
-struct Measured {
-    at: Instant,
-    unix: f64,
-    usage: Arc<Usage>,
-}
-
-/// The last measurement, shared by all sessions of this process.
-#[derive(Default)]
-pub struct UsageCache {
-    last: tokio::sync::Mutex<Option<Measured>>,
-}
 
 /// Why there is no report.
 #[derive(Debug)]
@@ -39,38 +20,16 @@ pub enum Unavailable {
     Failed(String),
 }
 
-impl UsageCache {
-    /// The store's usage, measured at most once per [`FRESH_FOR`], with the Unix time it was measured.
-    async fn get(&self) -> Result<(Arc<Usage>, f64), Unavailable> {
-        let mut last = self.last.lock().await;
-        if let Some(m) = last.as_ref().filter(|m| m.at.elapsed() < FRESH_FOR) {
-            return Ok((m.usage.clone(), m.unix));
-        }
-        let collector = crate::gc::service::registered().ok_or(Unavailable::NoStore)?;
-        let usage = crate::gc::du::usage(collector.driver().as_ref())
-            .await
-            .map_err(|e| Unavailable::Failed(e.to_string()))?;
-        let m = Measured {
-            at: Instant::now(),
-            unix: unix_now(),
-            usage: Arc::new(usage),
-        };
-        *last = Some(m.clone());
-        Ok((m.usage, m.unix))
-    }
-
-    /// The answer of `api/usage` for `user` (None: auth is off).
-    pub async fn answer(
-        &self,
-        rules: &Rules<'_>,
-        user: Option<&str>,
-    ) -> Result<Value, Unavailable> {
-        let (usage, measured_at) = self.get().await?;
-        let mut out = visible(&usage, rules, user);
-        out["measured_at"] = json!(measured_at);
-        out["gc"] = last_gc();
-        Ok(out)
-    }
+/// The answer of `api/usage` for `user` (None: auth is off).
+pub async fn answer(rules: &Rules<'_>, user: Option<&str>) -> Result<Value, Unavailable> {
+    let collector = crate::gc::service::registered().ok_or(Unavailable::NoStore)?;
+    let (usage, measured_at) = crate::gc::du::cached(collector.driver().as_ref())
+        .await
+        .map_err(|e| Unavailable::Failed(e.to_string()))?;
+    let mut out = visible(&usage, rules, user);
+    out["measured_at"] = json!(measured_at);
+    out["gc"] = last_gc(out["whole_store"] == json!(true));
+    Ok(out)
 }
 
 /// Whether this process can report usage at all (the embedded registry is its backend).
@@ -78,39 +37,51 @@ pub fn available() -> bool {
     crate::gc::service::registered().is_some()
 }
 
-/// The repositories of `usage` that `user` may pull, and their sums.
+/// The repositories of `usage` that `user` may pull, and their sums. What depends on the repositories the
+/// caller may not see is left out (`null`) unless they may pull every one: a blob's "only here" bytes say
+/// whether a hidden repository holds it too (upload a guessed layer, watch the figure), and the collector's
+/// figures are the whole store's.
 pub fn visible(usage: &Usage, rules: &Rules<'_>, user: Option<&str>) -> Value {
     let shown: Vec<&RepoUsage> = usage
         .repositories
         .iter()
         .filter(|r| may(rules, user, &r.name)["pull"] == json!(true))
         .collect();
+    let everything = shown.len() == usage.repositories.len();
     let sum = |f: fn(&RepoUsage) -> u64| shown.iter().map(|r| f(r)).sum::<u64>();
+    let repositories: Vec<Value> = shown
+        .iter()
+        .map(|r| {
+            let mut v = json!(r);
+            if !everything {
+                v["exclusive_bytes"] = Value::Null;
+            }
+            v
+        })
+        .collect();
     json!({
-        "repositories": shown,
+        "repositories": repositories,
         "bytes": sum(|r| r.bytes),
-        "exclusive_bytes": sum(|r| r.exclusive_bytes),
+        "exclusive_bytes": everything.then(|| sum(|r| r.exclusive_bytes)),
         "upload_bytes": sum(|r| r.upload_bytes),
+        "whole_store": everything,
     })
 }
 
-/// What this process's collector last did, from its metrics (`null` fields: no run since the start).
-fn last_gc() -> Value {
+/// What this process's collector last did, from its metrics (`null` fields: no run since the start); its
+/// byte counts are the whole store's, so they go only to a caller who sees the whole store.
+fn last_gc(whole_store: bool) -> Value {
     let m = &crate::metrics::metrics().gc;
     let last = m.last_run.get();
+    let ran = last > 0.0;
+    let interval = crate::gc::service::registered().and_then(|c| c.interval());
     json!({
-        "interval_seconds": crate::gc::service::registered().and_then(|c| c.interval()).map(|d| d.as_secs()),
-        "last_run": (last > 0.0).then_some(last),
-        "last_duration_seconds": (last > 0.0).then(|| m.last_duration.get()),
-        "reclaimable_bytes": (last > 0.0).then(|| m.reclaimable_bytes.get()),
-        "bytes_freed_since_start": m.bytes_freed.get(),
+        "interval_seconds": interval.map(|d| d.as_secs()),
+        "last_run": ran.then_some(last),
+        "last_duration_seconds": ran.then(|| m.last_duration.get()),
+        "reclaimable_bytes": (ran && whole_store).then(|| m.reclaimable_bytes.get()),
+        "bytes_freed_since_start": whole_store.then(|| m.bytes_freed.get()),
     })
-}
-
-fn unix_now() -> f64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0.0, |d| d.as_secs_f64())
 }
 
 #[cfg(test)]
@@ -158,15 +129,17 @@ mod tests {
             policy: &policy,
             delete_enabled: false,
         };
-        let cases: [(Option<&str>, &[&str], u64, u64); 3] = [
-            (Some("carol"), &["carol/app", "carol/tool"], 300, 30),
-            (Some("mallory"), &[], 0, 0),
+        // The leak this pins: "only here" bytes are counted over the whole store, so a user who uploads a
+        // guessed layer to their own repository learned from it whether a hidden repository holds that layer.
+        let cases: [(Option<&str>, &[&str], u64, Option<u64>); 3] = [
+            (Some("carol"), &["carol/app", "carol/tool"], 300, None),
+            (Some("mallory"), &[], 0, None),
             // Auth off: everyone may pull everything.
             (
                 None,
                 &["carol/app", "secret/thing", "carol/tool"],
                 5300,
-                5030,
+                Some(5030),
             ),
         ];
         for (user, names, bytes, exclusive) in cases {
@@ -180,6 +153,13 @@ mod tests {
             assert_eq!(shown, names, "{user:?}");
             assert_eq!(v["bytes"], json!(bytes), "{user:?}");
             assert_eq!(v["exclusive_bytes"], json!(exclusive), "{user:?}");
+            for r in v["repositories"].as_array().unwrap() {
+                assert_eq!(
+                    r["exclusive_bytes"].is_null(),
+                    exclusive.is_none(),
+                    "{user:?}: {r}"
+                );
+            }
             assert!(!v.to_string().contains("secret") || user.is_none(), "{v}");
         }
     }

@@ -315,7 +315,7 @@ async function tagsView(repo) {
   const usageLine = el("span", { id: "repo-usage" });
   usage().then((u) => {
     const mine = u && u.repositories.find((r) => r.name === repo);
-    if (mine) usageLine.textContent = " · " + size(mine.bytes) + " stored, " + size(mine.exclusive_bytes) + " only here";
+    if (mine) usageLine.textContent = " · " + size(mine.bytes) + " stored" + (mine.exclusive_bytes === null ? "" : ", " + size(mine.exclusive_bytes) + " only here");
   }).catch((e) => { if (e instanceof NeedLogin) failed(e); });
   const body = el("tbody", { id: "tag-rows" });
   const sortButton = (key, label) => el("button", { type: "button", "data-sort": key, onclick: () => {
@@ -483,13 +483,13 @@ async function storageView() {
   const rows = [...u.repositories].sort((a, b) => b.bytes - a.bytes || a.name.localeCompare(b.name));
   const gc = u.gc || {};
   const gcText = gc.last_run
-    ? "Last garbage collection " + date(new Date(gc.last_run * 1000).toISOString()) + ", took " + gc.last_duration_seconds.toFixed(1) + " s; " + size(gc.reclaimable_bytes) + " unreferenced at its mark; " + size(gc.bytes_freed_since_start) + " freed since this server started."
+    ? "Last garbage collection " + date(new Date(gc.last_run * 1000).toISOString()) + ", took " + gc.last_duration_seconds.toFixed(1) + " s" + (u.whole_store ? "; " + size(gc.reclaimable_bytes) + " unreferenced at its mark; " + size(gc.bytes_freed_since_start) + " freed since this server started." : ".")
     : "No garbage collection has run since this server started" + (gc.interval_seconds ? " (it runs every " + gc.interval_seconds + " s)." : " (none is scheduled; GATEHOUSE_GC_INTERVAL sets one).");
   show(
     el("h1", { text: "Storage" }),
-    el("p", { id: "storage-total" }, size(u.bytes) + " in " + rows.length + " repositories, " + size(u.exclusive_bytes) + " of it in one repository only" + (u.upload_bytes ? "; " + size(u.upload_bytes) + " in uploads in progress" : "") + "."),
+    el("p", { id: "storage-total" }, size(u.bytes) + " in " + rows.length + " repositories" + (u.whole_store ? ", " + size(u.exclusive_bytes) + " of it in one repository only" : "") + (u.upload_bytes ? "; " + size(u.upload_bytes) + " in uploads in progress" : "") + "."),
     el("p", { id: "last-gc", class: "muted", text: gcText }),
-    el("p", { class: "muted", text: "Measured " + date(new Date(u.measured_at * 1000).toISOString()) + ". A blob shared by several repositories counts in each; \u201conly here\u201d is what deleting the repository would free." }),
+    el("p", { class: "muted", text: "Measured " + date(new Date(u.measured_at * 1000).toISOString()) + ". A blob shared by several repositories counts in each" + (u.whole_store ? "; \u201conly here\u201d is what deleting the repository would free." : "; \u201conly here\u201d is shown to users who may pull every repository.") }),
     el("div", { class: "table-wrap" }, el("table", { "aria-label": "Storage per repository" },
       el("thead", {}, el("tr", {},
         el("th", { scope: "col", text: "Repository" }), el("th", { scope: "col", class: "num", text: "Tags" }),
