@@ -523,7 +523,8 @@ fn same_origin_compares_scheme_and_host_and_refuses_sibling_origins() {
         m
     };
     let host = Some("reg.example:5000");
-    let cases: &[(&[(&str, &str)], &str, bool)] = &[
+    type Case<'a> = (&'a [(&'a str, &'a str)], &'a str, bool);
+    let cases: &[Case] = &[
         (&[], "http", true),
         (&[("sec-fetch-site", "same-origin")], "http", true),
         (&[("sec-fetch-site", "none")], "https", true),

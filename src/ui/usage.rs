@@ -131,7 +131,8 @@ mod tests {
         };
         // The leak this pins: "only here" bytes are counted over the whole store, so a user who uploads a
         // guessed layer to their own repository learned from it whether a hidden repository holds that layer.
-        let cases: [(Option<&str>, &[&str], u64, Option<u64>); 3] = [
+        type Case<'a> = (Option<&'a str>, &'a [&'a str], u64, Option<u64>);
+        let cases: [Case; 3] = [
             (Some("carol"), &["carol/app", "carol/tool"], 300, None),
             (Some("mallory"), &[], 0, None),
             // Auth off: everyone may pull everything.
