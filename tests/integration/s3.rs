@@ -19,12 +19,17 @@ use crate::util::{gatehouse, net, skopeo, temp_dir, Gatehouse};
 
 /// A gatehouse (no auth, deletes on) storing into `bucket` on `moto`, configured as registry:2 is, with
 /// `extra` variables.
-fn gatehouse_on(moto: &Moto, bucket: &str, extra: &[(&str, &str)]) -> Gatehouse {
+pub(crate) fn gatehouse_on(moto: &Moto, bucket: &str, extra: &[(&str, &str)]) -> Gatehouse {
     gatehouse_via(moto, bucket, &moto.endpoint(), extra)
 }
 
 /// [`gatehouse_on`] with S3 requests sent to `endpoint`.
-fn gatehouse_via(moto: &Moto, bucket: &str, endpoint: &str, extra: &[(&str, &str)]) -> Gatehouse {
+pub(crate) fn gatehouse_via(
+    moto: &Moto,
+    bucket: &str,
+    endpoint: &str,
+    extra: &[(&str, &str)],
+) -> Gatehouse {
     let port = net::free_port();
     let mut env = moto.env_via(bucket, endpoint);
     env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
