@@ -10,6 +10,7 @@
 //! client sees a 503 within seconds when the store is down).
 
 mod copy_part;
+mod list;
 mod read;
 pub mod settings;
 #[cfg(test)]
@@ -17,7 +18,8 @@ pub(crate) mod testing;
 mod writer;
 
 use super::{
-    check_key, ByteStream, DirEntry, Driver, DriverError, Metadata, Walk, WalkEntry, Writer,
+    check_key, ByteStream, DirEntry, DirPage, Driver, DriverError, Metadata, Walk, WalkEntry,
+    Writer,
 };
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -478,6 +480,16 @@ impl Driver for S3Driver {
         }
         out.sort_by(|a, b| a.name.cmp(&b.name));
         Ok(out)
+    }
+
+    async fn list_dirs_after(
+        &self,
+        dir: &str,
+        after: &str,
+        limit: usize,
+    ) -> Result<DirPage, DriverError> {
+        let loc = self.loc(dir)?;
+        list::list_dirs(&self.inner, dir, &loc, after, limit).await
     }
 
     async fn walk(&self, prefix: &str) -> Result<Box<dyn Walk>, DriverError> {
