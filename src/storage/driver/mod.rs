@@ -265,6 +265,19 @@ pub trait Driver: Send + Sync + 'static {
         }
         Ok(DirPage { names, next })
     }
+    /// Aborts the unfinished multipart uploads under `prefix` started before `before` (object storage's
+    /// abandoned writes: invisible at any key, their parts stored until aborted); with `dry_run` only finds them.
+    /// Returns their keys. A driver without multipart uploads has none.
+    async fn abort_multipart_before(
+        &self,
+        prefix: &str,
+        before: SystemTime,
+        dry_run: bool,
+    ) -> Result<Vec<String>, DriverError> {
+        let _ = (before, dry_run);
+        check_key(prefix)?;
+        Ok(Vec::new())
+    }
     /// Every object under a prefix, at any depth (an absent prefix walks nothing).
     async fn walk(&self, prefix: &str) -> Result<Box<dyn Walk>, DriverError>;
     /// Removes an object or every object under a prefix; succeeds when nothing is there.

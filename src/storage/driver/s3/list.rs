@@ -46,7 +46,7 @@ fn unescape(s: &str) -> String {
 }
 
 /// The texts of every `<tag>` inside each `<block>` of `xml`.
-fn inner_texts(xml: &str, block: &str, tag: &str) -> Vec<String> {
+pub(crate) fn inner_texts(xml: &str, block: &str, tag: &str) -> Vec<String> {
     let (open, close) = (format!("<{block}>"), format!("</{block}>"));
     let (topen, tclose) = (format!("<{tag}>"), format!("</{tag}>"));
     xml.split(&open)
@@ -94,40 +94,25 @@ pub(crate) fn parse_page(xml: &str, prefix: &str) -> Result<DirPage, String> {
     Ok(DirPage { names, next })
 }
 
-/// Lists one page of the directories under `dir` (a checked driver key) whose `name/` sorts after `after`.
-pub(crate) async fn list_dirs(
+/// Sends a V4-signed `GET` of the bucket with `pairs` as its query (retried on 5xx, SlowDown and connection
+/// errors) and returns the answer's body; `key` names what it is for in errors.
+pub(crate) async fn signed_get(
     inner: &Inner,
-    dir: &str,
-    loc: &Path,
-    after: &str,
-    limit: usize,
-) -> Result<DirPage, DriverError> {
-    let prefix = format!("{}/", loc.as_ref());
-    let (url, path) = bucket_url(inner, dir).await?;
+    key: &str,
+    mut pairs: Vec<(&str, String)>,
+) -> Result<String, DriverError> {
+    let (url, path) = bucket_url(inner, key).await?;
     let host = match url.port() {
         Some(p) => format!("{}:{p}", url.host_str().unwrap_or_default()),
         None => url.host_str().unwrap_or_default().to_string(),
     };
+    pairs.sort();
     let enc = |v: &str| utf8_percent_encode(v, AWS).to_string();
-    let mut pairs = vec![
-        ("delimiter", "/".to_string()),
-        ("list-type", "2".to_string()),
-        ("max-keys", limit.clamp(1, MAX_KEYS).to_string()),
-        ("prefix", prefix.clone()),
-    ];
-    if !after.is_empty() {
-        pairs.push(("start-after", format!("{prefix}{after}")));
-    }
     let query: Vec<String> = pairs
         .iter()
         .map(|(k, v)| format!("{k}={}", enc(v)))
         .collect();
     let query = query.join("&");
-    let fail = |problem: String| DriverError::Io {
-        op: "list",
-        path: dir.to_string(),
-        source: std::io::Error::other(problem),
-    };
     let mut last = String::new();
     for attempt in 0..4u32 {
         if attempt > 0 {
@@ -138,7 +123,7 @@ pub(crate) async fn list_dirs(
             .credentials()
             .get_credential()
             .await
-            .map_err(|e| super::os_err("list", dir, e))?;
+            .map_err(|e| super::os_err("list", key, e))?;
         let dates = amz_dates(SystemTime::now());
         let mut headers: Vec<(&str, String)> = vec![
             ("host", host.clone()),
@@ -180,14 +165,44 @@ pub(crate) async fn list_dirs(
             continue;
         }
         if !status.is_success() {
-            return Err(fail(format!("listing: {status}: {body}")));
+            return Err(DriverError::Io {
+                op: "list",
+                path: key.to_string(),
+                source: std::io::Error::other(format!("listing: {status}: {body}")),
+            });
         }
-        return parse_page(&body, &prefix).map_err(|e| fail(format!("listing: {e}")));
+        return Ok(body);
     }
     Err(DriverError::Unavailable {
         op: "list",
-        path: dir.to_string(),
+        path: key.to_string(),
         source: std::io::Error::other(last),
+    })
+}
+
+/// Lists one page of the directories under `dir` (a checked driver key) whose `name/` sorts after `after`.
+pub(crate) async fn list_dirs(
+    inner: &Inner,
+    dir: &str,
+    loc: &Path,
+    after: &str,
+    limit: usize,
+) -> Result<DirPage, DriverError> {
+    let prefix = format!("{}/", loc.as_ref());
+    let mut pairs = vec![
+        ("delimiter", "/".to_string()),
+        ("list-type", "2".to_string()),
+        ("max-keys", limit.clamp(1, MAX_KEYS).to_string()),
+        ("prefix", prefix.clone()),
+    ];
+    if !after.is_empty() {
+        pairs.push(("start-after", format!("{prefix}{after}")));
+    }
+    let body = signed_get(inner, dir, pairs).await?;
+    parse_page(&body, &prefix).map_err(|e| DriverError::Io {
+        op: "list",
+        path: dir.to_string(),
+        source: std::io::Error::other(format!("listing: {e}")),
     })
 }
 
