@@ -27,6 +27,7 @@ mod passwd_cli;
 mod push_pull;
 mod reload;
 mod s3;
+mod s3_cache;
 mod stress_push;
 mod tls;
 mod tls_plain;
