@@ -5,7 +5,8 @@
 //! a manifest is kept only when it is reachable: from a tag, through an index's children, and from a kept
 //! manifest to the manifests whose `subject` it is (signatures, SBOMs) — distribution deletes a tagged
 //! index's children here, gatehouse keeps them. Revisions younger than the grace are kept whatever reaches
-//! them (their tag may be on its way).
+//! them (their tag may be on its way). A retention rule's `untagged_older_than` does the same for the
+//! repositories it matches, keeping untagged manifests pushed more recently than its age.
 
 use super::layout::{Inventory, Link};
 use super::{GcError, Options};
@@ -165,7 +166,7 @@ pub async fn mark(
         marks.manifests += repo.revisions.len() as u64;
         let linked: HashMap<&Digest, &Link> =
             repo.revisions.iter().map(|l| (&l.digest, l)).collect();
-        let kept: HashSet<Digest> = if opts.delete_untagged {
+        let kept: HashSet<Digest> = if let Some(age) = opts.untagged_after(name) {
             let mut referrers: HashMap<&Digest, Vec<&Digest>> = HashMap::new();
             for l in &repo.revisions {
                 if let Some(Some(Refs {
@@ -176,13 +177,13 @@ pub async fn mark(
                 }
             }
             let mut queue: Vec<Digest> = Vec::new();
-            for (_, key) in &repo.tags {
-                queue.extend(tag_target(driver.as_ref(), key).await?);
+            for t in &repo.tags {
+                queue.extend(tag_target(driver.as_ref(), &t.key).await?);
             }
             queue.extend(
                 repo.revisions
                     .iter()
-                    .filter(|l| opts.is_young(l.modified))
+                    .filter(|l| opts.is_younger_than(l.modified, age))
                     .map(|l| l.digest.clone()),
             );
             let mut kept = HashSet::new();

@@ -5,6 +5,7 @@
 use super::barrier::{quarantine_key, quarantine_root, quarantined, restore};
 use super::layout::inventory;
 use super::mark::{self, refs_of};
+use super::retention::Rule;
 use super::sweep::{blob_of, link_dir};
 use super::{lease, renew, GcError, Options, Report, LEASE_TTL};
 use crate::names::Digest;
@@ -70,12 +71,16 @@ async fn linked_since(driver: &dyn Driver, before: &Seen) -> Result<HashSet<Dige
     Ok(out)
 }
 
-/// One online run with `grace`, under the collector lock.
-pub async fn collect_online(driver: &Arc<dyn Driver>, grace: Duration) -> Result<Report, GcError> {
+/// One online run with `grace` and the `[[retention]]` rules, under the collector lock.
+pub async fn collect_online(
+    driver: &Arc<dyn Driver>,
+    grace: Duration,
+    retention: &[Rule],
+) -> Result<Report, GcError> {
     let owner = lease::owner_name();
     let mut held =
         Some(lease::acquire(driver.as_ref(), &owner, LEASE_TTL, SystemTime::now()).await??);
-    let result = run(driver, grace, &mut held).await;
+    let result = run(driver, grace, retention, &mut held).await;
     if let Some(l) = held {
         l.release(driver.as_ref()).await?;
     }
@@ -85,6 +90,7 @@ pub async fn collect_online(driver: &Arc<dyn Driver>, grace: Duration) -> Result
 async fn run(
     driver: &Arc<dyn Driver>,
     grace: Duration,
+    retention: &[Rule],
     lease: &mut Option<lease::Lease>,
 ) -> Result<Report, GcError> {
     let d = driver.as_ref();
@@ -101,18 +107,25 @@ async fn run(
         delete_untagged: false,
         grace,
         now: start,
+        // Online runs apply the rules' tag deletions; untagged manifests are never deleted online.
+        retention: retention
+            .iter()
+            .map(|r| Rule {
+                untagged_older_than: None,
+                ..r.clone()
+            })
+            .collect(),
     };
-    let (inv, _) = inventory(d).await?;
+    let (mut inv, _) = inventory(d).await?;
     let first = seen(&inv);
+    let mut report = Report::default();
+    super::retention::apply_tags(d, &mut inv, &opts, &mut report).await?;
     let marks = mark::mark(driver, &inv, &opts).await?;
     renew(d, lease).await?;
-    let mut report = Report {
-        repositories: inv.len() as u64,
-        manifests: marks.manifests,
-        marked: marks.blobs.len() as u64,
-        manifests_missing: marks.missing.clone(),
-        ..Report::default()
-    };
+    report.repositories = inv.len() as u64;
+    report.manifests = marks.manifests;
+    report.marked = marks.blobs.len() as u64;
+    report.manifests_missing = marks.missing.clone();
     let mut moved: BTreeMap<Digest, u64> = BTreeMap::new();
     let mut walk = d.walk(&paths::blobs_root()).await?;
     while let Some(e) = walk.next().await? {

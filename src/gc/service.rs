@@ -16,6 +16,7 @@ pub struct Collector {
     driver: Arc<dyn Driver>,
     grace: Duration,
     interval: Option<Duration>,
+    retention: Vec<super::retention::Rule>,
     running: tokio::sync::Mutex<()>,
 }
 
@@ -36,6 +37,7 @@ impl Collector {
             driver,
             grace: settings.online_grace(),
             interval: settings.interval,
+            retention: settings.retention.clone(),
             running: tokio::sync::Mutex::new(()),
         });
         let _ = COLLECTOR.set(c.clone());
@@ -51,12 +53,18 @@ impl Collector {
     pub async fn run_once(&self) -> Result<Report, GcError> {
         let _one = self.running.lock().await;
         let started = Instant::now();
-        let result = collect_online(&self.driver, self.grace).await;
+        let result = collect_online(&self.driver, self.grace, &self.retention).await;
         let m = &crate::metrics::metrics().gc;
         match &result {
             Ok(r) => {
                 m.runs.with_label_values(&["ok"]).inc();
                 m.blobs_freed.inc_by(r.blobs_deleted.len() as u64);
+                m.retention_deletions
+                    .with_label_values(&["tag"])
+                    .inc_by(r.tags_deleted.len() as u64);
+                m.retention_deletions
+                    .with_label_values(&["manifest"])
+                    .inc_by(r.retention_manifests);
                 m.bytes_freed.inc_by(r.bytes_deleted);
                 m.reclaimable_bytes.set(r.reclaimable_bytes as i64);
                 m.last_duration.set(started.elapsed().as_secs_f64());
@@ -67,6 +75,7 @@ impl Collector {
                 );
                 tracing::info!(
                     blobs = r.blobs_deleted.len(),
+                    tags = r.tags_deleted.len(),
                     bytes = r.bytes_deleted,
                     kept_by_grace = r.blobs_young,
                     seconds = started.elapsed().as_secs_f64(),
@@ -124,6 +133,7 @@ pub async fn admin_run() -> (http::StatusCode, String) {
                 "{}\n",
                 serde_json::json!({
                     "blobs_deleted": r.blobs_deleted.len(),
+                    "tags_deleted": r.tags_deleted.len(),
                     "bytes_deleted": r.bytes_deleted,
                     "blobs_kept_by_grace": r.blobs_young,
                     "reclaimable_bytes": r.reclaimable_bytes,

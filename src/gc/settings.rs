@@ -71,6 +71,8 @@ pub struct GcSettings {
     pub delete_untagged: bool,
     /// Upload purging, `None` when disabled.
     pub purging: Option<Purging>,
+    /// `[[retention]]` (validated by [`super::retention::parse`]; none by default).
+    pub retention: Vec<super::retention::Rule>,
 }
 
 impl GcSettings {
@@ -125,6 +127,7 @@ pub fn validate(s: &GcSection) -> Result<(GcSettings, Vec<String>), Invalid> {
             grace,
             delete_untagged: s.delete_untagged,
             purging,
+            retention: Vec::new(),
         },
         warnings,
     ))
