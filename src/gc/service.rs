@@ -16,8 +16,10 @@ pub struct Collector {
     driver: Arc<dyn Driver>,
     grace: Duration,
     interval: Option<Duration>,
+    delete_untagged: bool,
     retention: Vec<super::retention::Rule>,
-    running: tokio::sync::Mutex<()>,
+    /// One run at a time; it holds when each untagged manifest was first seen untagged.
+    running: tokio::sync::Mutex<super::mark::Untagged>,
 }
 
 static COLLECTOR: OnceLock<Arc<Collector>> = OnceLock::new();
@@ -37,8 +39,9 @@ impl Collector {
             driver,
             grace: settings.online_grace(),
             interval: settings.interval,
+            delete_untagged: settings.delete_untagged,
             retention: settings.retention.clone(),
-            running: tokio::sync::Mutex::new(()),
+            running: tokio::sync::Mutex::new(Default::default()),
         });
         let _ = COLLECTOR.set(c.clone());
         c
@@ -51,9 +54,16 @@ impl Collector {
 
     /// One run now (waiting for a run in progress in this process to finish first), counted in the metrics.
     pub async fn run_once(&self) -> Result<Report, GcError> {
-        let _one = self.running.lock().await;
+        let mut untagged = self.running.lock().await;
         let started = Instant::now();
-        let result = collect_online(&self.driver, self.grace, &self.retention).await;
+        let opts = super::Options {
+            dry_run: false,
+            delete_untagged: self.delete_untagged,
+            grace: self.grace,
+            now: SystemTime::now(),
+            retention: self.retention.clone(),
+        };
+        let result = collect_online(&self.driver, &opts, &mut untagged).await;
         let m = &crate::metrics::metrics().gc;
         match &result {
             Ok(r) => {

@@ -131,14 +131,17 @@ untagged_older_than = "1h""#,
 async fn online_retention_deletes_tags_but_never_one_pushed_within_the_grace() {
     let f = fixture().await;
     four(&f).await;
-    let r = online::collect_online(&f.driver, Duration::from_secs(3600), &rules(KEEP_TWO))
+    let mut o = opts(false, false, Duration::from_secs(3600));
+    o.retention = rules(KEEP_TWO);
+    let r = online::collect_online(&f.driver, &o, &mut Default::default())
         .await
         .unwrap();
     assert_eq!(r.tags_deleted.len(), 2);
     assert_eq!(tags_of(&f, "app").await, ["t3", "t4"]);
     // A fresh push is within the grace: keep_last counts it, but it never goes.
     f.image("app", Some("t5"), "t5", None).await;
-    let r = online::collect_online(&f.driver, Duration::from_secs(3600), &rules(KEEP_TWO))
+    o.now = SystemTime::now();
+    let r = online::collect_online(&f.driver, &o, &mut Default::default())
         .await
         .unwrap();
     assert_eq!(tags_of(&f, "app").await, ["t4", "t5"], "{r:?}");

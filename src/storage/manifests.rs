@@ -137,6 +137,17 @@ impl Store {
             self.write_link(&paths::tag_current_link(repo, tag), &digest)
                 .await?;
         }
+        // The collector's barrier for untagged manifests (crate::gc::barrier): look again after the tag.
+        let linked = match parsed.kind {
+            Kind::Index => needed,
+            Kind::Image => vec![digest.clone()],
+        };
+        if let Some(gone) = crate::gc::barrier::settle_links(self.driver(), repo, &linked).await? {
+            return Err(StorageError::ManifestBlobUnknown {
+                repo: repo.clone(),
+                digest: gone,
+            });
+        }
         self.stats.manifests_put.fetch_add(1, Ordering::Relaxed);
         Ok(PutManifest {
             digest,
