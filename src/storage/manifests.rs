@@ -138,6 +138,17 @@ impl Store {
                 .await?;
             self.manifests.put_tag(repo, tag, &digest);
         }
+        // The collector's barrier for untagged manifests (crate::gc::barrier): look again after the tag.
+        let linked = match parsed.kind {
+            Kind::Index => needed,
+            Kind::Image => vec![digest.clone()],
+        };
+        if let Some(gone) = crate::gc::barrier::settle_links(self.driver(), repo, &linked).await? {
+            return Err(StorageError::ManifestBlobUnknown {
+                repo: repo.clone(),
+                digest: gone,
+            });
+        }
         self.manifests
             .put_body(&digest, &manifest::media_type_of(&body), &body);
         self.stats.manifests_put.fetch_add(1, Ordering::Relaxed);

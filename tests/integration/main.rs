@@ -17,6 +17,7 @@ mod embedded_crash;
 mod embedded_spec;
 mod gc;
 mod gc_online;
+mod gc_retention;
 mod guard;
 mod harness;
 mod hostile;
