@@ -19,6 +19,7 @@ mod gc;
 mod gc_online;
 mod gc_retention;
 mod guard;
+mod h2_limits;
 mod harness;
 mod hostile;
 mod joxit_ui;
