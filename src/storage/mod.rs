@@ -12,6 +12,7 @@ pub mod driver;
 pub mod manifest;
 pub mod manifest_cache;
 pub mod manifests;
+pub mod midstate;
 pub mod paths;
 pub mod referrers;
 pub mod tags;
