@@ -1,8 +1,10 @@
 //! One ACME exchange: the account (loaded from the state directory, or created and saved), then one order
 //! for exactly the configured hosts, HTTP-01 answered through [`Http01Tokens`], finalization with a fresh
 //! key, and the chain. instant-acme retries `badNonce` itself; pending authorizations and orders are polled
-//! with backoff; anything else fails the attempt (the renewal service backs off and tries again).
+//! with backoff; anything else fails the attempt (the renewal service waits the server's Retry-After, or
+//! backs off, and tries again).
 
+use super::retry::{self, Hints};
 use super::settings::AcmeConfig;
 use super::state::StateDir;
 use super::{protocol, AcmeError};
@@ -17,13 +19,15 @@ use std::time::Duration;
 /// How long an order may stay pending or processing before the attempt fails.
 const ORDER_TIMEOUT: Duration = Duration::from_secs(120);
 
-/// The account: from the state directory, or created (and saved) when there is none.
-pub async fn account(config: &AcmeConfig, state: &StateDir) -> Result<Account, AcmeError> {
-    let builder = match &config.directory_ca {
-        Some(ca) => Account::builder_with_root(ca),
-        None => Account::builder(),
-    }
-    .map_err(|e| protocol("account", e))?;
+/// The account: from the state directory, or created (and saved) when there is none. Its HTTP client
+/// notes the server's Retry-After in `hints` ([`super::retry`]).
+pub async fn account(
+    config: &AcmeConfig,
+    state: &StateDir,
+    hints: Arc<Hints>,
+) -> Result<Account, AcmeError> {
+    let http = retry::http_client(config.directory_ca.as_deref(), hints)?;
+    let builder = Account::builder_with_http(http);
     if let Some(creds) = state.account()? {
         let account = builder
             .from_credentials(creds)

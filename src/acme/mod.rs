@@ -9,6 +9,7 @@
 //! `acme-tls/1` is refused with `no_application_protocol` before a certificate is chosen.
 
 pub mod client;
+pub mod retry;
 pub mod service;
 pub mod settings;
 pub mod state;
