@@ -77,7 +77,8 @@ impl Renewal {
             *account = Some(client::account(&self.config, &self.state, hints.clone()).await?);
         }
         let acct = account.as_ref().expect("account just set");
-        let (chain, key) = client::order(acct, &self.config, &self.tokens).await?;
+        let challenges = self.store.challenges();
+        let (chain, key) = client::order(acct, &self.config, &self.tokens, challenges).await?;
         self.state.save_certificate(&chain, &key)
     }
 }

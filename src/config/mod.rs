@@ -373,12 +373,10 @@ pub fn validate(file: FileConfig) -> Result<Config, ConfigError> {
         ));
     }
     let plain_http = plain_http(&file, listen, tls.is_some() || acme.is_some())?;
-    if acme.is_some() && plain_http.is_none() {
-        return Err(invalid(
-            "tls.acme.hosts",
-            "ACME's HTTP-01 challenge is answered on port 80: set server.http_listen (GATEHOUSE_HTTP_ADDR=:80)",
-        ));
-    }
+    let acme = acme
+        .map(|a| a.challenge_for(plain_http.is_some()))
+        .transpose()
+        .map_err(|e| section("tls.acme", e))?;
     if mode == AuthMode::Htpasswd
         && tls.is_none()
         && acme.is_none()

@@ -70,12 +70,14 @@ pub fn server_config(
     Ok(Arc::new(config))
 }
 
-/// The rustls settings of the main listener over `store` (see [`server_config`]).
+/// The rustls settings of the main listener over `store` (see [`server_config`]); `acme-tls/1` is offered
+/// when the store is an ACME one.
 pub fn listener_config(
     store: Arc<CertStore>,
     client_cas: &[PathBuf],
 ) -> Result<Arc<ServerConfig>, TlsError> {
-    server_config(store, client_cas, false)
+    let acme_alpn = store.challenges().is_some();
+    server_config(store, client_cas, acme_alpn)
 }
 
 /// A pingora app that runs the TLS handshake on each new plain connection and passes the decrypted stream

@@ -1,5 +1,6 @@
-//! ACME against Debian's real `pebble` on loopback, with real HTTP-01 validation (PEBBLE_VA_ALWAYS_VALID is
-//! never set; pebble's httpPort is gatehouse's plain-HTTP listener, `localhost` resolves to 127.0.0.1), and
+//! ACME against Debian's real `pebble` on loopback, with real HTTP-01 and TLS-ALPN-01 validation
+//! (PEBBLE_VA_ALWAYS_VALID is never set; pebble's httpPort is gatehouse's plain-HTTP listener, its tlsPort
+//! gatehouse's main listener, `localhost` resolves to 127.0.0.1), and
 //! pebble's default 5% badNonce rejections: the first certificate is issued and served with h2, an unknown
 //! SNI name orders nothing, a restart serves the cached certificate and orders nothing, the certificate
 //! keeps serving with pebble stopped, and a short-lived certificate is renewed and the new one served.
@@ -88,8 +89,21 @@ fn gatehouse(
     http_port: u16,
     data: &Path,
 ) -> Gatehouse {
+    let http_listen = format!("http_listen = \"127.0.0.1:{http_port}\"\n");
+    gatehouse_with(pki, pebble, cache, port, &http_listen, data)
+}
+
+/// [`gatehouse`] with `server_extra` TOML in `[server]` instead of the plain-HTTP listener.
+fn gatehouse_with(
+    pki: &Pki,
+    pebble: &Pebble,
+    cache: &Path,
+    port: u16,
+    server_extra: &str,
+    data: &Path,
+) -> Gatehouse {
     let text = format!(
-        "[server]\nlisten = \"127.0.0.1:{port}\"\nhttp_listen = \"127.0.0.1:{http_port}\"\nthreads = 2\n\n\
+        "[server]\nlisten = \"127.0.0.1:{port}\"\n{server_extra}threads = 2\n\n\
          [auth]\nmode = \"none\"\n\n[storage]\nroot = {}\n\n[tls.acme]\nhosts = [\"localhost\"]\n\
          cache = {}\ndirectory_url = {}\ndirectory_ca = {}\n",
         toml_str(&data.display().to_string()),
@@ -221,4 +235,59 @@ fn acme_renews_a_short_lived_certificate_and_serves_the_new_one() {
         "{}",
         gh.log_tail()
     );
+}
+
+/// Whether a handshake offering only `acme-tls/1` for `name` on `port` gets a certificate.
+fn acme_tls_alpn_handshake(port: u16, name: &str) -> bool {
+    let out = Command::new("openssl")
+        .args(["s_client", "-connect", &format!("127.0.0.1:{port}")])
+        .args(["-servername", name, "-alpn", "acme-tls/1"])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).contains("BEGIN CERTIFICATE")
+}
+
+#[test]
+fn acme_issues_with_tls_alpn01_when_there_is_no_plain_http_listener() {
+    let pki = Pki::new();
+    let work = temp_dir("acme-alpn");
+    // Nothing listens on pebble's httpPort: only TLS-ALPN-01 on the main listener can pass.
+    let (port, no_http) = (net::free_port(), net::free_port());
+    let pebble = Pebble::start(&pki, work.path(), no_http, port, 3600);
+    let gh = gatehouse_with(
+        &pki,
+        &pebble,
+        &work.path().join("acme-state"),
+        port,
+        "",
+        &work.path().join("data"),
+    );
+    wait_for_certificate(&gh, None);
+    assert_eq!(orders(&gh, "ok"), 1, "{}", gh.log_tail());
+    assert_eq!(pebble.issued(), 1);
+    assert!(
+        gh.log_tail().contains("tls-alpn-01"),
+        "the log names the challenge: {}",
+        gh.log_tail()
+    );
+
+    // The issued certificate verifies against pebble's root, over h2.
+    let root = work.path().join("pebble-root.pem");
+    pebble.root(&pki, &root);
+    let out = curl(&[
+        "--cacert",
+        &root.display().to_string(),
+        "-o",
+        "/dev/null",
+        "-w",
+        "%{http_version} %{http_code}",
+        &format!("https://localhost:{port}/v2/"),
+    ]);
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "2 200", "{out:?}");
+
+    // With the order done, the challenge certificate is gone: an acme-tls/1 handshake gets nothing, for the
+    // configured name or any other.
+    assert!(!acme_tls_alpn_handshake(port, "localhost"));
+    assert!(!acme_tls_alpn_handshake(port, "unknown.example"));
 }
