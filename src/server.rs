@@ -152,7 +152,7 @@ pub fn run(config: Config, options: RunOptions) -> Result<(), StartError> {
     let proxy = pingora::proxy::http_proxy(&server.configuration, door);
     let tls = match &certs {
         Some(store) => {
-            let client_cas = config.tls.as_ref().map_or(&[][..], |t| &t.client_cas[..]);
+            let client_cas = crate::tls::client_cas(&config);
             if config.tls.is_some() {
                 let watch = crate::tls::watch::FileWatch(store.clone());
                 server.add_service(background_service("tls file watch", watch));

@@ -25,6 +25,9 @@ pub struct AcmeConfig {
     /// The challenge answered: HTTP-01 when the plain-HTTP listener runs, TLS-ALPN-01 on the main
     /// listener otherwise ([`AcmeConfig::challenge_for`]).
     pub challenge: Challenge,
+    /// PEM files of CAs whose client certificates the main listener requires (`tls.client_cas`,
+    /// `REGISTRY_HTTP_TLS_CLIENTCAS`), as with certificate files; empty means none are asked for.
+    pub client_cas: Vec<PathBuf>,
 }
 
 /// How the CA's validation is answered.
@@ -37,15 +40,38 @@ pub enum Challenge {
 }
 
 impl AcmeConfig {
-    /// The challenge to answer: HTTP-01 when a plain-HTTP listener runs, TLS-ALPN-01 otherwise. TLS-ALPN-01
-    /// has no form for IP addresses here (RFC 8738's reverse names are not done): an IP host without a
-    /// plain-HTTP listener is an error naming `hosts`.
-    pub fn challenge_for(mut self, plain_http: bool) -> Result<AcmeConfig, Invalid> {
+    /// The challenge to answer: HTTP-01 when a plain-HTTP listener runs, TLS-ALPN-01 otherwise, and the
+    /// client CAs of the main listener. Errors naming `hosts`: TLS-ALPN-01 has no form for IP addresses here
+    /// (RFC 8738's reverse names are not done), and it cannot pass with client CAs (the CA's validation
+    /// handshake has no client certificate), so either needs the plain-HTTP listener.
+    pub fn challenge_for(
+        mut self,
+        plain_http: bool,
+        client_cas: &[String],
+    ) -> Result<AcmeConfig, Invalid> {
         self.challenge = if plain_http {
             Challenge::Http01
         } else {
             Challenge::TlsAlpn01
         };
+        for ca in client_cas {
+            let ca = ca.trim();
+            if ca.is_empty() {
+                return Err(Invalid::new(
+                    "hosts",
+                    "tls.client_cas (REGISTRY_HTTP_TLS_CLIENTCAS): an entry is empty",
+                ));
+            }
+            self.client_cas.push(PathBuf::from(ca));
+        }
+        if !self.client_cas.is_empty() && self.challenge == Challenge::TlsAlpn01 {
+            return Err(Invalid::new(
+                "hosts",
+                "client CAs (tls.client_cas, REGISTRY_HTTP_TLS_CLIENTCAS) with ACME \
+                 (tls.acme, REGISTRY_HTTP_TLS_LETSENCRYPT_*) need HTTP-01: the CA's TLS-ALPN-01 validation \
+                 has no client certificate; set server.http_listen (GATEHOUSE_HTTP_ADDR=:80)",
+            ));
+        }
         if let Some(ip) = self
             .hosts
             .iter()
@@ -160,6 +186,7 @@ impl AcmeConfig {
             directory_url: directory_url.to_string(),
             directory_ca: (!directory_ca.is_empty()).then(|| PathBuf::from(directory_ca)),
             challenge: Challenge::Http01,
+            client_cas: Vec::new(),
         }))
     }
 }
@@ -237,11 +264,39 @@ mod tests {
             (&["reg.example", "::1"], false, Err("hosts")),
         ];
         for (hosts, plain, want) in cases {
-            match (config(hosts).challenge_for(*plain), want) {
+            match (config(hosts).challenge_for(*plain, &[]), want) {
                 (Ok(c), Ok(w)) => assert_eq!(c.challenge, *w, "{hosts:?}"),
                 (Err(e), Err(field)) => assert_eq!(e.field, *field, "{hosts:?}: {e}"),
                 (got, want) => panic!("{hosts:?}: got {got:?}, want {want:?}"),
             }
         }
+    }
+
+    #[test]
+    fn client_cas_with_acme_need_the_plain_http_listener_and_no_empty_entry() {
+        let hosts = vec!["reg.example".to_string()];
+        let config = || {
+            AcmeConfig::from_parts(&hosts, "/c", "", "", "")
+                .unwrap()
+                .unwrap()
+        };
+        let ca = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let ok = config().challenge_for(true, &ca(&["/ca.pem"])).unwrap();
+        assert_eq!(ok.client_cas, [PathBuf::from("/ca.pem")]);
+        // (plain-HTTP listener, client CAs): each is refused with a message naming both settings.
+        let cases: &[(bool, &[&str])] = &[(false, &["/ca.pem"]), (true, &["/ca.pem", " "])];
+        for (plain, cas) in cases {
+            let err = config().challenge_for(*plain, &ca(cas)).unwrap_err();
+            assert_eq!(err.field, "hosts");
+            assert!(err.problem.contains("REGISTRY_HTTP_TLS_CLIENTCAS"), "{err}");
+        }
+        let err = config()
+            .challenge_for(false, &ca(&["/ca.pem"]))
+            .unwrap_err();
+        assert!(
+            err.problem.contains("REGISTRY_HTTP_TLS_LETSENCRYPT")
+                && err.problem.contains("http_listen"),
+            "{err}"
+        );
     }
 }

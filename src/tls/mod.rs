@@ -77,3 +77,13 @@ pub fn open_store(
     let store = CertStore::for_acme(state.path(), state.certificate());
     Ok((Some(Arc::new(store)), Some(state)))
 }
+
+/// The client CAs of the main listener: from `[tls]` with certificate files, or carried by the ACME
+/// settings; empty when no client certificates are asked for.
+pub fn client_cas(config: &crate::config::Config) -> &[PathBuf] {
+    match (&config.tls, &config.acme) {
+        (Some(t), _) => &t.client_cas,
+        (None, Some(a)) => &a.client_cas,
+        (None, None) => &[],
+    }
+}

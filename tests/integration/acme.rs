@@ -12,7 +12,8 @@ use std::time::{Duration, Instant};
 
 use crate::tls::{curl, served_serial, Key, Pki};
 use crate::util::frontdoor::toml_str;
-use crate::util::process::{require_tool, Service};
+use crate::util::gatehouse::bin;
+use crate::util::process::{require_tool, scrub_env, Service};
 use crate::util::{net, temp_dir, Gatehouse};
 
 /// A pebble on free loopback ports whose validation connects to `http_port`/`tls_port`.
@@ -90,19 +91,19 @@ fn gatehouse(
     data: &Path,
 ) -> Gatehouse {
     let http_listen = format!("http_listen = \"127.0.0.1:{http_port}\"\n");
-    gatehouse_with(pki, pebble, cache, port, &http_listen, data)
+    gatehouse_with(pki, pebble, cache, port, &http_listen, data, &[])
 }
 
-/// [`gatehouse`] with `server_extra` TOML in `[server]` instead of the plain-HTTP listener.
-fn gatehouse_with(
+/// The config text of [`gatehouse_with`].
+fn config_text(
     pki: &Pki,
     pebble: &Pebble,
     cache: &Path,
     port: u16,
     server_extra: &str,
     data: &Path,
-) -> Gatehouse {
-    let text = format!(
+) -> String {
+    format!(
         "[server]\nlisten = \"127.0.0.1:{port}\"\n{server_extra}threads = 2\n\n\
          [auth]\nmode = \"none\"\n\n[storage]\nroot = {}\n\n[tls.acme]\nhosts = [\"localhost\"]\n\
          cache = {}\ndirectory_url = {}\ndirectory_ca = {}\n",
@@ -110,8 +111,21 @@ fn gatehouse_with(
         toml_str(&cache.display().to_string()),
         toml_str(&pebble.directory()),
         toml_str(&pki.ca().display().to_string()),
-    );
-    Gatehouse::start_with(port, &text, &[])
+    )
+}
+
+/// [`gatehouse`] with `server_extra` TOML in `[server]` instead of the plain-HTTP listener, and `env`.
+fn gatehouse_with(
+    pki: &Pki,
+    pebble: &Pebble,
+    cache: &Path,
+    port: u16,
+    server_extra: &str,
+    data: &Path,
+    env: &[(&str, &str)],
+) -> Gatehouse {
+    let text = config_text(pki, pebble, cache, port, server_extra, data);
+    Gatehouse::start_with(port, &text, env)
 }
 
 /// Waits (up to 60 s) until `port` serves a certificate other than `not`; returns its serial.
@@ -262,6 +276,7 @@ fn acme_issues_with_tls_alpn01_when_there_is_no_plain_http_listener() {
         port,
         "",
         &work.path().join("data"),
+        &[],
     );
     wait_for_certificate(&gh, None);
     assert_eq!(orders(&gh, "ok"), 1, "{}", gh.log_tail());
@@ -290,4 +305,66 @@ fn acme_issues_with_tls_alpn01_when_there_is_no_plain_http_listener() {
     // configured name or any other.
     assert!(!acme_tls_alpn_handshake(port, "localhost"));
     assert!(!acme_tls_alpn_handshake(port, "unknown.example"));
+}
+
+#[test]
+fn acme_with_client_cas_requires_client_certificates_and_without_port_80_refuses_to_start() {
+    let pki = Pki::new();
+    let work = temp_dir("acme-mtls");
+    let (port, http_port) = (net::free_port(), net::free_port());
+    let pebble = Pebble::start(&pki, work.path(), http_port, port, 3600);
+    let ca = pki.ca().display().to_string();
+    let cas = format!("[{ca}]");
+    let env = [("REGISTRY_HTTP_TLS_CLIENTCAS", cas.as_str())];
+    let (cache, data) = (work.path().join("acme-state"), work.path().join("data"));
+
+    // Without port 80 the challenge would be TLS-ALPN-01, which cannot pass with client CAs: serve refuses
+    // to start, naming both settings.
+    let config = work.path().join("no-port-80.toml");
+    fs::write(&config, config_text(&pki, &pebble, &cache, port, "", &data)).unwrap();
+    let mut cmd = Command::new(bin());
+    scrub_env(&mut cmd);
+    cmd.arg("serve").arg("--config").arg(&config).envs(env);
+    cmd.stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            child.kill().unwrap();
+            panic!("serve started with client CAs, ACME and no plain-HTTP listener");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("REGISTRY_HTTP_TLS_CLIENTCAS")
+            && stderr.contains("REGISTRY_HTTP_TLS_LETSENCRYPT"),
+        "{stderr}"
+    );
+
+    // With port 80 (HTTP-01), the ACME certificate is served and a client certificate is required.
+    let http_listen = format!("http_listen = \"127.0.0.1:{http_port}\"\n");
+    let gh = gatehouse_with(&pki, &pebble, &cache, port, &http_listen, &data, &env);
+    wait_for_certificate(&gh, None);
+    let (client_cert, client_key) = pki.issue("client", 77, Key::Ec, true);
+    let root = work.path().join("pebble-root.pem");
+    pebble.root(&pki, &root);
+    let root_s = root.display().to_string();
+    let url = format!("https://localhost:{port}/v2/");
+    let mut args = vec!["--cacert", &root_s, "-o", "/dev/null", "-w", "%{http_code}"];
+    let without = curl(&[&args[..], &[url.as_str()]].concat());
+    assert!(
+        !without.status.success() && String::from_utf8_lossy(&without.stdout) != "200",
+        "a client without a certificate is refused: {without:?}"
+    );
+    let (c, k) = (
+        client_cert.display().to_string(),
+        client_key.display().to_string(),
+    );
+    args.extend(["--cert", &c, "--key", &k, &url]);
+    let with = curl(&args);
+    assert_eq!(String::from_utf8_lossy(&with.stdout), "200", "{with:?}");
 }
