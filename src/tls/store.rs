@@ -183,11 +183,13 @@ impl CertStore {
 
 impl ResolvesServerCert for CertStore {
     fn resolve(&self, hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
-        let acme_alpn = hello
-            .alpn()
-            .is_some_and(|mut offered| offered.any(|p| p == ACME_TLS_ALPN));
+        // A TLS-ALPN-01 validation offers `acme-tls/1` alone (RFC 8737 §3): the challenge certificate of
+        // the name, or none at all. A client that also offers h2 or HTTP/1.1 gets the certificate in force.
+        let acme_alpn = hello.alpn().is_some_and(|offered| {
+            let offered: Vec<&[u8]> = offered.collect();
+            offered == [ACME_TLS_ALPN]
+        });
         if acme_alpn {
-            // A TLS-ALPN-01 validation: the challenge certificate of the name, or none at all.
             let challenges = self.challenges.as_ref()?;
             return challenges.get(hello.server_name()?);
         }
