@@ -358,8 +358,13 @@ pub fn validate(file: FileConfig) -> Result<Config, ConfigError> {
     let file_cas = if acme_cas { &[][..] } else { &t.client_cas[..] };
     let tls = crate::tls::TlsConfig::from_parts(&t.certificate, &t.key, file_cas)
         .map_err(|e| section("tls", e))?;
-    let (gc, gc_warnings) =
+    let (mut gc, gc_warnings) =
         crate::gc::settings::validate(&file.gc).map_err(|e| section("gc", e))?;
+    gc.retention =
+        crate::gc::retention::parse(&file.retention).map_err(|e| ConfigError::Invalid {
+            key: e.key,
+            problem: e.problem,
+        })?;
     warnings.extend(gc_warnings);
     let a = &t.acme;
     let acme = crate::acme::AcmeConfig::from_parts(

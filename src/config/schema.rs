@@ -32,6 +32,8 @@ pub struct FileConfig {
     pub guard: GuardSection,
     /// Garbage collection.
     pub gc: crate::gc::settings::GcSection,
+    /// `[[retention]]` rules, validated by [`crate::gc::retention::parse`] (which names the rule's index).
+    pub retention: Vec<toml::Table>,
     /// TLS on the main listener.
     pub tls: TlsSection,
     /// The built-in web UI.

@@ -17,11 +17,24 @@
 //! quarantine (one walk of `repositories/`); blobs younger than the grace are never quarantined, so a push
 //! whose manifest follows its blobs within the grace never sees that.
 //!
-//! A run that dies leaves blobs in quarantine: the next run puts them all back first, and `fsck` counts
-//! them as stored.
+//! Untagged manifests (online `delete_untagged`, or a retention rule's `untagged_older_than`) go the same
+//! way: their revision links move to `.gatehouse-gc/unlinked/<alg>/<hex>/<repository>/link` before their
+//! blobs are judged; the second look puts back every one that a tag written or moved since the first look
+//! reaches (through index children and referrers), every one that a new or rewritten revision link reaches
+//! (an index put by digest), and every one whose link was rewritten before it was moved (its modification
+//! time is not the one first seen; on object storage a move rewrites it, so there nothing is deleted online
+//! that way); their blobs come back with them. The writer's mirror is [`settle_links`], called after the tag
+//! links are written: a put whose own revision link or index child is in the quarantine takes it back, with
+//! what that manifest references. A manifest is unlinked only after one run saw it untagged and a later run,
+//! at least the grace later, still does (the collector remembers when it first saw each one untagged), so a
+//! manifest untagged for less than the grace is never deleted. With zero grace a put can still lose that
+//! race: it then fails (no 201), and a tag it wrote may be left to a manifest that is gone (fsck reports it).
+//!
+//! A run that dies leaves blobs and links in quarantine: the next run puts them all back first, and `fsck`
+//! counts quarantined blobs as stored.
 
 use super::lease::LEASE_DIR;
-use crate::names::Digest;
+use crate::names::{Digest, Name};
 use crate::storage::driver::{Driver, DriverError};
 use crate::storage::paths;
 
@@ -68,6 +81,94 @@ pub async fn settle(driver: &dyn Driver, needed: &[Digest]) -> Result<Option<Dig
         restore(driver, d).await?;
         if driver.stat(&paths::blob_data(d)).await?.is_none() {
             return Ok(Some(d.clone()));
+        }
+    }
+    Ok(None)
+}
+
+/// Where an unlinked revision link of `repo` waits.
+pub fn unlinked_key(repo: &Name, d: &Digest) -> String {
+    format!(
+        "{}/{}/{}/{repo}/link",
+        unlinked_root(),
+        d.algorithm().as_str(),
+        d.hex()
+    )
+}
+
+/// The unlinked revision links' root.
+pub fn unlinked_root() -> String {
+    format!("{LEASE_DIR}/unlinked")
+}
+
+/// The repository and manifest an unlinked key holds.
+pub fn unlinked(key: &str) -> Option<(Name, Digest)> {
+    let rest = key.strip_prefix(&unlinked_root())?.strip_prefix('/')?;
+    let rest = rest.strip_suffix("/link")?;
+    let mut parts = rest.splitn(3, '/');
+    let (alg, hex, repo) = (parts.next()?, parts.next()?, parts.next()?);
+    Some((
+        Name::parse(repo).ok()?,
+        Digest::parse(&format!("{alg}:{hex}")).ok()?,
+    ))
+}
+
+/// Moves an unlinked revision link back; `Ok(false)` when it is not in quarantine.
+pub async fn relink(driver: &dyn Driver, repo: &Name, d: &Digest) -> Result<bool, DriverError> {
+    match driver
+        .rename(&unlinked_key(repo, d), &paths::revision_link(repo, d))
+        .await
+    {
+        Ok(()) => Ok(true),
+        Err(e) if e.is_not_found() => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+/// The write path's half for manifests, called after a manifest put wrote its links (tags included): every
+/// manifest of `repo` in `linked` (the put's own, an index's children) is linked, taken back from the
+/// quarantine with everything it references when a collector unlinked it. Returns the first that is gone.
+pub async fn settle_links(
+    driver: &dyn Driver,
+    repo: &Name,
+    linked: &[Digest],
+) -> Result<Option<Digest>, DriverError> {
+    for d in linked {
+        if driver.stat(&paths::revision_link(repo, d)).await?.is_some()
+            || !relink(driver, repo, d).await?
+        {
+            // Linked, or never unlinked by a collector (a child linked as a layer, say): as the put found it.
+            if driver.stat(&paths::revision_link(repo, d)).await?.is_some()
+                || driver.stat(&paths::layer_link(repo, d)).await?.is_some()
+            {
+                continue;
+            }
+            return Ok(Some(d.clone()));
+        }
+        // Taken back: its blob and what it references may be in quarantine too.
+        if let Some(gone) = settle(driver, std::slice::from_ref(d)).await? {
+            return Ok(Some(gone));
+        }
+        let key = paths::blob_data(d);
+        let body = match driver.read(&key, 32 << 20).await {
+            Ok(b) => b,
+            Err(e) if e.is_not_found() => return Ok(Some(d.clone())),
+            Err(e) => return Err(e),
+        };
+        let Ok(refs) = super::mark::refs_of(&key, &body) else {
+            continue;
+        };
+        let blobs: Vec<Digest> = refs
+            .blobs
+            .iter()
+            .filter(|b| !refs.foreign.contains(b))
+            .cloned()
+            .collect();
+        if let Some(gone) = settle(driver, &blobs).await? {
+            return Ok(Some(gone));
+        }
+        if let Some(gone) = Box::pin(settle_links(driver, repo, &refs.children)).await? {
+            return Ok(Some(gone));
         }
     }
     Ok(None)

@@ -69,6 +69,7 @@ pub fn gc(args: GcArgs) -> anyhow::Result<()> {
         delete_untagged: args.delete_untagged || config.gc.delete_untagged,
         grace: config.gc.offline_grace(),
         now: SystemTime::now(),
+        retention: config.gc.retention.clone(),
     };
     let root = config.storage.root.display().to_string();
     let report = runtime()?.block_on(async {
@@ -88,6 +89,9 @@ pub fn render(r: &Report, dry_run: bool) -> String {
     for (repo, d) in &r.manifests_missing {
         let _ = writeln!(out, "skipped manifest {repo}@{d}: its blob is missing");
     }
+    for (repo, t) in &r.tags_deleted {
+        let _ = writeln!(out, "{verb} tag {repo}:{t} (retention)");
+    }
     for (repo, d) in &r.manifests_deleted {
         let _ = writeln!(out, "{verb} manifest {repo}@{d}");
     }
@@ -96,13 +100,14 @@ pub fn render(r: &Report, dry_run: bool) -> String {
     }
     let _ = writeln!(
         out,
-        "gc: {} repositories, {} manifests, {} blobs marked, {} blobs seen ({} too young); {verb} {} \
+        "gc: {} repositories, {} manifests, {} blobs marked, {} blobs seen ({} too young); {verb} {} tags, {} \
          manifests, {} blobs, {} bytes, {} layer links",
         r.repositories,
         r.manifests,
         r.marked,
         r.blobs_seen,
         r.blobs_young,
+        r.tags_deleted.len(),
         r.manifests_deleted.len(),
         r.blobs_deleted.len(),
         r.bytes_deleted,

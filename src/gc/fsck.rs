@@ -310,9 +310,9 @@ async fn check_tags(
     blobs: &HashSet<Digest>,
     report: &mut FsckReport,
 ) -> Result<(), GcError> {
-    for (tag, key) in &repo.tags {
-        let dir = paths::tag_dir(name, tag);
-        match read_link(driver, key).await? {
+    for t in &repo.tags {
+        let (tag, dir) = (&t.tag, paths::tag_dir(name, &t.tag));
+        match read_link(driver, &t.key).await? {
             Err(reason) => report.findings.push(finding("corrupt tag", &dir, reason)),
             Ok(d) if !good.contains(&d) => report.findings.push(finding(
                 "dangling tag",

@@ -20,13 +20,24 @@ pub struct Link {
     pub modified: SystemTime,
 }
 
+/// A tag's current link: the tag, its key, and when it was written (distribution's push time of the tag).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TagLink {
+    /// The tag.
+    pub tag: Tag,
+    /// `_manifests/tags/<tag>/current/link`.
+    pub key: String,
+    /// When the link was last written: the tag's last push.
+    pub modified: SystemTime,
+}
+
 /// What one repository holds.
 #[derive(Debug, Default, Clone)]
 pub struct Repo {
     /// `_manifests/revisions/<alg>/<hex>/link`.
     pub revisions: Vec<Link>,
-    /// `_manifests/tags/<tag>/current/link` keys (their content is read by the marker).
-    pub tags: Vec<(Tag, String)>,
+    /// `_manifests/tags/<tag>/current/link` objects (their content is read by the marker).
+    pub tags: Vec<TagLink>,
     /// `_manifests/tags/<tag>/index/<alg>/<hex>/link`: the tags' history entries.
     pub tag_index: Vec<(Tag, Link)>,
     /// `_layers/<alg>/<hex>/link`.
@@ -94,7 +105,11 @@ pub async fn inventory(driver: &dyn Driver) -> Result<(Inventory, Vec<String>), 
                 None => repo.strays.push(e.key.clone()),
             },
             ["_manifests", "tags", tag, "current", "link"] => match Tag::parse(tag) {
-                Ok(t) => repo.tags.push((t, e.key.clone())),
+                Ok(tag) => repo.tags.push(TagLink {
+                    tag,
+                    key: e.key.clone(),
+                    modified: e.modified,
+                }),
                 Err(_) => repo.strays.push(e.key.clone()),
             },
             ["_manifests", "tags", tag, "index", alg, hex, "link"] => {

@@ -5,7 +5,8 @@
 //! a manifest is kept only when it is reachable: from a tag, through an index's children, and from a kept
 //! manifest to the manifests whose `subject` it is (signatures, SBOMs) — distribution deletes a tagged
 //! index's children here, gatehouse keeps them. Revisions younger than the grace are kept whatever reaches
-//! them (their tag may be on its way).
+//! them (their tag may be on its way). A retention rule's `untagged_older_than` does the same for the
+//! repositories it matches, keeping untagged manifests pushed more recently than its age.
 
 use super::layout::{Inventory, Link};
 use super::{GcError, Options};
@@ -15,6 +16,7 @@ use crate::storage::paths;
 use serde_json::Value;
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
+use std::time::SystemTime;
 
 /// The largest stored manifest read (other tools may have written larger ones than gatehouse accepts).
 const MAX_STORED_MANIFEST: u64 = 32 << 20;
@@ -102,6 +104,8 @@ pub struct Marks {
     pub manifests: u64,
     /// Revisions whose manifest blob is missing (skipped, as distribution does; `fsck` reports them).
     pub missing: Vec<(Name, Digest)>,
+    /// What every manifest read references (`None`: its blob is missing).
+    pub refs: HashMap<Digest, Option<Refs>>,
 }
 
 /// Reads every distinct manifest of the inventory once, [`READ_AHEAD`] at a time; `None` for a missing blob.
@@ -153,19 +157,57 @@ async fn tag_target(driver: &dyn Driver, key: &str) -> Result<Option<Digest>, Gc
     }
 }
 
+/// When a collector first saw each manifest untagged, by repository and digest (online runs remember it
+/// from run to run, so a manifest untagged for less than the grace is never deleted).
+pub type Untagged = HashMap<(Name, Digest), SystemTime>;
+
+/// Every manifest of one repository that `roots` reach through index children and referrers.
+fn closure(
+    roots: Vec<Digest>,
+    linked: &HashSet<&Digest>,
+    manifests: &HashMap<Digest, Option<Refs>>,
+    referrers: &HashMap<&Digest, Vec<&Digest>>,
+) -> HashSet<Digest> {
+    let mut queue = roots;
+    let mut kept = HashSet::new();
+    while let Some(d) = queue.pop() {
+        if !linked.contains(&d) || !kept.insert(d.clone()) {
+            continue;
+        }
+        if let Some(Some(refs)) = manifests.get(&d) {
+            queue.extend(refs.children.iter().cloned());
+        }
+        if let Some(rs) = referrers.get(&d) {
+            queue.extend(rs.iter().map(|r| (*r).clone()));
+        }
+    }
+    kept
+}
+
 /// Marks what stays.
 pub async fn mark(
     driver: &Arc<dyn Driver>,
     inv: &Inventory,
     opts: &Options,
 ) -> Result<Marks, GcError> {
+    mark_remembering(driver, inv, opts, None).await
+}
+
+/// Marks what stays; with `untagged` (online runs), an untagged manifest is kept until the grace has passed
+/// since a run first saw it untagged, and the memory is brought up to date.
+pub async fn mark_remembering(
+    driver: &Arc<dyn Driver>,
+    inv: &Inventory,
+    opts: &Options,
+    mut untagged: Option<&mut Untagged>,
+) -> Result<Marks, GcError> {
     let manifests = read_all(driver, inv).await?;
     let mut marks = Marks::default();
+    let mut seen_untagged = HashSet::new();
     for (name, repo) in inv {
         marks.manifests += repo.revisions.len() as u64;
-        let linked: HashMap<&Digest, &Link> =
-            repo.revisions.iter().map(|l| (&l.digest, l)).collect();
-        let kept: HashSet<Digest> = if opts.delete_untagged {
+        let linked: HashSet<&Digest> = repo.revisions.iter().map(|l| &l.digest).collect();
+        let kept: HashSet<Digest> = if let Some(age) = opts.untagged_after(name) {
             let mut referrers: HashMap<&Digest, Vec<&Digest>> = HashMap::new();
             for l in &repo.revisions {
                 if let Some(Some(Refs {
@@ -175,31 +217,38 @@ pub async fn mark(
                     referrers.entry(s).or_default().push(&l.digest);
                 }
             }
-            let mut queue: Vec<Digest> = Vec::new();
-            for (_, key) in &repo.tags {
-                queue.extend(tag_target(driver.as_ref(), key).await?);
+            let mut roots: Vec<Digest> = Vec::new();
+            for t in &repo.tags {
+                roots.extend(tag_target(driver.as_ref(), &t.key).await?);
             }
-            queue.extend(
+            roots.extend(
                 repo.revisions
                     .iter()
-                    .filter(|l| opts.is_young(l.modified))
+                    .filter(|l| opts.is_younger_than(l.modified, age))
                     .map(|l| l.digest.clone()),
             );
-            let mut kept = HashSet::new();
-            while let Some(d) = queue.pop() {
-                if !linked.contains_key(&d) || !kept.insert(d.clone()) {
-                    continue;
-                }
-                if let Some(Some(refs)) = manifests.get(&d) {
-                    queue.extend(refs.children.iter().cloned());
-                }
-                if let Some(rs) = referrers.get(&d) {
-                    queue.extend(rs.iter().map(|r| (*r).clone()));
+            let reached = closure(roots, &linked, &manifests, &referrers);
+            match untagged.as_deref_mut() {
+                None => reached,
+                Some(memory) => {
+                    let mut roots: Vec<Digest> = reached.iter().cloned().collect();
+                    for l in repo
+                        .revisions
+                        .iter()
+                        .filter(|l| !reached.contains(&l.digest))
+                    {
+                        let key = (name.clone(), l.digest.clone());
+                        let first = *memory.entry(key.clone()).or_insert(opts.now);
+                        seen_untagged.insert(key);
+                        if opts.is_young(first) {
+                            roots.push(l.digest.clone());
+                        }
+                    }
+                    closure(roots, &linked, &manifests, &referrers)
                 }
             }
-            kept
         } else {
-            linked.keys().map(|d| (*d).clone()).collect()
+            linked.iter().map(|d| (*d).clone()).collect()
         };
         for l in &repo.revisions {
             if !kept.contains(&l.digest) {
@@ -216,6 +265,10 @@ pub async fn mark(
             }
         }
     }
+    if let Some(memory) = untagged {
+        memory.retain(|k, _| seen_untagged.contains(k));
+    }
+    marks.refs = manifests;
     Ok(marks)
 }
 

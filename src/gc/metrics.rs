@@ -21,6 +21,8 @@ pub struct GcMetrics {
     pub uploads_purged: IntCounter,
     /// Bytes of the upload sessions removed.
     pub upload_bytes_purged: IntCounter,
+    /// What `[[retention]]` rules deleted, by kind (`tag`, `manifest`).
+    pub retention_deletions: IntCounterVec,
 }
 
 fn register<T: prometheus::core::Collector + Clone + 'static>(r: &Registry, m: T) -> T {
@@ -50,6 +52,17 @@ impl GcMetrics {
             upload_bytes_purged: counter(
                 "gatehouse_gc_upload_bytes_purged_total",
                 "Bytes of the abandoned upload sessions removed.",
+            ),
+            retention_deletions: register(
+                r,
+                IntCounterVec::new(
+                    Opts::new(
+                        "gatehouse_gc_retention_deletions_total",
+                        "Tags and untagged manifests deleted by retention rules, by kind.",
+                    ),
+                    &["kind"],
+                )
+                .expect("valid metric"),
             ),
             reclaimable_bytes: register(
                 r,

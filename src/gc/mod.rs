@@ -16,6 +16,7 @@ pub mod mark;
 pub mod metrics;
 pub mod online;
 pub mod purge;
+pub mod retention;
 pub mod service;
 pub mod settings;
 pub mod sweep;
@@ -58,6 +59,8 @@ pub struct Options {
     pub grace: Duration,
     /// The run's reference time for the grace.
     pub now: SystemTime,
+    /// `[[retention]]` rules (none: retention removes nothing).
+    pub retention: Vec<retention::Rule>,
 }
 
 impl Options {
@@ -68,6 +71,21 @@ impl Options {
                 .now
                 .duration_since(modified)
                 .map_or(true, |age| age < self.grace)
+    }
+
+    /// Whether an object written at `modified` is younger than `age` or within the grace.
+    pub fn is_younger_than(&self, modified: SystemTime, age: Duration) -> bool {
+        self.is_young(modified) || self.now.duration_since(modified).map_or(true, |a| a < age)
+    }
+
+    /// How old an untagged manifest of `repo` must be to be deleted: no age with `delete_untagged` (the grace
+    /// still holds), the rules' age otherwise, `None` when untagged manifests of `repo` stay.
+    pub fn untagged_after(&self, repo: &Name) -> Option<Duration> {
+        if self.delete_untagged {
+            Some(Duration::ZERO)
+        } else {
+            retention::untagged_after(&self.retention, repo.as_str())
+        }
     }
 }
 
@@ -90,6 +108,10 @@ pub struct Report {
     pub bytes_deleted: u64,
     /// Manifests deleted (revision link and tag history), by repository.
     pub manifests_deleted: Vec<(Name, Digest)>,
+    /// Of those, the ones deleted because a retention rule's `untagged_older_than` said so.
+    pub retention_manifests: u64,
+    /// Tags deleted by retention rules.
+    pub tags_deleted: Vec<(Name, crate::names::Tag)>,
     /// Layer links removed with their blobs.
     pub layer_links_deleted: u64,
     /// Bytes of the unreferenced blobs the mark found (deleted, or kept by the grace).
@@ -141,17 +163,16 @@ async fn run(
         // What an interrupted online run left in quarantine goes back first, to be judged again.
         online::recover(driver.as_ref()).await?;
     }
-    let (inv, _strays) = layout::inventory(driver.as_ref()).await?;
+    let (mut inv, _strays) = layout::inventory(driver.as_ref()).await?;
     renew(driver.as_ref(), lease).await?;
+    let mut report = Report::default();
+    retention::apply_tags(driver.as_ref(), &mut inv, opts, &mut report).await?;
     let marks = mark::mark(driver, &inv, opts).await?;
     renew(driver.as_ref(), lease).await?;
-    let mut report = Report {
-        repositories: inv.len() as u64,
-        manifests: marks.manifests,
-        marked: marks.blobs.len() as u64,
-        manifests_missing: marks.missing.clone(),
-        ..Report::default()
-    };
+    report.repositories = inv.len() as u64;
+    report.manifests = marks.manifests;
+    report.marked = marks.blobs.len() as u64;
+    report.manifests_missing = marks.missing.clone();
     sweep::sweep(driver.as_ref(), &inv, &marks, opts, lease, &mut report).await?;
     Ok(report)
 }

@@ -16,7 +16,10 @@ pub struct Collector {
     driver: Arc<dyn Driver>,
     grace: Duration,
     interval: Option<Duration>,
-    running: tokio::sync::Mutex<()>,
+    delete_untagged: bool,
+    retention: Vec<super::retention::Rule>,
+    /// One run at a time; it holds when each untagged manifest was first seen untagged.
+    running: tokio::sync::Mutex<super::mark::Untagged>,
 }
 
 static COLLECTOR: OnceLock<Arc<Collector>> = OnceLock::new();
@@ -36,7 +39,9 @@ impl Collector {
             driver,
             grace: settings.online_grace(),
             interval: settings.interval,
-            running: tokio::sync::Mutex::new(()),
+            delete_untagged: settings.delete_untagged,
+            retention: settings.retention.clone(),
+            running: tokio::sync::Mutex::new(Default::default()),
         });
         let _ = COLLECTOR.set(c.clone());
         c
@@ -47,16 +52,40 @@ impl Collector {
         &self.driver
     }
 
+    /// Whether a run is in progress in this process (the admin listener answers 409 then instead of
+    /// queueing another run behind it).
+    pub fn busy(&self) -> bool {
+        self.running.try_lock().is_err()
+    }
+
+    /// How often it runs on its own (None: only on demand).
+    pub fn interval(&self) -> Option<Duration> {
+        self.interval
+    }
+
     /// One run now (waiting for a run in progress in this process to finish first), counted in the metrics.
     pub async fn run_once(&self) -> Result<Report, GcError> {
-        let _one = self.running.lock().await;
+        let mut untagged = self.running.lock().await;
         let started = Instant::now();
-        let result = collect_online(&self.driver, self.grace).await;
+        let opts = super::Options {
+            dry_run: false,
+            delete_untagged: self.delete_untagged,
+            grace: self.grace,
+            now: SystemTime::now(),
+            retention: self.retention.clone(),
+        };
+        let result = collect_online(&self.driver, &opts, &mut untagged).await;
         let m = &crate::metrics::metrics().gc;
         match &result {
             Ok(r) => {
                 m.runs.with_label_values(&["ok"]).inc();
                 m.blobs_freed.inc_by(r.blobs_deleted.len() as u64);
+                m.retention_deletions
+                    .with_label_values(&["tag"])
+                    .inc_by(r.tags_deleted.len() as u64);
+                m.retention_deletions
+                    .with_label_values(&["manifest"])
+                    .inc_by(r.retention_manifests);
                 m.bytes_freed.inc_by(r.bytes_deleted);
                 m.reclaimable_bytes.set(r.reclaimable_bytes as i64);
                 m.last_duration.set(started.elapsed().as_secs_f64());
@@ -67,6 +96,7 @@ impl Collector {
                 );
                 tracing::info!(
                     blobs = r.blobs_deleted.len(),
+                    tags = r.tags_deleted.len(),
                     bytes = r.bytes_deleted,
                     kept_by_grace = r.blobs_young,
                     seconds = started.elapsed().as_secs_f64(),
@@ -117,6 +147,12 @@ pub async fn admin_run() -> (http::StatusCode, String) {
             "{\"error\":\"no embedded registry: nothing to collect\"}\n".into(),
         );
     };
+    if c.busy() {
+        return (
+            http::StatusCode::CONFLICT,
+            "{\"error\":\"a garbage collection is running in this process\"}\n".into(),
+        );
+    }
     match c.run_once().await {
         Ok(r) => (
             http::StatusCode::OK,
@@ -124,6 +160,7 @@ pub async fn admin_run() -> (http::StatusCode, String) {
                 "{}\n",
                 serde_json::json!({
                     "blobs_deleted": r.blobs_deleted.len(),
+                    "tags_deleted": r.tags_deleted.len(),
                     "bytes_deleted": r.bytes_deleted,
                     "blobs_kept_by_grace": r.blobs_young,
                     "reclaimable_bytes": r.reclaimable_bytes,
@@ -192,10 +229,13 @@ pub async fn admin_usage() -> (http::StatusCode, String) {
             "{\"error\":\"no embedded registry\"}\n".into(),
         );
     };
-    match super::du::usage(c.driver().as_ref()).await {
-        Ok(u) => (
+    match super::du::cached(c.driver().as_ref()).await {
+        Ok((u, _)) => (
             http::StatusCode::OK,
-            format!("{}\n", serde_json::to_string(&u).expect("usage serializes")),
+            format!(
+                "{}\n",
+                serde_json::to_string(&*u).expect("usage serializes")
+            ),
         ),
         Err(e) => (
             http::StatusCode::INTERNAL_SERVER_ERROR,

@@ -71,6 +71,8 @@ pub struct GcSettings {
     pub delete_untagged: bool,
     /// Upload purging, `None` when disabled.
     pub purging: Option<Purging>,
+    /// `[[retention]]` (validated by [`super::retention::parse`]; none by default).
+    pub retention: Vec<super::retention::Rule>,
 }
 
 impl GcSettings {
@@ -112,19 +114,14 @@ pub fn validate(s: &GcSection) -> Result<(GcSettings, Vec<String>), Invalid> {
     } else {
         None
     };
-    let mut warnings = Vec::new();
-    if interval.is_some() && s.delete_untagged {
-        warnings.push(
-            "gc.delete_untagged applies to `gatehouse gc` only: online runs never delete manifests"
-                .to_string(),
-        );
-    }
+    let warnings = Vec::new();
     Ok((
         GcSettings {
             interval,
             grace,
             delete_untagged: s.delete_untagged,
             purging,
+            retention: Vec::new(),
         },
         warnings,
     ))
@@ -182,7 +179,11 @@ mod tests {
             delete_untagged: true,
             ..section("1h", "")
         };
-        assert!(validate(&both).unwrap().1[0].contains("online runs never delete manifests"));
+        let (online, warnings) = validate(&both).unwrap();
+        assert!(
+            online.delete_untagged && warnings.is_empty(),
+            "online runs apply it too"
+        );
         let purging = |age: &str, interval: &str| GcSection {
             upload_purging: PurgingSection {
                 age: age.into(),

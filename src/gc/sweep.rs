@@ -54,6 +54,9 @@ pub async fn sweep(
         report
             .manifests_deleted
             .push((name.clone(), link.digest.clone()));
+        if !opts.delete_untagged {
+            report.retention_manifests += 1;
+        }
     }
     let mut walk = driver.walk(&paths::blobs_root()).await?;
     let mut deleted = HashSet::new();

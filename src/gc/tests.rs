@@ -113,6 +113,7 @@ fn opts(delete_untagged: bool, dry_run: bool, grace: Duration) -> Options {
         delete_untagged,
         grace,
         now: SystemTime::now(),
+        retention: Vec::new(),
     }
 }
 
@@ -256,16 +257,24 @@ async fn an_online_run_collects_what_no_manifest_references_and_leaves_fsck_clea
     let f = fixture().await;
     let (tagged, blobs) = f.image("app", Some("v1"), "tagged", None).await;
     let orphan = f.blob("app", b"never referenced").await;
-    let young = online::collect_online(&f.driver, Duration::from_secs(3600))
-        .await
-        .unwrap();
+    let young = online::collect_online(
+        &f.driver,
+        &opts(false, false, Duration::from_secs(3600)),
+        &mut Default::default(),
+    )
+    .await
+    .unwrap();
     assert!(
         young.blobs_deleted.is_empty(),
         "the grace keeps a fresh blob: {young:?}"
     );
-    let r = online::collect_online(&f.driver, Duration::ZERO)
-        .await
-        .unwrap();
+    let r = online::collect_online(
+        &f.driver,
+        &opts(false, false, Duration::ZERO),
+        &mut Default::default(),
+    )
+    .await
+    .unwrap();
     assert_eq!(r.blobs_deleted, [(orphan.clone(), 16)]);
     assert_eq!(r.layer_links_deleted, 1);
     let left = f.blobs().await;
@@ -367,9 +376,13 @@ async fn a_run_that_died_with_blobs_in_quarantine_leaves_fsck_clean_and_the_next
     .unwrap();
     let _ = dead;
     assert_eq!(fsck::fsck(&f.driver, false).await.unwrap().findings, []);
-    let r = online::collect_online(&f.driver, Duration::ZERO)
-        .await
-        .unwrap();
+    let r = online::collect_online(
+        &f.driver,
+        &opts(false, false, Duration::ZERO),
+        &mut Default::default(),
+    )
+    .await
+    .unwrap();
     assert_eq!(r.blobs_deleted, [(orphan, 16)]);
     assert!(f.blobs().await.contains(&blobs[1]));
     f.store
@@ -429,3 +442,9 @@ async fn an_offline_run_puts_back_what_an_interrupted_online_run_quarantined() {
 
 #[path = "tests_fsck.rs"]
 mod fsck_cases;
+
+#[path = "tests_retention.rs"]
+mod retention_cases;
+
+#[path = "tests_untagged.rs"]
+mod untagged_cases;

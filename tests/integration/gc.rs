@@ -156,7 +156,7 @@ fn copy_tree(from: &Path, to: &Path) {
 }
 
 /// A hash of every path (files and directories) under `root` and every file's bytes.
-fn tree_hash(root: &Path) -> String {
+pub(crate) fn tree_hash(root: &Path) -> String {
     let mut h = Sha256::new();
     let mut stack = vec![root.to_path_buf()];
     let mut entries: Vec<PathBuf> = Vec::new();
@@ -300,7 +300,7 @@ fn gc_leaves_the_blob_set_distribution_leaves_and_a_dry_run_changes_nothing() {
         pushed.orphan.trim_start_matches("sha256:")
     ));
     assert!(!orphan_link.exists());
-    assert!(gatehouse_gc(&root, &[]).contains("deleted 0 manifests, 0 blobs, 0 bytes"));
+    assert!(gatehouse_gc(&root, &[]).contains("deleted 0 tags, 0 manifests, 0 blobs, 0 bytes"));
 }
 
 #[test]

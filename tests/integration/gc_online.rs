@@ -22,6 +22,11 @@ const PUSHERS: usize = 2;
 
 /// A gatehouse on `root` (no auth, deletes on) with GC every `interval` (None: off) and zero grace.
 fn start(root: &Path, interval: Option<&str>) -> Gatehouse {
+    start_env(root, interval, &[])
+}
+
+/// [`start`] with more environment.
+fn start_env(root: &Path, interval: Option<&str>, extra: &[(&str, &str)]) -> Gatehouse {
     let port = net::free_port();
     let text = format!(
         "[server]\nlisten = {}\nthreads = 2\n[auth]\nmode = \"none\"\n[storage]\nroot = {}\n\
@@ -33,6 +38,7 @@ fn start(root: &Path, interval: Option<&str>) -> Gatehouse {
     if let Some(i) = interval {
         env.push(("GATEHOUSE_GC_INTERVAL", i));
     }
+    env.extend_from_slice(extra);
     Gatehouse::start_with(port, &text, &env)
 }
 
@@ -284,4 +290,106 @@ fn abandoned_uploads_are_purged_with_distributions_names() {
     http.req("GET", &location).send().expect(404);
     assert!(metric(&gh, "gatehouse_gc_uploads_purged_total") >= 1.0);
     assert!(metric(&gh, "gatehouse_gc_upload_bytes_purged_total") >= 4096.0);
+}
+
+/// Online `delete_untagged` under load: GC every second with zero grace while skopeo pushes distinct images
+/// (single and multi-arch) and the previous round's tag is deleted (by tag: its manifests become untagged).
+/// Afterwards every remaining tag pulls with `--all`, the untagged manifests answer 404, fsck finds nothing.
+#[test]
+fn online_delete_untagged_under_pushes_and_tag_deletes_keeps_every_tag_pullable() {
+    let work = temp_dir("gc-online-untagged");
+    let root = work.path().join("root");
+    let gh = start_env(
+        &root,
+        Some("1s"),
+        &[("GATEHOUSE_GC_DELETE_UNTAGGED", "true")],
+    );
+    let host = gh.host();
+    let pushers: Vec<_> = (0..PUSHERS)
+        .map(|p| {
+            let (host, dir) = (host.clone(), work.path().join(format!("src{p}")));
+            thread::spawn(move || {
+                let reg = Http::new(&format!("http://{host}"));
+                let (mut pushed, mut untagged, mut failed) = (Vec::new(), Vec::new(), 0usize);
+                for round in 0..ROUNDS {
+                    let label = format!("gc untagged {p} {round}");
+                    let at = dir.join(round.to_string());
+                    let (layout, all) = if round % 2 == 0 {
+                        (oci::multiarch_image(&at, "t", &label).0, true)
+                    } else {
+                        (oci::small_image(&at, "t", &label).0, false)
+                    };
+                    let repo = format!("untagged{p}");
+                    let args = skopeo::copy_args(
+                        &format!("oci:{}:t", layout.dir().display()),
+                        &format!("docker://{host}/{repo}:r{round}"),
+                        None,
+                        None,
+                        all,
+                    );
+                    // Zero grace: a child may be collected between its put and the index's, which then fails
+                    // (never a 201 that references something gone); skopeo is run again.
+                    let ok = (0..3).any(|_| {
+                        skopeo::run(&args.iter().map(String::as_str).collect::<Vec<_>>())
+                            .status
+                            .success()
+                    });
+                    if !ok {
+                        failed += 1;
+                        continue;
+                    }
+                    if let Some(prev) = pushed.pop() {
+                        let path = format!("/v2/{repo}/manifests/{prev}");
+                        let head = reg
+                            .req("HEAD", &path)
+                            .header("Accept", &format!("{},{}", oci::MANIFEST, oci::INDEX))
+                            .send();
+                        if head.status == 200 {
+                            let digest = head.header("Docker-Content-Digest").expect("a digest");
+                            reg.req("DELETE", &path).send().expect(202);
+                            untagged.push(format!("/v2/{repo}/manifests/{digest}"));
+                        }
+                    }
+                    pushed.push(format!("r{round}"));
+                }
+                let tags: Vec<String> = pushed
+                    .into_iter()
+                    .map(|t| format!("{host}/untagged{p}:{t}"))
+                    .collect();
+                (tags, untagged, failed)
+            })
+        })
+        .collect();
+    let (mut remaining, mut untagged) = (Vec::new(), Vec::new());
+    for p in pushers {
+        let (tags, gone, failed) = p.join().expect("a pusher panicked");
+        assert!(failed < ROUNDS, "every push of a pusher failed");
+        remaining.extend(tags);
+        untagged.extend(gone);
+    }
+    assert!(!untagged.is_empty(), "no tag was deleted");
+    run_gc(&gh).expect(200);
+    let reg = Http::new(&gh.url());
+    for path in &untagged {
+        reg.req("GET", path)
+            .header("Accept", &format!("{},{}", oci::MANIFEST, oci::INDEX))
+            .send()
+            .expect(404);
+    }
+    assert!(metric(&gh, "gatehouse_gc_blobs_freed_total") > 0.0);
+    let out = work.path().join("pulled");
+    fs::create_dir_all(&out).unwrap();
+    for (i, tag) in remaining.iter().enumerate() {
+        skopeo::copy(
+            &format!("docker://{tag}"),
+            &format!("oci:{}:x", out.join(i.to_string()).display()),
+            None,
+            None,
+            true,
+        );
+    }
+    drop(gh);
+    check_blob_store(&root);
+    assert_eq!(check_tags(&root).len(), remaining.len());
+    fsck_clean(&root);
 }
