@@ -151,22 +151,23 @@ pub fn run(config: Config, options: RunOptions) -> Result<(), StartError> {
     let door = Gatehouse::new(live.clone(), backend.clone());
     let mut proxy = pingora::proxy::http_proxy(&server.configuration, door);
     limit_http2(&mut proxy, &config.timeouts);
-    let mut service = pingora::services::listening::Service::new(
-        "gatehouse".into(),
-        Bounded::new(proxy, config.timeouts),
-    );
-    match &certs {
+    let tls = match &certs {
         Some(store) => {
-            let client_cas = config.tls.as_ref().map_or(&[][..], |t| &t.client_cas[..]);
-            let settings = crate::tls::listener_settings(store.clone(), client_cas)?;
-            service.add_tls_with_settings(&listen, None, settings);
+            let client_cas = crate::tls::client_cas(&config);
             if config.tls.is_some() {
                 let watch = crate::tls::watch::FileWatch(store.clone());
                 server.add_service(background_service("tls file watch", watch));
             }
+            Some(crate::tls::accept::listener_config(
+                store.clone(),
+                client_cas,
+            )?)
         }
-        None => service.add_tcp(&listen),
-    }
+        None => None,
+    };
+    let app = crate::tls::accept::TlsApp::new(Bounded::new(proxy, config.timeouts), tls);
+    let mut service = pingora::services::listening::Service::new("gatehouse".into(), app);
+    service.add_tcp(&listen);
     if let (Some(a), Some(state), Some(store)) = (&config.acme, acme, &certs) {
         let renewal = crate::acme::service::Renewal {
             config: a.clone(),

@@ -33,6 +33,7 @@ mod s3_cache;
 mod stress_push;
 mod tls;
 mod tls_plain;
+mod tls_resume;
 mod ui;
 mod ui_cdp;
 mod upstream_down;
