@@ -165,7 +165,8 @@ pub fn run(config: Config, options: RunOptions) -> Result<(), StartError> {
         }
         None => None,
     };
-    let app = crate::tls::accept::TlsApp::new(Bounded::new(proxy, config.timeouts), tls);
+    let handshake = config.timeouts.header;
+    let app = crate::tls::accept::TlsApp::new(Bounded::new(proxy, config.timeouts), tls, handshake);
     let mut service = pingora::services::listening::Service::new("gatehouse".into(), app);
     service.add_tcp(&listen);
     if let (Some(a), Some(state), Some(store)) = (&config.acme, acme, &certs) {

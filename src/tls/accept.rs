@@ -31,9 +31,6 @@ use std::time::Duration;
 /// Sessions the TLS 1.2 session-ID cache holds (rustls's default is 256, too few for a busy registry).
 pub const SESSION_CACHE_ENTRIES: usize = 8192;
 
-/// How long a client may take to finish its handshake (pingora's own listener allows the same).
-pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(60);
-
 /// The ALPN protocol of ACME's TLS-ALPN-01 challenge (RFC 8737).
 pub const ACME_TLS_ALPN: &[u8] = b"acme-tls/1";
 
@@ -85,14 +82,22 @@ pub fn listener_config(
 pub struct TlsApp<A> {
     inner: Arc<A>,
     acceptor: Option<Acceptor>,
+    handshake_timeout: Duration,
 }
 
 impl<A> TlsApp<A> {
-    /// Wraps `inner`; `config` `None` means the listener speaks plain HTTP.
-    pub fn new(inner: A, config: Option<Arc<ServerConfig>>) -> TlsApp<A> {
+    /// Wraps `inner`; `config` `None` means the listener speaks plain HTTP. A handshake must be done within
+    /// `handshake_timeout` (the server's header timeout: a connection that never sends a ClientHello is the
+    /// TLS form of a request head that never ends; pingora's own listener allowed 60 s).
+    pub fn new(
+        inner: A,
+        config: Option<Arc<ServerConfig>>,
+        handshake_timeout: Duration,
+    ) -> TlsApp<A> {
         TlsApp {
             inner: Arc::new(inner),
             acceptor: config.map(Acceptor::from_server_config),
+            handshake_timeout,
         }
     }
 }
@@ -115,17 +120,18 @@ impl<A: ServerApp + Send + Sync + 'static> ServerApp for TlsApp<A> {
         let peer = l4
             .get_socket_digest()
             .and_then(|d| d.peer_addr().map(|a| a.to_string()));
-        let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.tls_handshake(l4)).await {
-            Ok(Ok(tls)) => tls,
-            Ok(Err(e)) => {
-                tracing::debug!(peer = ?peer, error = %e, "tls: handshake failed");
-                return None;
-            }
-            Err(_) => {
-                tracing::debug!(peer = ?peer, "tls: handshake timed out");
-                return None;
-            }
-        };
+        let tls =
+            match tokio::time::timeout(self.handshake_timeout, acceptor.tls_handshake(l4)).await {
+                Ok(Ok(tls)) => tls,
+                Ok(Err(e)) => {
+                    tracing::debug!(peer = ?peer, error = %e, "tls: handshake failed");
+                    return None;
+                }
+                Err(_) => {
+                    tracing::debug!(peer = ?peer, "tls: handshake timed out");
+                    return None;
+                }
+            };
         let stream: Stream = Box::new(tls);
         if let Some(ALPN::Custom(p)) = stream.selected_alpn_proto() {
             // TLS-ALPN-01: the validation server only checks the certificate, then closes (RFC 8737 §3).

@@ -1,8 +1,9 @@
 //! HTTP/2 over TLS is held to the same connection limits as HTTP/1 (found in a security review: every HTTP/2
 //! connection was exempt; 20,000 idle ones exhausted the process's file descriptors). A Python `ssl` client
 //! negotiates h2 by ALPN and then (1) sends nothing, (2) sends half the preface, (3) sends the preface and a
-//! SETTINGS frame and goes quiet, (4) does that and one complete GET, then goes quiet; each must be closed by
-//! gatehouse within its header or idle timeout. Real gatehouse binary, TLS from a CA made here.
+//! SETTINGS frame and goes quiet, (4) does that and one complete GET, then goes quiet; and (5) a TCP
+//! connection never sends its ClientHello (the TLS handshake allowed 60 s whatever the header timeout). Each
+//! must be closed by gatehouse within its header or idle timeout. Real gatehouse binary, TLS from a CA made here.
 
 use std::process::Command;
 
@@ -33,6 +34,11 @@ for name, data in cases.items():
     s.setblocking(False)
     conns[name] = (s, time.monotonic())
     out[name] = {"alpn": s.selected_alpn_protocol(), "closed_after": None}
+# (5) a TCP connection to the TLS port that never sends a ClientHello.
+raw = socket.create_connection(("127.0.0.1", port))
+raw.setblocking(False)
+conns["no client hello"] = (raw, time.monotonic())
+out["no client hello"] = {"alpn": "h2", "closed_after": None}
 deadline = time.monotonic() + float(sys.argv[3])
 while time.monotonic() < deadline and any(v["closed_after"] is None for v in out.values()):
     for name, (s, t0) in conns.items():
@@ -41,7 +47,7 @@ while time.monotonic() < deadline and any(v["closed_after"] is None for v in out
         try:
             if s.recv(65536) == b"":
                 out[name]["closed_after"] = time.monotonic() - t0
-        except (ssl.SSLWantReadError, BlockingIOError):
+        except (ssl.SSLWantReadError, BlockingIOError, InterruptedError):
             pass
         except OSError:
             out[name]["closed_after"] = time.monotonic() - t0
