@@ -6,7 +6,9 @@
 #
 #  - skopeo push and pull of a LAYER_MIB (256) MiB single-layer image, best of RUNS, arms alternating, skopeo's
 #    blob-info cache deleted before every copy. Target: gatehouse's time <= distribution's, both ways.
-#  - GET manifest by tag, WRK_CONNS (32) connections, no auth. Target >= 3x distribution.
+#  - GET manifest by tag, WRK_CONNS (32) connections, no auth. Target >= 3x distribution. gatehouse with its
+#    default tag cache (GATEHOUSE_S3_TAG_CACHE_TTL=1s: a tag is read from the bucket at most once a second) and,
+#    as a second figure, with GATEHOUSE_S3_TAG_CACHE_TTL=0 (the tag's link read on every GET, the body cached).
 #  - gatehouse's peak RSS (VmHWM) during a BIG_MIB (1024) MiB chunked push (CHUNK_MIB (64) MiB PATCHes with
 #    Content-Range, then the PUT), measured on a fresh gatehouse. Target < 128 MiB.
 # moto is a Python server: absolute times are moto's more than either registry's; read the ratios.
@@ -82,23 +84,26 @@ YML
     DIST_PORT=$port
 }
 
-# start_gh_s3 NAME BUCKET: gatehouse (no auth) on BUCKET, configured by registry:2's variables; sets GH_PORT, GH_PID.
+# start_gh_s3 NAME BUCKET [VAR=VALUE ...]: gatehouse (no auth) on BUCKET, configured by registry:2's variables
+# (and the extra ones given); sets GH_PORT, GH_PID.
 start_gh_s3() {
-    local port cfg="$RUN_DIR/$1.toml"
+    local name=$1 bucket=$2
+    shift 2
+    local port cfg="$RUN_DIR/$name.toml"
     port=$(free_port)
     printf '[server]\nthreads = 2\ngrace_period_seconds = 1\n\n[metrics]\nlisten = ""\n' >"$cfg"
     env -i PATH="$PATH" HOME="${HOME:-/root}" GATEHOUSE_LOG="${GATEHOUSE_LOG:-warn}" \
         REGISTRY_HTTP_ADDR="127.0.0.1:$port" REGISTRY_AUTH=none REGISTRY_STORAGE_DELETE_ENABLED=true \
-        REGISTRY_STORAGE=s3 REGISTRY_STORAGE_S3_REGION=us-east-1 REGISTRY_STORAGE_S3_BUCKET="$2" \
+        REGISTRY_STORAGE=s3 REGISTRY_STORAGE_S3_REGION=us-east-1 REGISTRY_STORAGE_S3_BUCKET="$bucket" \
         REGISTRY_STORAGE_S3_REGIONENDPOINT="$S3" REGISTRY_STORAGE_S3_ACCESSKEY=bench \
         REGISTRY_STORAGE_S3_SECRETKEY=bench REGISTRY_STORAGE_S3_FORCEPATHSTYLE=true \
-        REGISTRY_STORAGE_S3_SECURE=false REGISTRY_STORAGE_S3_ROOTDIRECTORY=/registry \
-        "$GATEHOUSE_BIN" serve --config "$cfg" >"$RUN_DIR/$1.log" 2>&1 &
+        REGISTRY_STORAGE_S3_SECURE=false REGISTRY_STORAGE_S3_ROOTDIRECTORY=/registry "$@" \
+        "$GATEHOUSE_BIN" serve --config "$cfg" >"$RUN_DIR/$name.log" 2>&1 &
     GH_PID=$!
     BENCH_PIDS+=("$GH_PID")
     wait_port "$port" "$GH_PID" || {
-        tail -20 "$RUN_DIR/$1.log" >&2
-        die "gatehouse $1 on S3 did not start"
+        tail -20 "$RUN_DIR/$name.log" >&2
+        die "gatehouse $name on S3 did not start"
     }
     GH_PORT=$port
 }
@@ -140,6 +145,8 @@ rm -rf "$RUN_DIR/pull" "$BLOB_CACHE"
 M_PATH="/v2/bench/push1/manifests/$TAG"
 read -r md_rps md_p50 md_p99 _ _ <<<"$(run_load distribution "http://$DIST_HOST$M_PATH" GET "Accept: $MANIFEST_ACCEPT")"
 read -r mg_rps mg_p50 mg_p99 _ _ <<<"$(run_load gatehouse "http://$GATE_HOST$M_PATH" GET "Accept: $MANIFEST_ACCEPT")"
+start_gh_s3 gh-ttl0 gh-bench GATEHOUSE_S3_TAG_CACHE_TTL=0
+read -r m0_rps m0_p50 m0_p99 _ _ <<<"$(run_load gatehouse-ttl0 "http://127.0.0.1:$GH_PORT$M_PATH" GET "Accept: $MANIFEST_ACCEPT")"
 
 # --- peak RSS of a chunked push, on a fresh gatehouse ----------------------------------------------------------
 start_gh_s3 gh-big gh-big
@@ -187,6 +194,7 @@ cat <<OUT
 skopeo push $LAYER_MIB MiB (best of $RUNS): gatehouse ${bp_g}s, distribution ${bp_d}s, time ratio $(calc "$bp_g / $bp_d" %.2f) (target <= 1.0)
 skopeo pull $LAYER_MIB MiB (best of $RUNS): gatehouse ${bl_g}s, distribution ${bl_d}s, time ratio $(calc "$bl_g / $bl_d" %.2f) (target <= 1.0)
 manifest GET by tag, $WRK_CONNS conns: gatehouse $mg_rps req/s (p50 $(us_to_ms "$mg_p50") ms, p99 $(us_to_ms "$mg_p99") ms), distribution $md_rps req/s (p50 $(us_to_ms "$md_p50") ms, p99 $(us_to_ms "$md_p99") ms), ratio $(calc "$mg_rps / $md_rps" %.2f) (target >= 3)
+manifest GET by tag, $WRK_CONNS conns, tag TTL 0: gatehouse $m0_rps req/s (p50 $(us_to_ms "$m0_p50") ms), ratio $(calc "$m0_rps / $md_rps" %.2f)
 chunked push $BIG_MIB MiB in $CHUNK_MIB MiB chunks: $(calc "$t1 - $t0" %.1f)s, gatehouse peak RSS $((BIG_HWM / 1024)) MiB (target < 128)
 gatehouse peak RSS through the push/pull/manifest runs: $((HWM / 1024)) MiB
 OUT

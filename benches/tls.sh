@@ -8,9 +8,11 @@
 #  - GET of a BLOB_MIB (1024) MiB blob over TLS, warm page cache, curl to /dev/null, best of RUNS: gatehouse
 #    (embedded, auth none) vs nginx (ssl, sendfile has no effect under TLS) serving gatehouse's own blob file.
 #    Target >= 1.0.
-#  - Full TLS handshakes per second: HS_CLIENTS (32) parallel `openssl s_time -new` for HS_SECONDS (10) each,
-#    handshake only (no request), connections summed: gatehouse vs nginx. Target >= 1.0.
-#  - Resumed handshakes per second: the same with `s_time -reuse`.
+#  - Full TLS handshakes per second, TLS 1.3 and TLS 1.2 (both servers offer both): HS_CLIENTS (32) parallel
+#    `openssl s_time -new` for HS_SECONDS (10) each, handshake only (no request), connections summed:
+#    gatehouse vs nginx. Target >= 1.0.
+#  - Resumed handshakes per second: the same with `s_time -reuse` (TLS 1.3: with a small GET, see
+#    handshakes()), with the share of connections that did resume.
 #  - Authenticated manifest HEAD over TLS with keep-alive (LOADGEN as lib.sh picks: oha or ab), bcrypt cost
 #    BCRYPT_COST (5): gatehouse (htpasswd) vs distribution 2.8.2 (its own http.tls and htpasswd).
 #  - gatehouse's peak RSS (VmHWM) through all of it.
@@ -104,6 +106,8 @@ http {
     fastcgi_temp_path $prefix/fastcgi;
     uwsgi_temp_path $prefix/uwsgi;
     scgi_temp_path $prefix/scgi;
+    # nginx 1.22's default protocols stop at TLS 1.2: both servers offer the same two.
+    ssl_protocols TLSv1.2 TLSv1.3;
     ssl_session_cache shared:bench:10m;
     server {
         # Debian 12 nginx 1.22 has no http2 directive (1.25+): http2 goes on the listen line.
@@ -161,17 +165,23 @@ EOF
     log "distribution $name on https://127.0.0.1:$port (its own TLS, htpasswd)"
 }
 
-# handshakes PORT MODE: HS_CLIENTS parallel `openssl s_time MODE` (-new or -reuse); prints handshakes/s.
+# handshakes PORT VERSION MODE: HS_CLIENTS parallel `openssl s_time VERSION MODE` (-tls1_2/-tls1_3, -new or
+# -reuse); prints "handshakes/s reused%". TLS 1.3 sends its tickets after the handshake, and s_time reads them
+# only when it reads a reply: TLS 1.3 with -reuse fetches `-www /` (a small error page from both servers), or
+# it would resume nothing and measure full handshakes. reused% (s_time's "r" marks) says what was measured.
 handshakes() {
-    local port=$1 mode=$2 i out
-    out="$RUN_DIR/s_time.$port$mode"
+    local port=$1 version=$2 mode=$3 i out www=()
+    [[ $version == -tls1_3 && $mode == -reuse ]] && www=(-www /)
+    out="$RUN_DIR/s_time.$port$version$mode"
     for i in $(seq "$HS_CLIENTS"); do
-        openssl s_time -connect "127.0.0.1:$port" "$mode" -time "$HS_SECONDS" -CAfile "$CA" >"$out.$i" 2>&1 &
+        openssl s_time -connect "127.0.0.1:$port" "$version" "$mode" "${www[@]}" -time "$HS_SECONDS" \
+            -CAfile "$CA" >"$out.$i" 2>&1 &
     done
     wait
-    # "N connections in T real seconds"
-    cat "$out".* | awk '/connections in [0-9.]+ real seconds/ {n += $1; if ($4 > t) t = $4} END {
-        if (t == 0) { print 0 } else { printf "%.1f", n / t } }'
+    # "N connections in T real seconds"; one mark per connection: r (resumed) or * (full).
+    cat "$out".* | awk '/connections in [0-9.]+ real seconds/ {n += $1; if ($4 > t) t = $4}
+        /^[rt*]+$/ {marks += length($0); r += gsub(/r/, "")}
+        END { if (t == 0) { print 0, 0 } else { printf "%.1f %.0f\n", n / t, marks ? 100 * r / marks : 0 } }'
 }
 
 # --- 1 GiB blob over TLS ----------------------------------------------------------------------------------------
@@ -199,12 +209,15 @@ gh_best=$(min_of "${gh_get[@]}") ng_best=$(min_of "${ng_get[@]}")
 gh_mbs=$(calc "$SIZE / $gh_best / 1048576" "%.0f") ng_mbs=$(calc "$SIZE / $ng_best / 1048576" "%.0f")
 
 # --- handshakes -------------------------------------------------------------------------------------------------
-log "full handshakes: $HS_CLIENTS clients x ${HS_SECONDS}s, gatehouse then nginx"
-gh_full=$(handshakes "$GH_PORT" -new)
-ng_full=$(handshakes "$NGINX_PORT" -new)
-log "resumed handshakes: $HS_CLIENTS clients x ${HS_SECONDS}s, gatehouse then nginx"
-gh_res=$(handshakes "$GH_PORT" -reuse)
-ng_res=$(handshakes "$NGINX_PORT" -reuse)
+log "handshakes: $HS_CLIENTS clients x ${HS_SECONDS}s per row, TLS 1.3 and 1.2, gatehouse then nginx"
+read -r gh_full13 _ < <(handshakes "$GH_PORT" -tls1_3 -new)
+read -r ng_full13 _ < <(handshakes "$NGINX_PORT" -tls1_3 -new)
+read -r gh_full12 _ < <(handshakes "$GH_PORT" -tls1_2 -new)
+read -r ng_full12 _ < <(handshakes "$NGINX_PORT" -tls1_2 -new)
+read -r gh_res13 gh_res13_r < <(handshakes "$GH_PORT" -tls1_3 -reuse)
+read -r ng_res13 ng_res13_r < <(handshakes "$NGINX_PORT" -tls1_3 -reuse)
+read -r gh_res12 gh_res12_r < <(handshakes "$GH_PORT" -tls1_2 -reuse)
+read -r ng_res12 ng_res12_r < <(handshakes "$NGINX_PORT" -tls1_2 -reuse)
 
 # --- authenticated manifest HEAD over TLS -----------------------------------------------------------------------
 HT="$RUN_DIR/htpasswd"
@@ -228,10 +241,13 @@ machine_note
 printf '%-58s %14s %14s %8s\n' "TLS ($(openssl version | awk '{print $1, $2}') clients)" gatehouse other ratio
 printf '%-58s %14s %14s %8s\n' "GET $BLOB_MIB MiB blob, best of $RUNS, MiB/s (vs nginx)" "$gh_mbs" "$ng_mbs" \
     "$(calc "$gh_mbs / $ng_mbs" "%.2f")"
-printf '%-58s %14s %14s %8s\n' "full handshakes/s, $HS_CLIENTS clients (vs nginx)" "$gh_full" "$ng_full" \
-    "$(calc "$gh_full / ($ng_full + 0.0001)" "%.2f")"
-printf '%-58s %14s %14s %8s\n' "resumed handshakes/s, $HS_CLIENTS clients (vs nginx)" "$gh_res" "$ng_res" \
-    "$(calc "$gh_res / ($ng_res + 0.0001)" "%.2f")"
+hs_row() { # LABEL GATEHOUSE NGINX
+    printf '%-58s %14s %14s %8s\n' "$1" "$2" "$3" "$(calc "$2 / ($3 + 0.0001)" "%.2f")"
+}
+hs_row "full handshakes/s TLS 1.3, $HS_CLIENTS clients (vs nginx)" "$gh_full13" "$ng_full13"
+hs_row "full handshakes/s TLS 1.2, $HS_CLIENTS clients (vs nginx)" "$gh_full12" "$ng_full12"
+hs_row "resumed TLS 1.3 (+ GET /), resumed ${gh_res13_r}%/${ng_res13_r}% (vs nginx)" "$gh_res13" "$ng_res13"
+hs_row "resumed handshakes/s TLS 1.2, resumed ${gh_res12_r}%/${ng_res12_r}% (vs nginx)" "$gh_res12" "$ng_res12"
 printf '%-58s %14s %14s %8s\n' "auth HEAD manifest req/s, keep-alive (vs distribution)" "$gh_head" "$di_head" \
     "$(calc "$gh_head / ($di_head + 0.0001)" "%.2f")"
 printf '%-58s %14s\n' "gatehouse peak RSS KiB (blob + handshakes; auth arm)" "$gh_rss; $gh_auth_rss"

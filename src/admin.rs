@@ -72,6 +72,17 @@ impl AdminApp {
     }
 }
 
+/// Whether a browser sent the request from a page: it carries an `Origin`, or a `Sec-Fetch-Site` other than
+/// `none` (a URL typed into the address bar). Prometheus, curl and `gatehouse healthcheck` send neither. A
+/// page on any site could otherwise start a collection with a form POST, and a DNS-rebinding page (same
+/// origin as far as the browser knows, so no CORS stands in the way) could read `/usage` and `/metrics`.
+pub fn from_a_web_page(headers: &http::HeaderMap) -> bool {
+    headers.contains_key(http::header::ORIGIN)
+        || headers
+            .get("sec-fetch-site")
+            .is_some_and(|v| v.as_bytes() != b"none")
+}
+
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     if a.len() != b.len() {
         return false;
@@ -94,6 +105,17 @@ impl ServeHttp for AdminApp {
     async fn response(&self, session: &mut ServerSession) -> Response<Vec<u8>> {
         let path = session.req_header().uri.path().to_string();
         let plain = "text/plain; charset=utf-8";
+        if from_a_web_page(&session.req_header().headers) {
+            return text(
+                StatusCode::FORBIDDEN,
+                "the admin listener does not answer web pages\n",
+                plain,
+            );
+        }
+        let read = matches!(
+            session.req_header().method,
+            http::Method::GET | http::Method::HEAD
+        );
         match path.as_str() {
             "/healthz" => text(StatusCode::OK, "ok\n", plain),
             "/readyz" => match self.readiness.check().await {
@@ -138,6 +160,11 @@ impl ServeHttp for AdminApp {
                 let (status, body) = crate::gc::service::admin_run().await;
                 text(status, body, "application/json")
             }
+            "/usage" if !read => text(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "GET the usage report\n",
+                plain,
+            ),
             "/usage" => {
                 let (status, body) = crate::gc::service::admin_usage().await;
                 text(status, body, "application/json")

@@ -10,6 +10,7 @@ use crate::errcode::{ApiError, Code};
 use crate::names::{Digest, Name, Reference, UploadId};
 use crate::query::{self, Page, Query};
 use http::{HeaderMap, Method, StatusCode};
+use std::borrow::Cow;
 
 /// What a request needs permission to do on its repository.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -150,11 +151,11 @@ pub struct Route {
 /// The structural shape of a `/v2/<name>/...` path, before any component is validated.
 enum Shape<'a> {
     TagsList(&'a str),
-    Manifest(&'a str, &'a str),
-    Blob(&'a str, &'a str),
+    Manifest(&'a str, Cow<'a, str>),
+    Blob(&'a str, Cow<'a, str>),
     UploadStart(&'a str),
     Upload(&'a str, &'a str),
-    Referrers(&'a str, &'a str),
+    Referrers(&'a str, Cow<'a, str>),
 }
 
 /// Whether a request's body is an HTML form (`application/x-www-form-urlencoded` or `multipart/form-data`).
@@ -202,7 +203,7 @@ pub fn parse(
             }
             Shape::Manifest(name, reference) => {
                 let name = Name::parse(name)?;
-                let reference = match Reference::parse(reference) {
+                let reference = match Reference::parse(&reference) {
                     Ok(r) => r,
                     // distribution's router never matches such a path: a read of it is a plain "unknown".
                     Err(_) if read => {
@@ -219,7 +220,7 @@ pub fn parse(
                 }
             }
             Shape::Blob(name, digest) => {
-                let (name, digest) = (Name::parse(name)?, Digest::parse(digest)?);
+                let (name, digest) = (Name::parse(name)?, Digest::parse(&digest)?);
                 match m {
                     "GET" | "HEAD" => (Op::GetBlob { name, digest }, Action::Pull),
                     "DELETE" => (Op::DeleteBlob { name, digest }, Action::Delete),
@@ -227,7 +228,7 @@ pub fn parse(
                 }
             }
             Shape::Referrers(name, digest) => {
-                let (name, digest) = (Name::parse(name)?, Digest::parse(digest)?);
+                let (name, digest) = (Name::parse(name)?, Digest::parse(&digest)?);
                 if m != "GET" {
                     return Err(unsupported(method, "referrers"));
                 }
@@ -332,15 +333,47 @@ fn shape(rest: &str) -> Option<Shape<'_>> {
     let (head, last) = rest.rsplit_once('/')?;
     let (head, keyword) = head.rsplit_once('/')?;
     match keyword {
-        "manifests" => name_of(head).map(|n| Shape::Manifest(n, last)),
-        "blobs" => name_of(head).map(|n| Shape::Blob(n, last)),
-        "referrers" => name_of(head).map(|n| Shape::Referrers(n, last)),
+        "manifests" => name_of(head).map(|n| Shape::Manifest(n, decode_reference(last))),
+        "blobs" => name_of(head).map(|n| Shape::Blob(n, decode_reference(last))),
+        "referrers" => name_of(head).map(|n| Shape::Referrers(n, decode_reference(last))),
         "uploads" => {
             let head = head.strip_suffix("/blobs")?;
             name_of(head).map(|n| Shape::Upload(n, last))
         }
         _ => None,
     }
+}
+
+/// A reference or digest segment as distribution's router sees it (Go decodes the path): `%XX` escapes of
+/// characters a tag or digest may hold (`sha256%3A…`) are decoded; any other escape stays, so the segment
+/// fails to parse. A decoded `/`, `%` or `.`-only segment cannot arise, so nothing escapes its place.
+fn decode_reference(segment: &str) -> Cow<'_, str> {
+    if !segment.contains('%') {
+        return Cow::Borrowed(segment);
+    }
+    let b = segment.as_bytes();
+    let mut out = String::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let decoded = (b[i] == b'%' && i + 2 < b.len())
+            .then(|| std::str::from_utf8(&b[i + 1..i + 3]).ok())
+            .flatten()
+            .and_then(|hex| u8::from_str_radix(hex, 16).ok())
+            .filter(|c| {
+                c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.' | b':' | b'+' | b'=' | b'-')
+            });
+        match decoded {
+            Some(c) => {
+                out.push(c as char);
+                i += 3;
+            }
+            None => {
+                out.push(b[i] as char);
+                i += 1;
+            }
+        }
+    }
+    Cow::Owned(out)
 }
 
 fn not_found() -> ApiError {

@@ -149,23 +149,25 @@ pub fn run(config: Config, options: RunOptions) -> Result<(), StartError> {
         options.log_filter,
     ));
     let door = Gatehouse::new(live.clone(), backend.clone());
-    let proxy = pingora::proxy::http_proxy(&server.configuration, door);
-    let mut service = pingora::services::listening::Service::new(
-        "gatehouse".into(),
-        Bounded::new(proxy, config.timeouts),
-    );
-    match &certs {
+    let mut proxy = pingora::proxy::http_proxy(&server.configuration, door);
+    limit_http2(&mut proxy, &config.timeouts);
+    let tls = match &certs {
         Some(store) => {
-            let client_cas = config.tls.as_ref().map_or(&[][..], |t| &t.client_cas[..]);
-            let settings = crate::tls::listener_settings(store.clone(), client_cas)?;
-            service.add_tls_with_settings(&listen, None, settings);
+            let client_cas = crate::tls::client_cas(&config);
             if config.tls.is_some() {
                 let watch = crate::tls::watch::FileWatch(store.clone());
                 server.add_service(background_service("tls file watch", watch));
             }
+            Some(crate::tls::accept::listener_config(
+                store.clone(),
+                client_cas,
+            )?)
         }
-        None => service.add_tcp(&listen),
-    }
+        None => None,
+    };
+    let app = crate::tls::accept::TlsApp::new(Bounded::new(proxy, config.timeouts), tls);
+    let mut service = pingora::services::listening::Service::new("gatehouse".into(), app);
+    service.add_tcp(&listen);
     if let (Some(a), Some(state), Some(store)) = (&config.acme, acme, &certs) {
         let renewal = crate::acme::service::Renewal {
             config: a.clone(),
@@ -220,4 +222,22 @@ pub fn run(config: Config, options: RunOptions) -> Result<(), StartError> {
     server.run(pingora::server::RunArgs::default());
     tracing::info!("gatehouse stopped");
     Ok(())
+}
+
+/// The most streams one HTTP/2 connection may have open at once: each blob download holds an open file and a
+/// read-ahead buffer, so one connection must not cost as much as a hundred HTTP/1 clients.
+pub const H2_MAX_STREAMS: u32 = 32;
+
+/// HTTP/2 limits pingora leaves open: an HTTP/2 connection with no stream open is closed after the idle
+/// timeout (pingora's default keeps it forever), and [`H2_MAX_STREAMS`] streams at once.
+fn limit_http2<SV, C: pingora::connectors::http::custom::Connector>(
+    proxy: &mut pingora::proxy::HttpProxy<SV, C>,
+    timeouts: &crate::timeouts::Timeouts,
+) {
+    let mut options = pingora::apps::HttpServerOptions::default();
+    options.h2_idle_timeout = Some(timeouts.idle);
+    proxy.server_options = Some(options);
+    let mut h2 = pingora::protocols::http::v2::server::default_h2_options();
+    h2.max_concurrent_streams(H2_MAX_STREAMS);
+    proxy.h2_options = Some(h2);
 }

@@ -6,8 +6,11 @@
 //! holds them indefinitely. [`Bounded`] wraps the proxy's `ServerApp`: its [`Guarded`] stream knows, from the bytes
 //! going by, whether the connection is idle (waiting for a request), inside a request head (up to the blank line),
 //! or past it; an idle connection ends quietly after `idle`, a head that is not complete within `header` fails.
-//! Body stalls and clients that do not read are bounded by pingora's per-read and per-write timeouts, which the
-//! proxy sets from the same [`Timeouts`].
+//! An HTTP/2 connection (TLS with ALPN h2) is watched only until its preface has arrived, which must be within
+//! `header` (pingora's HTTP/2 handshake waits forever); after that pingora's HTTP/2 idle timeout, which the
+//! server sets to `idle`, closes it when no stream is open. Body stalls are bounded per read (pingora's read
+//! timeout on HTTP/1, the proxy's own on both), clients that do not read by pingora's per-write timeout, all
+//! from the same [`Timeouts`].
 
 use async_trait::async_trait;
 use pingora::apps::ServerApp;
@@ -77,7 +80,7 @@ impl Timeouts {
 /// How often a stream of writes moves the idle deadline.
 const REARM_EVERY: Duration = Duration::from_millis(250);
 
-/// Wraps a `ServerApp` (the proxy) so each HTTP/1 connection it gets is a [`Guarded`] stream.
+/// Wraps a `ServerApp` (the proxy) so each connection it gets is a [`Guarded`] stream.
 pub struct Bounded<A> {
     inner: Arc<A>,
     timeouts: Timeouts,
@@ -102,8 +105,10 @@ impl<A: ServerApp + Send + Sync + 'static> ServerApp for Bounded<A> {
     ) -> Option<Stream> {
         let h2 = matches!(stream.selected_alpn_proto(), Some(ALPN::H2));
         let wrapped = stream.as_any().is::<Guarded>();
-        let stream: Stream = if h2 || wrapped {
+        let stream: Stream = if wrapped {
             stream
+        } else if h2 {
+            Box::new(Guarded::new_h2(stream, self.timeouts))
         } else {
             Box::new(Guarded::new(stream, self.timeouts))
         };
@@ -124,12 +129,20 @@ enum Phase {
     Head { tail: u32 },
     /// Past the head: body bytes, or waiting for our response.
     Past,
+    /// An HTTP/2 connection before the client's preface and first SETTINGS frame header have arrived
+    /// (`left` bytes to go); past them, HTTP/2's own idle timeout and the per-request timeouts apply.
+    H2Start { left: u32 },
 }
+
+/// The client's HTTP/2 connection preface (24 bytes) and the header of the SETTINGS frame that must follow.
+const H2_START: u32 = 24 + 9;
 
 /// An accepted connection that ends when idle too long or when a request head takes too long.
 pub struct Guarded {
     inner: Stream,
     timeouts: Timeouts,
+    /// An HTTP/2 connection: only its start is watched here (what it writes is frames, not status lines).
+    h2: bool,
     phase: Phase,
     deadline: Pin<Box<Sleep>>,
     /// When the deadline was last moved (writes move it at most every [`REARM_EVERY`], not per write).
@@ -150,8 +163,22 @@ impl Guarded {
         Guarded {
             inner,
             timeouts,
+            h2: false,
             phase: Phase::Idle,
             deadline: Box::pin(tokio::time::sleep(timeouts.idle)),
+            armed_at: Instant::now(),
+        }
+    }
+
+    /// Wraps a connection that speaks HTTP/2 (by ALPN): its preface must arrive within the header timeout
+    /// (pingora's HTTP/2 handshake waits for it forever).
+    pub fn new_h2(inner: Stream, timeouts: Timeouts) -> Guarded {
+        Guarded {
+            inner,
+            timeouts,
+            h2: true,
+            phase: Phase::H2Start { left: H2_START },
+            deadline: Box::pin(tokio::time::sleep(timeouts.header)),
             armed_at: Instant::now(),
         }
     }
@@ -164,9 +191,18 @@ impl Guarded {
 
     /// Follows the bytes a client sent: a first byte starts a head, a blank line (CRLF CRLF or LF LF) ends it.
     fn saw_request_bytes(&mut self, bytes: &[u8]) {
+        if let Phase::H2Start { left } = self.phase {
+            let left = left.saturating_sub(u32::try_from(bytes.len()).unwrap_or(u32::MAX));
+            self.phase = if left == 0 {
+                Phase::Past
+            } else {
+                Phase::H2Start { left }
+            };
+            return;
+        }
         for &b in bytes {
             match self.phase {
-                Phase::Past => return,
+                Phase::Past | Phase::H2Start { .. } => return,
                 Phase::Idle => {
                     self.phase = Phase::Head { tail: 0 };
                     let header = self.timeouts.header;
@@ -192,6 +228,9 @@ impl Guarded {
     /// Follows what we send: a final response status line returns the connection to idle; every write restarts
     /// the idle clock, so a long download is not idle time.
     fn saw_response_bytes(&mut self, bytes: &[u8]) {
+        if self.h2 {
+            return;
+        }
         let informational = bytes.starts_with(b"HTTP/1.1 1") || bytes.starts_with(b"HTTP/1.0 1");
         let answer = bytes.starts_with(b"HTTP/1.") && !informational;
         if answer {
@@ -230,6 +269,10 @@ impl AsyncRead for Guarded {
                 match this.phase {
                     // An idle connection just ends: the client sees a close between requests.
                     Phase::Idle => Poll::Ready(Ok(())),
+                    Phase::H2Start { .. } => Poll::Ready(Err(io::Error::new(
+                        io::ErrorKind::TimedOut,
+                        "HTTP/2 preface not complete in time",
+                    ))),
                     _ => Poll::Ready(Err(io::Error::new(
                         io::ErrorKind::TimedOut,
                         "request head not complete in time",
@@ -373,6 +416,51 @@ mod tests {
         let (server, _) = l.accept().await.unwrap();
         let stream: Stream = Box::new(pingora::protocols::l4::stream::Stream::from(server));
         (Guarded::new(stream, short()), client)
+    }
+
+    async fn pair_h2() -> (Guarded, tokio::net::TcpStream) {
+        let (g, client) = pair().await;
+        (Guarded::new_h2(g.inner, short()), client)
+    }
+
+    /// The hole this pins: an HTTP/2 connection (TLS with ALPN h2) that never sent its preface was held
+    /// forever, since pingora's HTTP/2 handshake has no deadline and HTTP/2 streams went unwrapped.
+    #[tokio::test]
+    async fn an_h2_connection_without_its_preface_fails_at_the_header_deadline() {
+        for sent in [&b""[..], b"PRI * HTTP/2.0\r\n"] {
+            let (mut g, mut client) = pair_h2().await;
+            client.write_all(sent).await.unwrap();
+            let started = Instant::now();
+            let mut buf = [0u8; 64];
+            loop {
+                match g.read(&mut buf).await {
+                    Ok(0) => panic!("ended quietly, expected a timeout"),
+                    Ok(_) => continue,
+                    Err(e) => {
+                        assert_eq!(e.kind(), io::ErrorKind::TimedOut);
+                        break;
+                    }
+                }
+            }
+            assert!(started.elapsed() >= Duration::from_millis(250), "{sent:?}");
+        }
+    }
+
+    #[tokio::test]
+    async fn an_h2_connection_past_its_preface_is_left_to_http2s_own_timeouts() {
+        let (mut g, mut client) = pair_h2().await;
+        let mut start = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec();
+        start.extend_from_slice(&[0, 0, 0, 4, 0, 0, 0, 0, 0]);
+        client.write_all(&start).await.unwrap();
+        let mut buf = vec![0u8; start.len()];
+        g.read_exact(&mut buf).await.unwrap();
+        // Frames we write are not status lines, and silence past the header deadline is not an error here.
+        g.write_all(b"HTTP/1.1 200 OK\r\n").await.unwrap();
+        let waited = tokio::time::timeout(Duration::from_millis(700), g.read(&mut buf)).await;
+        assert!(
+            waited.is_err(),
+            "the read should still be pending: {waited:?}"
+        );
     }
 
     #[tokio::test]

@@ -1,5 +1,5 @@
 //! The upstream backend: where requests go when gatehouse fronts another v2 registry, and what changes on the
-//! way (client credentials out, upstream credentials and `X-Forwarded-*` in, upstream `Location`s rewritten to
+//! way (every credential the door consumes out, upstream credentials and `X-Forwarded-*` in, upstream `Location`s rewritten to
 //! the address the client used). Bodies stream through pingora in both directions; nothing is buffered here.
 
 pub mod settings;
@@ -38,7 +38,7 @@ pub struct ClientView {
 /// Rewrites the request for the upstream: drops the client's credentials, sets the upstream's, adds
 /// `X-Forwarded-For/Proto/Host`.
 pub fn prepare_request(req: &mut RequestHeader, config: &UpstreamConfig, client: &ClientView) {
-    req.remove_header(&http::header::AUTHORIZATION);
+    strip_door_credentials(req);
     if let Some(auth) = &config.authorization {
         let _ = req.insert_header(http::header::AUTHORIZATION, auth.clone());
     }
@@ -58,6 +58,33 @@ pub fn prepare_request(req: &mut RequestHeader, config: &UpstreamConfig, client:
         let _ = req.insert_header("X-Forwarded-Host", host.as_str());
     }
     let _ = req.insert_header(http::header::HOST, host_header(config));
+}
+
+/// Removes every credential the door itself consumes, so that none reaches the upstream (its logs, a
+/// third-party registry, a plain-HTTP hop): Basic `Authorization` and `Proxy-Authorization`, the UI's
+/// session cookie and CSRF token (together a replayable login), and `Forwarded`, which distribution prefers
+/// to the `X-Forwarded-*` gatehouse sets and would build `Location`s from.
+fn strip_door_credentials(req: &mut RequestHeader) {
+    use crate::ui::session::{COOKIE, CSRF_HEADER};
+    req.remove_header(&http::header::AUTHORIZATION);
+    req.remove_header(&http::header::PROXY_AUTHORIZATION);
+    req.remove_header(CSRF_HEADER);
+    req.remove_header("forwarded");
+    let kept: Vec<String> = req
+        .headers
+        .get_all(http::header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .map(str::trim)
+        .filter(|pair| !pair.is_empty())
+        .filter(|pair| pair.split_once('=').map_or(pair.trim(), |(n, _)| n.trim()) != COOKIE)
+        .map(str::to_string)
+        .collect();
+    req.remove_header(&http::header::COOKIE);
+    if !kept.is_empty() {
+        let _ = req.insert_header(http::header::COOKIE, kept.join("; "));
+    }
 }
 
 /// The `Host` the upstream expects: its host name alone on the default ports, else `host:port`.
@@ -255,5 +282,48 @@ mod tests {
         c.authorization = Some(http::HeaderValue::from_static("Basic dTpw"));
         prepare_request(&mut req, &c, &client());
         assert_eq!(req.headers["authorization"], "Basic dTpw");
+    }
+
+    /// The leak this pins: the UI's session cookie and CSRF token (a complete, replayable login on
+    /// gatehouse) went to the upstream on every call the UI made through `/v2/`; and `Forwarded`, which
+    /// distribution prefers to `X-Forwarded-*`, let a client pick the host of the upstream's `Location`s.
+    #[test]
+    fn no_credential_the_door_consumes_reaches_the_upstream() {
+        let cases = [
+            (
+                vec!["gatehouse_session=abc; theme=dark"],
+                Some("theme=dark"),
+            ),
+            (
+                vec!["theme=dark", "gatehouse_session=abc"],
+                Some("theme=dark"),
+            ),
+            (vec!["a=1; gatehouse_session=abc; b=2"], Some("a=1; b=2")),
+            (vec!["gatehouse_session=abc"], None),
+            (vec!["gatehouse_session"], None),
+            (vec!["xgatehouse_session=1"], Some("xgatehouse_session=1")),
+        ];
+        for (cookies, want) in cases {
+            let mut req = RequestHeader::build("DELETE", b"/v2/a/manifests/x", None).unwrap();
+            for c in &cookies {
+                req.append_header("Cookie", *c).unwrap();
+            }
+            req.insert_header("X-CSRF-Token", "t0k3n").unwrap();
+            req.insert_header("Proxy-Authorization", "Basic eDp5")
+                .unwrap();
+            req.insert_header("Forwarded", "host=evil.example;proto=https")
+                .unwrap();
+            prepare_request(&mut req, &config(), &client());
+            let got: Vec<&str> = req
+                .headers
+                .get_all("cookie")
+                .iter()
+                .map(|v| v.to_str().unwrap())
+                .collect();
+            assert_eq!(got, want.into_iter().collect::<Vec<_>>(), "{cookies:?}");
+            for gone in ["x-csrf-token", "proxy-authorization", "forwarded"] {
+                assert!(req.headers.get(gone).is_none(), "{gone} forwarded");
+            }
+        }
     }
 }

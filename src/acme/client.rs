@@ -1,9 +1,13 @@
 //! One ACME exchange: the account (loaded from the state directory, or created and saved), then one order
-//! for exactly the configured hosts, HTTP-01 answered through [`Http01Tokens`], finalization with a fresh
+//! for exactly the configured hosts, HTTP-01 answered through [`Http01Tokens`] or TLS-ALPN-01 through
+//! [`AlpnChallenges`], finalization with a fresh
 //! key, and the chain. instant-acme retries `badNonce` itself; pending authorizations and orders are polled
-//! with backoff; anything else fails the attempt (the renewal service backs off and tries again).
+//! with backoff; anything else fails the attempt (the renewal service waits the server's Retry-After, or
+//! backs off, and tries again).
 
-use super::settings::AcmeConfig;
+use super::alpn::AlpnChallenges;
+use super::retry::{self, Hints};
+use super::settings::{AcmeConfig, Challenge};
 use super::state::StateDir;
 use super::{protocol, AcmeError};
 use crate::tls::plain::Http01Tokens;
@@ -17,13 +21,15 @@ use std::time::Duration;
 /// How long an order may stay pending or processing before the attempt fails.
 const ORDER_TIMEOUT: Duration = Duration::from_secs(120);
 
-/// The account: from the state directory, or created (and saved) when there is none.
-pub async fn account(config: &AcmeConfig, state: &StateDir) -> Result<Account, AcmeError> {
-    let builder = match &config.directory_ca {
-        Some(ca) => Account::builder_with_root(ca),
-        None => Account::builder(),
-    }
-    .map_err(|e| protocol("account", e))?;
+/// The account: from the state directory, or created (and saved) when there is none. Its HTTP client
+/// notes the server's Retry-After in `hints` ([`super::retry`]).
+pub async fn account(
+    config: &AcmeConfig,
+    state: &StateDir,
+    hints: Arc<Hints>,
+) -> Result<Account, AcmeError> {
+    let http = retry::http_client(config.directory_ca.as_deref(), hints)?;
+    let builder = Account::builder_with_http(http);
     if let Some(creds) = state.account()? {
         let account = builder
             .from_credentials(creds)
@@ -51,10 +57,12 @@ pub async fn account(config: &AcmeConfig, state: &StateDir) -> Result<Account, A
     Ok(account)
 }
 
-/// Removes the answered tokens however the attempt ends.
+/// Removes the answered HTTP-01 tokens and TLS-ALPN-01 certificates however the attempt ends.
 struct Answered<'a> {
     tokens: &'a Http01Tokens,
     list: Vec<String>,
+    challenges: Option<&'a AlpnChallenges>,
+    hosts: Vec<String>,
 }
 
 impl Drop for Answered<'_> {
@@ -62,14 +70,21 @@ impl Drop for Answered<'_> {
         for t in &self.list {
             self.tokens.remove(t);
         }
+        if let Some(c) = self.challenges {
+            for h in &self.hosts {
+                c.remove(h);
+            }
+        }
     }
 }
 
-/// Orders a certificate for the configured hosts; returns the PEM chain and the PEM key.
+/// Orders a certificate for the configured hosts, answering the configured challenge (HTTP-01 through
+/// `tokens`, TLS-ALPN-01 through `challenges`); returns the PEM chain and the PEM key.
 pub async fn order(
     account: &Account,
     config: &AcmeConfig,
     tokens: &Arc<Http01Tokens>,
+    challenges: Option<&AlpnChallenges>,
 ) -> Result<(String, String), AcmeError> {
     let ids: Vec<Identifier> = config
         .hosts
@@ -87,6 +102,12 @@ pub async fn order(
     let mut answered = Answered {
         tokens,
         list: Vec::new(),
+        challenges,
+        hosts: Vec::new(),
+    };
+    let (kind, kind_name) = match config.challenge {
+        Challenge::Http01 => (ChallengeType::Http01, "http-01"),
+        Challenge::TlsAlpn01 => (ChallengeType::TlsAlpn01, "tls-alpn-01"),
     };
     {
         let mut authorizations = order.authorizations();
@@ -103,20 +124,38 @@ pub async fn order(
                 }
             }
             let name = format!("{:?}", authz.identifier());
-            let mut challenge = authz.challenge(ChallengeType::Http01).ok_or_else(|| {
+            let host = match authz.identifier().identifier {
+                Identifier::Dns(d) => Some(d.clone()),
+                _ => None,
+            };
+            let mut challenge = authz.challenge(kind.clone()).ok_or_else(|| {
                 protocol(
                     "authorization",
-                    format!("{name}: the CA offers no http-01 challenge"),
+                    format!("{name}: the CA offers no {kind_name} challenge"),
                 )
             })?;
             let key_auth = challenge.key_authorization();
-            tokens.insert(&challenge.token, key_auth.as_str());
-            answered.list.push(challenge.token.clone());
+            match (config.challenge, challenges, host) {
+                (Challenge::Http01, _, _) => {
+                    tokens.insert(&challenge.token, key_auth.as_str());
+                    answered.list.push(challenge.token.clone());
+                }
+                (Challenge::TlsAlpn01, Some(c), Some(host)) => {
+                    c.insert(&host, key_auth.digest().as_ref())?;
+                    answered.hosts.push(host);
+                }
+                (Challenge::TlsAlpn01, _, _) => {
+                    return Err(protocol(
+                        "challenge",
+                        format!("{name}: tls-alpn-01 needs a DNS name and an ACME listener"),
+                    ))
+                }
+            }
             challenge
                 .set_ready()
                 .await
                 .map_err(|e| protocol("challenge", e))?;
-            tracing::info!(identifier = %name, "acme: http-01 challenge ready");
+            tracing::info!(identifier = %name, challenge = kind_name, "acme: challenge ready");
         }
     }
     let retry = RetryPolicy::new().timeout(ORDER_TIMEOUT);

@@ -3,17 +3,18 @@
 //! hosts and nothing else ([`client`]), and a background service renews when a third of the lifetime is
 //! left, with backoff on failure, while the current certificate keeps serving ([`service`]).
 //!
-//! Challenges: HTTP-01, answered by the plain-HTTP listener from [`crate::tls::plain::Http01Tokens`].
-//! TLS-ALPN-01 is not offered: pingora 0.9's rustls listener advertises only `h2`/`http/1.1` by ALPN
-//! (`TlsSettings::set_alpn` takes one of its fixed lists), so a validation handshake offering only
-//! `acme-tls/1` is refused with `no_application_protocol` before a certificate is chosen.
+//! Challenges: HTTP-01, answered by the plain-HTTP listener from [`crate::tls::plain::Http01Tokens`], when
+//! that listener runs; otherwise TLS-ALPN-01 on the main listener ([`alpn`]), which gatehouse's own TLS
+//! accept ([`crate::tls::accept`]) makes possible: pingora 0.9's listener offers only `h2`/`http/1.1`.
 
+pub mod alpn;
 pub mod client;
+pub mod retry;
 pub mod service;
 pub mod settings;
 pub mod state;
 
-pub use settings::AcmeConfig;
+pub use settings::{AcmeConfig, Challenge};
 
 /// A problem with ACME: the state directory or the exchange with the CA.
 #[derive(Debug, thiserror::Error)]

@@ -1,8 +1,10 @@
 //! The renewal service: orders when there is no certificate, when the cached one does not cover the
-//! configured hosts, or when a third of its lifetime is left; on failure it backs off (10 s doubling to an
-//! hour) while the current certificate keeps serving. Every step is logged; `gatehouse_acme_orders_total`
+//! configured hosts, or when a third of its lifetime is left; on failure it waits what the server's
+//! Retry-After asks (1 s to a day, see [`super::retry`]) or else backs off (10 s doubling to an hour) while
+//! the current certificate keeps serving. Every step is logged; `gatehouse_acme_orders_total`
 //! counts the attempts by result.
 
+use super::retry::{next_wait, Hints};
 use super::settings::AcmeConfig;
 use super::state::StateDir;
 use super::{client, AcmeError};
@@ -13,7 +15,7 @@ use async_trait::async_trait;
 use pingora::server::ShutdownWatch;
 use pingora::services::background::BackgroundService;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 /// The first backoff after a failed attempt.
 const BACKOFF_START: Duration = Duration::from_secs(10);
@@ -69,12 +71,14 @@ impl Renewal {
     async fn attempt(
         &self,
         account: &mut Option<instant_acme::Account>,
+        hints: &Arc<Hints>,
     ) -> Result<Pair, AcmeError> {
         if account.is_none() {
-            *account = Some(client::account(&self.config, &self.state).await?);
+            *account = Some(client::account(&self.config, &self.state, hints.clone()).await?);
         }
         let acct = account.as_ref().expect("account just set");
-        let (chain, key) = client::order(acct, &self.config, &self.tokens).await?;
+        let challenges = self.store.challenges();
+        let (chain, key) = client::order(acct, &self.config, &self.tokens, challenges).await?;
         self.state.save_certificate(&chain, &key)
     }
 }
@@ -84,6 +88,7 @@ impl BackgroundService for Renewal {
     async fn start(&self, mut shutdown: ShutdownWatch) {
         let m = crate::metrics::metrics();
         let mut account = None;
+        let hints = Arc::new(Hints::default());
         let mut failures = 0u32;
         loop {
             let wait = self.wait();
@@ -102,8 +107,9 @@ impl BackgroundService for Renewal {
                 Some(_) => "a third of the lifetime is left",
             };
             tracing::info!(hosts = ?self.config.hosts, reason = why, "acme: ordering a certificate");
+            hints.take();
             let result = tokio::select! {
-                r = self.attempt(&mut account) => r,
+                r = self.attempt(&mut account, &hints) => r,
                 _ = shutdown.changed() => return,
             };
             match result {
@@ -115,11 +121,14 @@ impl BackgroundService for Renewal {
                 Err(e) => {
                     failures += 1;
                     m.acme_orders.with_label_values(&["failed"]).inc();
-                    let wait = backoff(failures);
+                    let hint = hints.take();
+                    let (wait, source) = next_wait(hint, backoff(failures), SystemTime::now());
                     tracing::warn!(
                         error = %e,
                         failures,
                         retry_in_seconds = wait.as_secs(),
+                        wait_from = ?source,
+                        server_status = hint.map(|h| h.status),
                         "acme: the order failed; the current certificate (if any) keeps serving"
                     );
                     if matches!(

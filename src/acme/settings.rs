@@ -22,6 +22,73 @@ pub struct AcmeConfig {
     pub directory_url: String,
     /// A PEM CA for the ACME server's own HTTPS certificate (a test CA such as pebble's), when given.
     pub directory_ca: Option<PathBuf>,
+    /// The challenge answered: HTTP-01 when the plain-HTTP listener runs, TLS-ALPN-01 on the main
+    /// listener otherwise ([`AcmeConfig::challenge_for`]).
+    pub challenge: Challenge,
+    /// PEM files of CAs whose client certificates the main listener requires (`tls.client_cas`,
+    /// `REGISTRY_HTTP_TLS_CLIENTCAS`), as with certificate files; empty means none are asked for.
+    pub client_cas: Vec<PathBuf>,
+}
+
+/// How the CA's validation is answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Challenge {
+    /// HTTP-01 on the plain-HTTP listener (`server.http_listen`, port 80).
+    Http01,
+    /// TLS-ALPN-01 on the main listener (port 443), as distribution's autocert does.
+    TlsAlpn01,
+}
+
+impl AcmeConfig {
+    /// The challenge to answer: HTTP-01 when a plain-HTTP listener runs, TLS-ALPN-01 otherwise, and the
+    /// client CAs of the main listener. Errors naming `hosts`: TLS-ALPN-01 has no form for IP addresses here
+    /// (RFC 8738's reverse names are not done), and it cannot pass with client CAs (the CA's validation
+    /// handshake has no client certificate), so either needs the plain-HTTP listener.
+    pub fn challenge_for(
+        mut self,
+        plain_http: bool,
+        client_cas: &[String],
+    ) -> Result<AcmeConfig, Invalid> {
+        self.challenge = if plain_http {
+            Challenge::Http01
+        } else {
+            Challenge::TlsAlpn01
+        };
+        for ca in client_cas {
+            let ca = ca.trim();
+            if ca.is_empty() {
+                return Err(Invalid::new(
+                    "hosts",
+                    "tls.client_cas (REGISTRY_HTTP_TLS_CLIENTCAS): an entry is empty",
+                ));
+            }
+            self.client_cas.push(PathBuf::from(ca));
+        }
+        if !self.client_cas.is_empty() && self.challenge == Challenge::TlsAlpn01 {
+            return Err(Invalid::new(
+                "hosts",
+                "client CAs (tls.client_cas, REGISTRY_HTTP_TLS_CLIENTCAS) with ACME \
+                 (tls.acme, REGISTRY_HTTP_TLS_LETSENCRYPT_*) need HTTP-01: the CA's TLS-ALPN-01 validation \
+                 has no client certificate; set server.http_listen (GATEHOUSE_HTTP_ADDR=:80)",
+            ));
+        }
+        if let Some(ip) = self
+            .hosts
+            .iter()
+            .find(|h| h.parse::<std::net::IpAddr>().is_ok())
+        {
+            if self.challenge == Challenge::TlsAlpn01 {
+                return Err(Invalid::new(
+                    "hosts",
+                    format!(
+                        "`{ip}`: an IP address is validated by HTTP-01 only: set server.http_listen \
+                         (GATEHOUSE_HTTP_ADDR=:80)"
+                    ),
+                ));
+            }
+        }
+        Ok(self)
+    }
 }
 
 /// Whether `host` is a name (or IP literal) an HTTP-01 order can be placed for.
@@ -118,6 +185,8 @@ impl AcmeConfig {
             email: (!email.is_empty()).then(|| email.to_string()),
             directory_url: directory_url.to_string(),
             directory_ca: (!directory_ca.is_empty()).then(|| PathBuf::from(directory_ca)),
+            challenge: Challenge::Http01,
+            client_cas: Vec::new(),
         }))
     }
 }
@@ -177,5 +246,57 @@ mod tests {
             .unwrap();
         assert_eq!(c.hosts, ["reg.example"]);
         assert_eq!(c.directory_url, LETS_ENCRYPT);
+    }
+
+    #[test]
+    fn the_challenge_is_http01_with_a_plain_listener_and_tls_alpn01_without() {
+        let h = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let config = |hosts: &[&str]| {
+            AcmeConfig::from_parts(&h(hosts), "/c", "", "", "")
+                .unwrap()
+                .unwrap()
+        };
+        // (hosts, plain-HTTP listener, Ok(challenge) or Err(field))
+        let cases: &[(&[&str], bool, Result<Challenge, &str>)] = &[
+            (&["reg.example"], true, Ok(Challenge::Http01)),
+            (&["reg.example"], false, Ok(Challenge::TlsAlpn01)),
+            (&["127.0.0.1"], true, Ok(Challenge::Http01)),
+            (&["reg.example", "::1"], false, Err("hosts")),
+        ];
+        for (hosts, plain, want) in cases {
+            match (config(hosts).challenge_for(*plain, &[]), want) {
+                (Ok(c), Ok(w)) => assert_eq!(c.challenge, *w, "{hosts:?}"),
+                (Err(e), Err(field)) => assert_eq!(e.field, *field, "{hosts:?}: {e}"),
+                (got, want) => panic!("{hosts:?}: got {got:?}, want {want:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn client_cas_with_acme_need_the_plain_http_listener_and_no_empty_entry() {
+        let hosts = vec!["reg.example".to_string()];
+        let config = || {
+            AcmeConfig::from_parts(&hosts, "/c", "", "", "")
+                .unwrap()
+                .unwrap()
+        };
+        let ca = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let ok = config().challenge_for(true, &ca(&["/ca.pem"])).unwrap();
+        assert_eq!(ok.client_cas, [PathBuf::from("/ca.pem")]);
+        // (plain-HTTP listener, client CAs): each is refused with a message naming both settings.
+        let cases: &[(bool, &[&str])] = &[(false, &["/ca.pem"]), (true, &["/ca.pem", " "])];
+        for (plain, cas) in cases {
+            let err = config().challenge_for(*plain, &ca(cas)).unwrap_err();
+            assert_eq!(err.field, "hosts");
+            assert!(err.problem.contains("REGISTRY_HTTP_TLS_CLIENTCAS"), "{err}");
+        }
+        let err = config()
+            .challenge_for(false, &ca(&["/ca.pem"]))
+            .unwrap_err();
+        assert!(
+            err.problem.contains("REGISTRY_HTTP_TLS_LETSENCRYPT")
+                && err.problem.contains("http_listen"),
+            "{err}"
+        );
     }
 }

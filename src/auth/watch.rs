@@ -18,6 +18,9 @@ use std::time::Duration;
 pub const POLL_INTERVAL: Duration = Duration::from_millis(200);
 /// How long the file must hold still before it is read.
 pub const SETTLE: Duration = Duration::from_millis(25);
+/// How long an empty file must stay empty before its zero users are in force (a stalled writer between
+/// truncate and write must not lock everyone out).
+pub const EMPTY_SETTLE: Duration = Duration::from_millis(300);
 
 /// What identifies one version of the file.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -170,6 +173,14 @@ pub fn spawn(
                 // half-written file: such a read is thrown away, and the new stamp read again.
                 if stamp(auth.path()) != now {
                     continue;
+                }
+                // An empty file is what an in-place rewrite shows between its truncate and its write: it
+                // locks everyone out only once it has stayed empty for EMPTY_SETTLE.
+                if now.as_ref().is_some_and(|s| s.size == 0) {
+                    std::thread::sleep(EMPTY_SETTLE);
+                    if stamp(auth.path()) != now {
+                        continue;
+                    }
                 }
                 apply(&auth, loaded);
                 last = now;

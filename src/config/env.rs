@@ -246,6 +246,11 @@ pub const VARS: &[Var] = &[
         "storage.s3.chunksize",
         |f, v| s3::set(&mut f.storage.s3, "chunksize", v),
     ),
+    s3_var(
+        "GATEHOUSE_S3_TAG_CACHE_TTL",
+        "storage.s3.tag_cache_ttl",
+        |f, v| s3::set(&mut f.storage.s3, "tag_cache_ttl", v),
+    ),
     var(
         "GATEHOUSE_UPSTREAM_URL",
         "upstream.url",

@@ -352,7 +352,11 @@ pub fn validate(file: FileConfig) -> Result<Config, ConfigError> {
         })
         .collect::<Result<Vec<_>, _>>()?;
     let t = &file.tls;
-    let tls = crate::tls::TlsConfig::from_parts(&t.certificate, &t.key, &t.client_cas)
+    // With ACME and no files, the client CAs go to the ACME settings.
+    let acme_cas =
+        !t.acme.hosts.is_empty() && t.certificate.trim().is_empty() && t.key.trim().is_empty();
+    let file_cas = if acme_cas { &[][..] } else { &t.client_cas[..] };
+    let tls = crate::tls::TlsConfig::from_parts(&t.certificate, &t.key, file_cas)
         .map_err(|e| section("tls", e))?;
     let (mut gc, gc_warnings) =
         crate::gc::settings::validate(&file.gc).map_err(|e| section("gc", e))?;
@@ -378,12 +382,10 @@ pub fn validate(file: FileConfig) -> Result<Config, ConfigError> {
         ));
     }
     let plain_http = plain_http(&file, listen, tls.is_some() || acme.is_some())?;
-    if acme.is_some() && plain_http.is_none() {
-        return Err(invalid(
-            "tls.acme.hosts",
-            "ACME's HTTP-01 challenge is answered on port 80: set server.http_listen (GATEHOUSE_HTTP_ADDR=:80)",
-        ));
-    }
+    let acme = acme
+        .map(|a| a.challenge_for(plain_http.is_some(), &t.client_cas))
+        .transpose()
+        .map_err(|e| section("tls.acme", e))?;
     if mode == AuthMode::Htpasswd
         && tls.is_none()
         && acme.is_none()

@@ -361,9 +361,23 @@ fn acme_settings_from_distributions_names() {
         "{:?}",
         c.warnings
     );
-    // HTTP-01 needs the plain-HTTP listener.
-    let err = parse_with_env("", &env[..4]).unwrap_err().to_string();
-    assert!(err.contains("http_listen"), "{err}");
+    assert_eq!(a.challenge, crate::acme::Challenge::Http01);
+    // Without the plain-HTTP listener, TLS-ALPN-01 on the main listener; an IP host then has no challenge.
+    let alpn = parse_with_env("", &env[..4])
+        .unwrap()
+        .acme
+        .expect("acme on");
+    assert_eq!(alpn.challenge, crate::acme::Challenge::TlsAlpn01);
+    let mut ip = env[..4].to_vec();
+    ip[0] = (
+        "REGISTRY_HTTP_TLS_LETSENCRYPT_HOSTS",
+        "[reg.example,192.0.2.1]",
+    );
+    let err = parse_with_env("", &ip).unwrap_err().to_string();
+    assert!(
+        err.contains("tls.acme.hosts") && err.contains("http_listen"),
+        "{err}"
+    );
     // Files or ACME, not both.
     let mut both = env.to_vec();
     both.push(("REGISTRY_HTTP_TLS_CERTIFICATE", "/c.pem"));

@@ -15,6 +15,8 @@ pub struct Purged {
     pub sessions: Vec<String>,
     /// Their bytes.
     pub bytes: u64,
+    /// The keys of object storage's unfinished multipart uploads started before the age (a writer that died).
+    pub multipart: Vec<String>,
 }
 
 /// Removes the upload sessions idle for longer than `age` at `now`; with `dry_run`, only reports them.
@@ -41,6 +43,10 @@ pub async fn purge_uploads(
             out.sessions.push(dir);
         }
     }
+    let cutoff = now.checked_sub(age).unwrap_or(SystemTime::UNIX_EPOCH);
+    out.multipart = driver
+        .abort_multipart_before(paths::V2_ROOT, cutoff, dry_run)
+        .await?;
     Ok(out)
 }
 

@@ -52,6 +52,17 @@ impl Collector {
         &self.driver
     }
 
+    /// Whether a run is in progress in this process (the admin listener answers 409 then instead of
+    /// queueing another run behind it).
+    pub fn busy(&self) -> bool {
+        self.running.try_lock().is_err()
+    }
+
+    /// How often it runs on its own (None: only on demand).
+    pub fn interval(&self) -> Option<Duration> {
+        self.interval
+    }
+
     /// One run now (waiting for a run in progress in this process to finish first), counted in the metrics.
     pub async fn run_once(&self) -> Result<Report, GcError> {
         let mut untagged = self.running.lock().await;
@@ -136,6 +147,12 @@ pub async fn admin_run() -> (http::StatusCode, String) {
             "{\"error\":\"no embedded registry: nothing to collect\"}\n".into(),
         );
     };
+    if c.busy() {
+        return (
+            http::StatusCode::CONFLICT,
+            "{\"error\":\"a garbage collection is running in this process\"}\n".into(),
+        );
+    }
     match c.run_once().await {
         Ok(r) => (
             http::StatusCode::OK,
@@ -212,10 +229,13 @@ pub async fn admin_usage() -> (http::StatusCode, String) {
             "{\"error\":\"no embedded registry\"}\n".into(),
         );
     };
-    match super::du::usage(c.driver().as_ref()).await {
-        Ok(u) => (
+    match super::du::cached(c.driver().as_ref()).await {
+        Ok((u, _)) => (
             http::StatusCode::OK,
-            format!("{}\n", serde_json::to_string(&u).expect("usage serializes")),
+            format!(
+                "{}\n",
+                serde_json::to_string(&*u).expect("usage serializes")
+            ),
         ),
         Err(e) => (
             http::StatusCode::INTERNAL_SERVER_ERROR,

@@ -72,9 +72,15 @@ impl Gatehouse {
         let (principal, authenticated) = match (&live.auth, header) {
             (None, _) => (None, true),
             // No credentials: a UI session cookie, or maybe a public pull (authz decides that or a challenge).
+            // The cookie is credentials only from the UI's own origin: a sibling origin of the same site
+            // (another port or subdomain) gets it sent along by the browser, and must not read with it.
             (Some(auth), None) => match self
                 .ui
                 .as_ref()
+                .filter(|_| {
+                    let host = ctx.client.host.as_deref();
+                    crate::ui::same_origin(&req.headers, &ctx.client.proto, host)
+                })
                 .and_then(|ui| ui.session(&req.headers, Some(auth)))
             {
                 None => (None, false),

@@ -130,7 +130,7 @@ impl ProxyHttp for Gatehouse {
                     method: &head.method,
                     headers: &head.headers,
                 };
-                let mut body = SessionBody::new(session);
+                let mut body = SessionBody::new(session, self.timeouts.body);
                 self.backend
                     .serve(&admitted.permit, &request, &mut body)
                     .await

@@ -12,14 +12,17 @@ use pingora::proxy::Session;
 
 /// Reads the request body from the pingora session; a client that sent `Expect: 100-continue` gets its
 /// `100 Continue` when the body is first asked for, so a request refused before that never invites the body.
+/// A body that sends nothing for `stall` fails with `TimedOut`, over HTTP/1 and HTTP/2 alike (pingora's own
+/// read timeout does nothing on an HTTP/2 stream).
 pub(super) struct SessionBody<'a> {
     session: &'a mut Session,
     continue_pending: bool,
+    stall: std::time::Duration,
 }
 
 impl<'a> SessionBody<'a> {
     /// The body of the session's request.
-    pub(super) fn new(session: &'a mut Session) -> SessionBody<'a> {
+    pub(super) fn new(session: &'a mut Session, stall: std::time::Duration) -> SessionBody<'a> {
         let req = session.req_header();
         let continue_pending = matches!(req.method, Method::PUT | Method::PATCH | Method::POST)
             && req
@@ -29,6 +32,7 @@ impl<'a> SessionBody<'a> {
         SessionBody {
             session,
             continue_pending,
+            stall,
         }
     }
 }
@@ -42,10 +46,17 @@ impl RequestBody for SessionBody<'_> {
                 .await
                 .map_err(|e| std::io::Error::other(e.to_string()))?;
         }
-        self.session
-            .read_request_body()
-            .await
-            .map_err(|e| std::io::Error::other(e.to_string()))
+        let stalled = || {
+            std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                format!("the request body sent nothing for {:?}", self.stall),
+            )
+        };
+        match tokio::time::timeout(self.stall, self.session.read_request_body()).await {
+            Err(_) => Err(stalled()),
+            Ok(Err(e)) if e.etype() == &ErrorType::ReadTimedout => Err(stalled()),
+            Ok(r) => r.map_err(|e| std::io::Error::other(e.to_string())),
+        }
     }
 }
 

@@ -9,13 +9,18 @@ use crate::errcode::ApiError;
 use crate::names::Name;
 use crate::storage::Store;
 
-/// Lists the repositories `visible` accepts, one page of them.
+/// Lists the repositories `visible` accepts, one page of them: the store walks only as far as the page (and one
+/// more name, to know whether to send `Link`) needs.
 pub async fn get(
     store: &Store,
     page: &Page,
     visible: &(dyn Fn(&Name) -> bool + Sync),
 ) -> Result<Reply, ApiError> {
-    Ok(page_of(store.catalog().await?, page, visible))
+    let want = page.n.map(|n| if n == 0 { 0 } else { n.saturating_add(1) });
+    let found = store
+        .catalog_page(page.last.as_deref(), want, visible)
+        .await?;
+    Ok(page_of(found, page, visible))
 }
 
 /// One page of a sorted repository list, narrowed to the valid names `visible` accepts before paging, with its

@@ -31,6 +31,11 @@ impl From<StorageError> for ApiError {
                 tracing::error!(error = %e, "storage failure");
                 ApiError::new(Code::Unknown).message("storage failure")
             }
+            StorageError::Body(err) if err.kind() == std::io::ErrorKind::TimedOut => {
+                ApiError::new(Code::BlobUploadInvalid)
+                    .message(err.to_string())
+                    .with_status(StatusCode::REQUEST_TIMEOUT)
+            }
             StorageError::Body(err) => ApiError::new(Code::BlobUploadInvalid)
                 .message(format!("reading the request body failed: {err}")),
             StorageError::BlobUnknown { digest, .. } => {

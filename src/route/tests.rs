@@ -88,7 +88,17 @@ fn table() -> Vec<(&'static str, String, Expect)> {
         ("GET", format!("/v2/blobs/{SHA256}"), Err(NotFound)),
         ("GET", s("/v2/app/blobs/latest"), Err(DigestInvalid)),
         ("GET", format!("/v2/app/blobs/{}", SHA256.to_uppercase()), Err(DigestInvalid)),
-        ("GET", format!("/v2/app/blobs/{}", SHA256.replace(':', "%3a")), Err(DigestInvalid)),
+        // Go decodes the path before distribution's router sees it: an escaped `:` is a digest there too;
+        // an escaped `/` or `%` never decodes into the segment.
+        ("GET", format!("/v2/app/blobs/{}", SHA256.replace(':', "%3a")), ok("blob", "app", Pull)),
+        ("GET", format!("/v2/app/manifests/{}", SHA256.replace(':', "%3A")), ok("manifest", "app", Pull)),
+        ("DELETE", format!("/v2/app/manifests/{}", SHA256.replace(':', "%3A")), ok("manifest", "app", Delete)),
+        ("GET", format!("/v2/app/referrers/{}", SHA256.replace(':', "%3A")), ok("referrers", "app", Pull)),
+        ("GET", format!("/v2/app/blobs/{}", SHA256.replace(':', "%2F")), Err(DigestInvalid)),
+        ("GET", format!("/v2/app/blobs/{}", SHA256.replace(':', "%253A")), Err(DigestInvalid)),
+        ("PUT", s("/v2/app/manifests/v%2F1"), Err(TagInvalid)),
+        ("PUT", s("/v2/app/manifests/%2E%2E"), Err(TagInvalid)),
+        ("PUT", s("/v2/app/manifests/v%31"), ok("manifest", "app", Push)),
         ("GET", format!("/v2/app/blobs/{}", &SHA256[..70]), Err(DigestInvalid)),
         // Uploads.
         ("POST", s("/v2/team/app/blobs/uploads/"), ok("upload_start", "team/app", Push)),

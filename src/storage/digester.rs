@@ -1,14 +1,15 @@
 //! Incremental hashing for the digest algorithms the registry accepts (sha256, sha512).
 
 use super::driver::{Driver, DriverError};
+use super::midstate::Sha256State;
 use crate::names::{Algorithm, Digest};
-use sha2::{Digest as _, Sha256, Sha512};
+use sha2::{Digest as _, Sha512};
 
 /// An in-progress hash of one algorithm.
 #[derive(Clone)]
 pub enum Digester {
-    /// SHA-256.
-    Sha256(Sha256),
+    /// SHA-256 (its midstate can be saved: [`Digester::saved_state`]).
+    Sha256(Sha256State),
     /// SHA-512.
     Sha512(Sha512),
 }
@@ -17,7 +18,7 @@ impl Digester {
     /// A fresh hasher for `alg`.
     pub fn new(alg: Algorithm) -> Digester {
         match alg {
-            Algorithm::Sha256 => Digester::Sha256(Sha256::new()),
+            Algorithm::Sha256 => Digester::Sha256(Sha256State::default()),
             Algorithm::Sha512 => Digester::Sha512(Sha512::new()),
         }
     }
@@ -41,9 +42,31 @@ impl Digester {
     /// The digest of everything fed so far (the hasher itself is left as it was).
     pub fn digest(&self) -> Digest {
         match self {
-            Digester::Sha256(h) => Digest::from_hash(Algorithm::Sha256, &h.clone().finalize()),
+            Digester::Sha256(h) => Digest::from_hash(Algorithm::Sha256, &h.finish()),
             Digester::Sha512(h) => Digest::from_hash(Algorithm::Sha512, &h.clone().finalize()),
         }
+    }
+}
+
+impl Digester {
+    /// The hash state to store beside an upload (Go's layout, as distribution stores it); `None` for SHA-512.
+    pub fn saved_state(&self) -> Option<Vec<u8>> {
+        match self {
+            Digester::Sha256(h) => Some(h.to_bytes()),
+            Digester::Sha512(_) => None,
+        }
+    }
+
+    /// A digester resumed from a stored state of `alg` with the number of bytes it has hashed; `None` when the
+    /// bytes are not such a state.
+    pub fn resume(alg: Algorithm, state: &[u8]) -> Option<(Digester, u64)> {
+        match alg {
+            Algorithm::Sha256 => {
+                Sha256State::from_bytes(state).map(|s| (s.len(), Digester::Sha256(s)))
+            }
+            Algorithm::Sha512 => None,
+        }
+        .map(|(n, d)| (d, n))
     }
 }
 

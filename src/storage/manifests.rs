@@ -136,6 +136,7 @@ impl Store {
                 .await?;
             self.write_link(&paths::tag_current_link(repo, tag), &digest)
                 .await?;
+            self.manifests.put_tag(repo, tag, &digest);
         }
         // The collector's barrier for untagged manifests (crate::gc::barrier): look again after the tag.
         let linked = match parsed.kind {
@@ -148,6 +149,8 @@ impl Store {
                 digest: gone,
             });
         }
+        self.manifests
+            .put_body(&digest, &manifest::media_type_of(&body), &body);
         self.stats.manifests_put.fetch_add(1, Ordering::Relaxed);
         Ok(PutManifest {
             digest,
@@ -155,7 +158,9 @@ impl Store {
         })
     }
 
-    /// Reads a manifest of `repo` by tag or digest.
+    /// Reads a manifest of `repo` by tag or digest, through the manifest cache ([`super::manifest_cache`]): by
+    /// digest the revision link is read every time, by tag the tag's link (unless read within the tag TTL); a
+    /// body already cached is not read again.
     pub async fn get_manifest(
         &self,
         repo: &Name,
@@ -166,13 +171,37 @@ impl Store {
             reference: reference.to_string(),
         };
         let digest = match reference {
-            Reference::Tag(tag) => self.resolve_tag(repo, tag).await?.ok_or_else(unknown)?,
+            Reference::Tag(tag) => match self.manifests.tag(repo, tag) {
+                Some(d) => d,
+                None => {
+                    let d = self.resolve_tag(repo, tag).await?.ok_or_else(unknown)?;
+                    self.manifests.put_tag(repo, tag, &d);
+                    d
+                }
+            },
             Reference::Digest(d) => d.clone(),
         };
+        let by_tag = matches!(reference, Reference::Tag(_));
+        if by_tag {
+            if let Some(c) = self.manifests.body(&digest) {
+                return Ok(StoredManifest {
+                    digest,
+                    media_type: c.media_type.clone(),
+                    body: c.body.clone(),
+                });
+            }
+        }
         let target = self
             .manifest_linked(repo, &digest)
             .await?
             .ok_or_else(unknown)?;
+        if let Some(c) = self.manifests.body(&target) {
+            return Ok(StoredManifest {
+                digest,
+                media_type: c.media_type.clone(),
+                body: c.body.clone(),
+            });
+        }
         let body = match self
             .driver
             .read(&paths::blob_data(&target), MAX_STORED_MANIFEST)
@@ -182,8 +211,10 @@ impl Store {
             Err(e) if e.is_not_found() => return Err(unknown()),
             Err(e) => return Err(e.into()),
         };
+        let media_type = manifest::media_type_of(&body);
+        self.manifests.put_body(&target, &media_type, &body);
         Ok(StoredManifest {
-            media_type: manifest::media_type_of(&body),
+            media_type,
             digest,
             body,
         })
@@ -203,13 +234,18 @@ impl Store {
             Reference::Tag(tag) => {
                 // A tag directory without its current link (a crash between the two link writes) is deletable too.
                 let dir = paths::tag_dir(repo, tag);
+                self.manifests.forget_tag(repo, tag);
                 if self.driver.stat(&dir).await?.is_none_or(|m| !m.is_dir) {
                     return Err(unknown());
                 }
-                Ok(self.driver.delete(&dir).await?)
+                self.driver.delete(&dir).await?;
+                // Again after the delete: a GET that raced it may have cached the tag meanwhile.
+                self.manifests.forget_tag(repo, tag);
+                Ok(())
             }
             Reference::Digest(digest) => {
                 let link = paths::revision_link(repo, digest);
+                self.manifests.forget_manifest(repo, digest);
                 if self.read_link(&link).await?.is_none() {
                     return Err(unknown());
                 }
@@ -217,6 +253,7 @@ impl Store {
                 for tag in self.tags_pointing_to(repo, digest).await? {
                     self.driver.delete(&paths::tag_dir(repo, &tag)).await?;
                 }
+                self.manifests.forget_manifest(repo, digest);
                 Ok(())
             }
         }

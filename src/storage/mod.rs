@@ -10,7 +10,9 @@ pub mod catalog;
 pub mod digester;
 pub mod driver;
 pub mod manifest;
+pub mod manifest_cache;
 pub mod manifests;
+pub mod midstate;
 pub mod paths;
 pub mod referrers;
 pub mod tags;
@@ -191,6 +193,7 @@ pub struct Store {
     delete_enabled: bool,
     uploads: upload_table::UploadTable,
     referrers: referrers::SubjectCache,
+    manifests: manifest_cache::ManifestCache,
     stats: Arc<StoreStats>,
 }
 
@@ -200,7 +203,14 @@ impl Store {
     /// [`Store::count_blobs`] in the background (a large volume must not delay start).
     pub async fn open(config: StorageConfig) -> Result<Store, StorageError> {
         let driver = driver::open(&config).await?;
-        Ok(Store::with_driver(driver, config.delete_enabled))
+        let mut store = Store::with_driver(driver, config.delete_enabled);
+        if let Some(s3) = &config.s3 {
+            store.manifests = manifest_cache::ManifestCache::new(
+                manifest_cache::DEFAULT_BODY_BYTES,
+                s3.tag_cache_ttl,
+            );
+        }
+        Ok(store)
     }
 
     /// Counts the blobs in the store once, through the driver, and adds them to the counters (commits keep them
@@ -237,6 +247,10 @@ impl Store {
             delete_enabled,
             uploads: upload_table::UploadTable::new(upload_table::DEFAULT_TRACKED_UPLOADS),
             referrers: referrers::SubjectCache::new(referrers::DEFAULT_CACHE_ENTRIES),
+            manifests: manifest_cache::ManifestCache::new(
+                manifest_cache::DEFAULT_BODY_BYTES,
+                std::time::Duration::ZERO,
+            ),
             stats: Arc::new(StoreStats::default()),
         }
     }

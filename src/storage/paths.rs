@@ -110,6 +110,20 @@ pub fn upload_data(name: &Name, id: &UploadId) -> String {
     format!("{}/data", upload_dir(name, id))
 }
 
+/// `_uploads/<id>/hashstates/<alg>/<offset>`: the hash of the first `offset` bytes, as distribution stores it.
+pub fn upload_hash_state(
+    name: &Name,
+    id: &UploadId,
+    alg: crate::names::Algorithm,
+    offset: u64,
+) -> String {
+    format!(
+        "{}/hashstates/{}/{offset}",
+        upload_dir(name, id),
+        alg.as_str()
+    )
+}
+
 /// `_uploads/<id>/startedat`: the session's start time; its presence makes the session known.
 pub fn upload_started_at(name: &Name, id: &UploadId) -> String {
     format!("{}/startedat", upload_dir(name, id))

@@ -1,8 +1,9 @@
 //! Upload sessions: `_uploads/<id>/{startedat,data}` on disk, hash state in a bounded in-memory table.
 //!
-//! Bytes are hashed as they are appended. When the hash state is lost (restart, eviction from the table, a failed
-//! write, a session started by distribution) the data file is re-hashed when needed, so a lost state costs time,
-//! never correctness. A commit verifies the digest, syncs the data, renames it into the blob store unless the blob is
+//! Bytes are hashed as they are appended, and after every chunk the SHA-256 midstate is stored beside the session
+//! (`hashstates/sha256/<offset>`, Go's layout, as distribution stores it), so another instance or a restarted one
+//! resumes it. When no state for the current offset can be read (a failed write, SHA-512) the data file is
+//! re-hashed when needed, so a lost state costs time, never correctness. A commit verifies the digest, syncs the data, renames it into the blob store unless the blob is
 //! already there, links it into the repository and removes the session.
 
 use super::digester::{hash_file, Digester};
@@ -56,6 +57,36 @@ impl Store {
             .stat(&paths::upload_started_at(repo, id))
             .await?
             .is_some_and(|m| !m.is_dir))
+    }
+
+    /// The hash of an upload's first `offset` bytes: resumed from its stored hash state for exactly that offset
+    /// (written after every chunk, by this instance, another one or distribution), else by re-reading the data.
+    async fn hash_upload(
+        &self,
+        repo: &Name,
+        id: &UploadId,
+        data: &str,
+        alg: Algorithm,
+        offset: u64,
+    ) -> Result<Digester, super::DriverError> {
+        if offset == 0 {
+            return Ok(Digester::new(alg));
+        }
+        let saved = paths::upload_hash_state(repo, id, alg, offset);
+        match self.driver.read(&saved, 1024).await {
+            Ok(b) => match Digester::resume(alg, &b) {
+                Some((d, n)) if n == offset => return Ok(d),
+                _ => tracing::warn!(
+                    path = saved,
+                    "an unreadable upload hash state: re-hashing the data"
+                ),
+            },
+            Err(e) if e.is_not_found() => {}
+            Err(e) => {
+                tracing::warn!(error = %e, "reading an upload hash state: re-hashing the data")
+            }
+        }
+        hash_file(&*self.driver, data, alg, offset).await
     }
 
     /// Starts an upload session: an empty `data` file, then `startedat` (which makes the session known).
@@ -159,11 +190,7 @@ impl Store {
         let fresh = guard.digester.is_none() || guard.hashed != offset;
         if fresh {
             let alg = alg.unwrap_or(Algorithm::Sha256);
-            let hashed = if offset == 0 {
-                Ok(Digester::new(alg))
-            } else {
-                hash_file(&*self.driver, &data, alg, offset).await
-            };
+            let hashed = self.hash_upload(repo, &id, &data, alg, offset).await;
             match hashed {
                 Ok(d) => guard.digester = Some(d),
                 Err(e) => {
@@ -271,6 +298,33 @@ impl UploadWriter<'_> {
     /// Ends the chunk: when its Content-Range declared a length and a different number of bytes came, the chunk is
     /// cancelled and [`StorageError::ChunkLength`] returned; otherwise it is committed. Returns the session's length.
     pub async fn end_chunk(&mut self, declared: Option<u64>) -> Result<u64, StorageError> {
+        let len = self.finish_chunk(declared).await?;
+        self.save_hash_state().await;
+        Ok(len)
+    }
+
+    /// Stores the session's hash state beside it (`hashstates/<alg>/<offset>`, as distribution does), so the
+    /// next chunk or the commit on any instance resumes it instead of re-reading the data. A failure only costs
+    /// that re-read later.
+    async fn save_hash_state(&mut self) {
+        let len = self.len;
+        let state = self.hash_state();
+        let Some(bytes) = state
+            .digester
+            .as_ref()
+            .filter(|_| state.hashed == len && len > 0)
+            .and_then(|d| d.saved_state().map(|b| (d.algorithm(), b)))
+        else {
+            return;
+        };
+        let path = paths::upload_hash_state(&self.repo, &self.id, bytes.0, len);
+        if let Err(e) = self.store.driver.write_atomic(&path, &bytes.1).await {
+            tracing::warn!(error = %e, "storing an upload hash state");
+        }
+    }
+
+    /// [`UploadWriter::end_chunk`] without storing the hash state.
+    async fn finish_chunk(&mut self, declared: Option<u64>) -> Result<u64, StorageError> {
         if self.spoilt {
             self.cancel_chunk().await?;
             self.spoilt = false;
@@ -311,13 +365,14 @@ impl UploadWriter<'_> {
     /// An open chunk is ended first. On a mismatch the session is removed and [`StorageError::DigestMismatch`]
     /// returned: nothing is stored.
     pub async fn commit(mut self, expected: &Digest) -> Result<u64, StorageError> {
-        let len = self.end_chunk(None).await?;
+        let len = self.finish_chunk(None).await?;
         let store = self.store;
         let data = paths::upload_data(&self.repo, &self.id);
         let state = self.hash_state();
         let actual = match state.digester.as_ref() {
             Some(d) if d.algorithm() == expected.algorithm() && state.hashed == len => d.digest(),
-            _ => hash_file(&*store.driver, &data, expected.algorithm(), len)
+            _ => store
+                .hash_upload(&self.repo, &self.id, &data, expected.algorithm(), len)
                 .await?
                 .digest(),
         };
@@ -424,6 +479,81 @@ mod tests {
         .await
         .unwrap();
         (dir, store)
+    }
+
+    /// Every chunk stores the hash state (Go's layout, where distribution keeps it), and a store that never saw
+    /// the session (another instance, a restart) resumes it instead of re-reading the data: with the data
+    /// altered behind its back, the commit still verifies the bytes that were hashed as they came.
+    #[tokio::test]
+    async fn another_instance_resumes_the_stored_hash_state_instead_of_rehashing() {
+        let (dir, store) = store().await;
+        let repo = Name::parse("a/b").unwrap();
+        let id = store.start_upload(&repo).await.unwrap();
+        let first = vec![7u8; 100_000];
+        let mut w = store
+            .begin_write(&repo, id.as_str(), Some(0), None)
+            .await
+            .unwrap();
+        w.write(&first).await.unwrap();
+        assert_eq!(w.end_chunk(None).await.unwrap(), 100_000);
+        drop(w);
+        let uid = UploadId::parse(id.as_str()).unwrap();
+        let saved = paths::upload_hash_state(&repo, &uid, Algorithm::Sha256, 100_000);
+        let state = store.driver().read(&saved, 1024).await.unwrap();
+        assert_eq!(state.len(), crate::storage::midstate::STATE_BYTES);
+        assert_eq!(&state[..4], b"sha\x03");
+        // The data changes under the session (same length); a fresh store must not re-read it.
+        let data = paths::upload_data(&repo, &uid);
+        store
+            .driver()
+            .write_atomic(&data, &[9u8; 100_000])
+            .await
+            .unwrap();
+        let other = Store::open(crate::storage::StorageConfig {
+            root: dir.path().to_path_buf(),
+            delete_enabled: false,
+            s3: None,
+        })
+        .await
+        .unwrap();
+        let mut w = other
+            .begin_write(&repo, id.as_str(), Some(100_000), None)
+            .await
+            .unwrap();
+        w.write(b"tail").await.unwrap();
+        let mut whole = first.clone();
+        whole.extend_from_slice(b"tail");
+        let d = crate::storage::digester::digest_bytes(Algorithm::Sha256, &whole);
+        assert_eq!(w.commit(&d).await.unwrap(), 100_004);
+        // A state for another offset or a broken one is not used: the data is re-read (and here mismatches).
+        let id = other.start_upload(&repo).await.unwrap();
+        let uid = UploadId::parse(id.as_str()).unwrap();
+        let mut w = other
+            .begin_write(&repo, id.as_str(), None, None)
+            .await
+            .unwrap();
+        w.write(b"abc").await.unwrap();
+        w.end_chunk(None).await.unwrap();
+        drop(w);
+        let saved = paths::upload_hash_state(&repo, &uid, Algorithm::Sha256, 3);
+        other
+            .driver()
+            .write_atomic(&saved, b"garbage")
+            .await
+            .unwrap();
+        let third = Store::open(crate::storage::StorageConfig {
+            root: dir.path().to_path_buf(),
+            delete_enabled: false,
+            s3: None,
+        })
+        .await
+        .unwrap();
+        let w = third
+            .begin_write(&repo, id.as_str(), None, None)
+            .await
+            .unwrap();
+        let d = crate::storage::digester::digest_bytes(Algorithm::Sha256, b"abc");
+        assert_eq!(w.commit(&d).await.unwrap(), 3, "re-hashed from the data");
     }
 
     /// A chunk whose request failed half way (the writer dropped before its end) is cut off again, and the

@@ -1,12 +1,13 @@
 //! TLS on the main listener: the certificate store that rustls asks for a certificate at each handshake
 //! ([`store::CertStore`], a `ResolvesServerCert` over an `ArcSwap`), PEM loading ([`pem`]), the watcher that
-//! swaps in renewed files ([`watch`]), and the pingora listener settings ([`listener_settings`]): HTTP/2 and
-//! HTTP/1.1 by ALPN, client certificates when client CAs are configured.
+//! swaps in renewed files ([`watch`]), and gatehouse's own TLS accept ([`accept`]): HTTP/2 and HTTP/1.1
+//! by ALPN, client certificates when client CAs are configured, session resumption.
 //!
 //! A renewal swaps the store's pair, never the listener: connections in flight keep their session, new
 //! handshakes get the new certificate. A pair that does not load or match keeps the last good one in force
 //! and says so (log, `gatehouse_tls_stale`, `/readyz`).
 
+pub mod accept;
 pub mod pem;
 pub mod plain;
 pub mod settings;
@@ -18,7 +19,6 @@ pub mod watch;
 pub use settings::TlsConfig;
 pub use store::CertStore;
 
-use pingora::listeners::tls::TlsSettings;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -52,6 +52,9 @@ pub enum TlsError {
         /// rustls's words.
         problem: String,
     },
+    /// rustls refuses the listener's settings.
+    #[error("tls: the listener's settings: {0}")]
+    Config(String),
     /// The client CAs cannot verify anything.
     #[error("tls: client CAs: {0}")]
     ClientCas(String),
@@ -75,24 +78,12 @@ pub fn open_store(
     Ok((Some(Arc::new(store)), Some(state)))
 }
 
-/// The pingora TLS settings of the main listener: certificates from `store`, h2 and HTTP/1.1 by ALPN,
-/// and client certificates required when `client_cas` names CA files.
-pub fn listener_settings(
-    store: Arc<CertStore>,
-    client_cas: &[PathBuf],
-) -> Result<TlsSettings, TlsError> {
-    // The paths stay empty: with a resolver set, pingora's rustls build ignores them.
-    let mut settings = TlsSettings::intermediate("", "").expect("TLS settings without files");
-    settings.set_cert_resolver(store);
-    settings.enable_h2();
-    if !client_cas.is_empty() {
-        let roots = pem::load_roots(client_cas)?;
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let verifier =
-            rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider)
-                .build()
-                .map_err(|e| TlsError::ClientCas(e.to_string()))?;
-        settings.set_client_cert_verifier(verifier);
+/// The client CAs of the main listener: from `[tls]` with certificate files, or carried by the ACME
+/// settings; empty when no client certificates are asked for.
+pub fn client_cas(config: &crate::config::Config) -> &[PathBuf] {
+    match (&config.tls, &config.acme) {
+        (Some(t), _) => &t.client_cas,
+        (None, Some(a)) => &a.client_cas,
+        (None, None) => &[],
     }
-    Ok(settings)
 }

@@ -1,10 +1,13 @@
 //! The certificate store: the pair in force behind an `ArcSwap`, read by rustls at every handshake
 //! ([`ResolvesServerCert`]) and swapped by [`CertStore::reload`] (files) or [`CertStore::install`] (ACME).
 //! A reload that fails keeps the last good pair and marks the store stale until a good pair loads. An ACME
-//! store may start empty: handshakes fail (no certificate) until the first one is issued.
+//! store may start empty: handshakes fail (no certificate) until the first one is issued. An ACME store also
+//! answers TLS-ALPN-01 validations (an `acme-tls/1` ClientHello) from its [`AlpnChallenges`].
 
+use super::accept::ACME_TLS_ALPN;
 use super::pem::{load_pair, Pair};
 use super::{TlsConfig, TlsError};
+use crate::acme::alpn::AlpnChallenges;
 use arc_swap::ArcSwapOption;
 use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
@@ -32,6 +35,8 @@ pub struct CertStore {
     key_path: PathBuf,
     current: ArcSwapOption<Pair>,
     stale: Mutex<Option<String>>,
+    /// TLS-ALPN-01 challenge certificates (ACME stores only).
+    challenges: Option<AlpnChallenges>,
 }
 
 impl std::fmt::Debug for CertStore {
@@ -56,6 +61,7 @@ impl CertStore {
             key_path: config.key.clone(),
             current: ArcSwapOption::from_pointee(pair),
             stale: Mutex::new(None),
+            challenges: None,
         };
         store.announce("loaded");
         crate::metrics::metrics().tls_stale.set(0);
@@ -69,6 +75,7 @@ impl CertStore {
             key_path: dir.join("certificate.key"),
             current: ArcSwapOption::new(cached.map(Arc::new)),
             stale: Mutex::new(None),
+            challenges: Some(AlpnChallenges::default()),
         };
         if store.current.load().is_some() {
             store.announce("loaded from the ACME cache");
@@ -82,6 +89,11 @@ impl CertStore {
         *self.stale.lock().expect("stale lock") = None;
         crate::metrics::metrics().tls_stale.set(0);
         self.announce("issued");
+    }
+
+    /// The TLS-ALPN-01 challenge certificates, for an ACME store; `None` for files.
+    pub fn challenges(&self) -> Option<&AlpnChallenges> {
+        self.challenges.as_ref()
     }
 
     /// The certificate file.
@@ -170,7 +182,17 @@ impl CertStore {
 }
 
 impl ResolvesServerCert for CertStore {
-    fn resolve(&self, _hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+    fn resolve(&self, hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        // A TLS-ALPN-01 validation offers `acme-tls/1` alone (RFC 8737 §3): the challenge certificate of
+        // the name, or none at all. A client that also offers h2 or HTTP/1.1 gets the certificate in force.
+        let acme_alpn = hello.alpn().is_some_and(|offered| {
+            let offered: Vec<&[u8]> = offered.collect();
+            offered == [ACME_TLS_ALPN]
+        });
+        if acme_alpn {
+            let challenges = self.challenges.as_ref()?;
+            return challenges.get(hello.server_name()?);
+        }
         self.current.load().as_ref().map(|p| p.key.clone())
     }
 }

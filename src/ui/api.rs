@@ -1,7 +1,7 @@
 //! The UI's JSON endpoints under `<prefix>api/`: `login` (POST, Basic credentials in `Authorization`, checked
 //! by the same authenticator as every request: cache, bcrypt pool and guard), `logout` (POST, CSRF token),
 //! `whoami` and `permissions` (what the logged-in user may do per repository, asked of the same Policy that
-//! admission applies). Every one of them answers only the UI's own origin, also when CORS allows another. All answers are `Cache-Control: no-store`; none of them challenges with
+//! admission applies), and `usage` (storage per repository the user may pull, [`super::usage`]). Every one of them answers only the UI's own origin, also when CORS allows another. All answers are `Cache-Control: no-store`; none of them challenges with
 //! `WWW-Authenticate`, so a browser never shows its own Basic prompt over the login page.
 
 use super::session::{self, Active};
@@ -35,7 +35,8 @@ pub async fn handle(ui: &Ui, endpoint: &str, req: &UiRequest<'_>) -> Handled {
         "logout" if wants(Method::POST) => plain(logout(ui, req)),
         "whoami" if wants(Method::GET) => plain(whoami(ui, req)),
         "permissions" if wants(Method::GET) => plain(permissions(ui, req)),
-        "login" | "logout" | "whoami" | "permissions" => plain(
+        "usage" if wants(Method::GET) => plain(usage(ui, req).await),
+        "login" | "logout" | "whoami" | "permissions" | "usage" => plain(
             ApiError::new(Code::Unsupported)
                 .with_status(StatusCode::METHOD_NOT_ALLOWED)
                 .message(format!("{} is not a method of api/{endpoint}", req.method))
@@ -69,21 +70,9 @@ fn not_logged_in() -> Reply {
         .into()
 }
 
-/// Whether the request comes from the UI's own origin: an `Origin` (which browsers send on every POST),
-/// when present, must name the host the request was sent to, and a browser's `Sec-Fetch-Site` must not say
-/// `cross-site`. Refuses login CSRF (a foreign page logging the victim in as the attacker).
+/// Whether the request comes from the UI's own origin ([`super::same_origin`]).
 pub fn same_origin(req: &UiRequest<'_>) -> bool {
-    let header = |name: &str| req.headers.get(name).and_then(|v| v.to_str().ok());
-    if header("sec-fetch-site").is_some_and(|s| s == "cross-site" || s == "same-site") {
-        return false;
-    }
-    match header("origin") {
-        None => true,
-        Some(origin) => match (origin.split_once("://"), req.host) {
-            (Some((_, origin_host)), Some(host)) => origin_host.eq_ignore_ascii_case(host),
-            _ => false,
-        },
-    }
+    super::same_origin(req.headers, req.proto, req.host)
 }
 
 fn cross_origin() -> Reply {
@@ -116,7 +105,17 @@ async fn login(ui: &Ui, req: &UiRequest<'_>) -> Handled {
                 // Removed between the check and now.
                 return done(not_logged_in(), Some(principal.user), Some(label));
             };
-            let created = ui.sessions.create(&principal.user, &hash);
+            let Some(created) = ui.sessions.create(&principal.user, &hash) else {
+                tracing::warn!(
+                    user = %principal.user,
+                    "ui: login refused, the session table is full (ui.max_sessions)"
+                );
+                let reply: Reply = ApiError::new(Code::Unavailable)
+                    .message("too many sessions are open; try again later")
+                    .into();
+                let reply = reply.header(http::header::RETRY_AFTER, HeaderValue::from(60));
+                return done(reply, Some(principal.user), Some(label));
+            };
             let body = json!({ "user": principal.user, "csrf": created.csrf });
             let reply = json_reply(StatusCode::OK, body).header(
                 http::header::SET_COOKIE,
@@ -182,7 +181,7 @@ fn whoami(ui: &Ui, req: &UiRequest<'_>) -> Reply {
                 "user": live.as_ref().map(|l| l.user.as_str()),
                 "csrf": live.as_ref().map(|l| l.csrf.as_str()),
                 "delete_enabled": req.rules.delete_enabled,
-                "usage": false,
+                "usage": super::usage::available(),
             }),
         ),
     }
@@ -233,4 +232,25 @@ fn permissions(ui: &Ui, req: &UiRequest<'_>) -> Reply {
         out.insert(name, v);
     }
     json_reply(StatusCode::OK, json!({ "repositories": out }))
+}
+
+async fn usage(ui: &Ui, req: &UiRequest<'_>) -> Reply {
+    let live = match caller(ui, req) {
+        Err(reply) => return reply,
+        Ok(live) => live,
+    };
+    let user = live.as_ref().map(|l| l.user.as_str());
+    match super::usage::answer(&req.rules, user).await {
+        Ok(body) => json_reply(StatusCode::OK, body),
+        Err(super::usage::Unavailable::NoStore) => ApiError::new(Code::NotFound)
+            .message("storage usage is reported for the embedded registry only")
+            .into(),
+        Err(super::usage::Unavailable::Failed(e)) => {
+            tracing::error!(error = %e, "ui: measuring storage usage failed");
+            ApiError::new(Code::Unknown)
+                .with_status(StatusCode::INTERNAL_SERVER_ERROR)
+                .message("measuring storage usage failed; the server log says why")
+                .into()
+        }
+    }
 }

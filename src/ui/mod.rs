@@ -7,13 +7,14 @@
 //! on state-changing methods) and the same [`crate::authz::Policy`] decides. Every UI response carries a strict
 //! Content-Security-Policy (no inline script, no eval) and the other security headers.
 //!
-//! Storage usage per repository (the GC issue's report) is not shown yet: `whoami` says `"usage": false`, and
-//! the hook is an `api/usage` endpoint answered from that report once it exists.
+//! Storage usage per repository comes from the GC's report ([`usage`]); `whoami` says whether this backend
+//! has one (`"usage"`).
 
 pub mod api;
 pub mod assets;
 pub mod session;
 pub mod settings;
+pub mod usage;
 
 pub use settings::UiConfig;
 
@@ -107,7 +108,8 @@ impl Ui {
         path.starts_with(p.as_str()) || path == &p[..p.len() - 1]
     }
 
-    /// The live session the request's cookie names, if any (admission's credentials from a cookie).
+    /// The live session the request's cookie names, if any: admission's credentials from a cookie, which
+    /// count only from the UI's own origin ([`same_origin`]).
     pub fn session(&self, headers: &HeaderMap, auth: Option<&Authenticator>) -> Option<Active> {
         let id = session::cookie_id(headers)?;
         let auth = auth?;
@@ -193,6 +195,32 @@ impl Ui {
         }
         common(reply)
     }
+}
+
+/// Whether a request comes from the origin it was sent to: an `Origin` (which browsers send on every
+/// non-GET request, same-origin ones included), when present, must be `http(s)://<the Host the request was
+/// sent to>` (an `http` origin is refused when the client came over https: a downgrade), and a browser's
+/// `Sec-Fetch-Site` must not say `cross-site` or `same-site` (another port or subdomain of the same site,
+/// which SameSite=Strict lets the cookie go to). Refuses login CSRF and keeps sibling origins from using the
+/// session cookie as credentials.
+pub fn same_origin(headers: &HeaderMap, proto: &str, host: Option<&str>) -> bool {
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    if header("sec-fetch-site").is_some_and(|s| s == "cross-site" || s == "same-site") {
+        return false;
+    }
+    let Some(origin) = header("origin") else {
+        return true;
+    };
+    let (scheme, origin_host) = match origin.split_once("://") {
+        Some(parts) => parts,
+        None => return false,
+    };
+    let scheme_ok = match scheme {
+        "https" => true,
+        "http" => proto != "https",
+        _ => false,
+    };
+    scheme_ok && host.is_some_and(|h| origin_host.eq_ignore_ascii_case(h))
 }
 
 fn is_safe(method: &Method) -> bool {

@@ -4,8 +4,8 @@
 //! server keeps, per id, who logged in, a fingerprint of their htpasswd hash, the session's CSRF token and its
 //! expiry. Ids are kept only as SHA-256 digests, so the table cannot be replayed from memory dumps or logs. A
 //! session resolves only while the user's htpasswd line is the one they logged in with: removing the user or
-//! changing their password ends it at the next request. The table is bounded; when it is full the session
-//! closest to its expiry makes room.
+//! changing their password ends it at the next request. The table is bounded, and so is each user's share of
+//! it ([`MAX_PER_USER`]); a full table refuses new logins instead of ending other users' sessions.
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
@@ -17,6 +17,9 @@ use std::time::{Duration, Instant};
 
 /// The cookie's name.
 pub const COOKIE: &str = "gatehouse_session";
+
+/// The most live sessions one user holds; a further login ends that user's oldest.
+pub const MAX_PER_USER: usize = 8;
 
 /// The request header that carries the CSRF token on state-changing calls made with the cookie.
 pub const CSRF_HEADER: &str = "x-csrf-token";
@@ -85,23 +88,34 @@ impl Sessions {
         self.len() == 0
     }
 
-    /// Starts a session for `user`, whose htpasswd hash is `stored_hash` (empty when auth is off).
-    pub fn create(&self, user: &str, stored_hash: &str) -> Created {
+    /// Starts a session for `user`, whose htpasswd hash is `stored_hash` (empty when auth is off); `None`
+    /// when the table is full of other users' live sessions.
+    pub fn create(&self, user: &str, stored_hash: &str) -> Option<Created> {
         self.create_at(user, stored_hash, Instant::now())
     }
 
-    fn create_at(&self, user: &str, stored_hash: &str, now: Instant) -> Created {
-        let id = URL_SAFE_NO_PAD.encode(rand::random::<[u8; 32]>());
-        let csrf = URL_SAFE_NO_PAD.encode(rand::random::<[u8; 32]>());
+    /// Room is made only at the expense of expired sessions and of `user`'s own: a user past
+    /// [`MAX_PER_USER`] loses their own oldest session, and a full table refuses the login rather than
+    /// end someone else's (one account logging in in a loop must not log everybody out).
+    fn create_at(&self, user: &str, stored_hash: &str, now: Instant) -> Option<Created> {
         let mut table = self.table.lock().expect("session lock");
+        let own_oldest = |table: &HashMap<[u8; 32], Entry>| {
+            let own = table.iter().filter(|(_, e)| e.user == user);
+            (own.clone().count() >= MAX_PER_USER)
+                .then(|| own.min_by_key(|(_, e)| e.expires).map(|(k, _)| *k))
+                .flatten()
+        };
+        if let Some(k) = own_oldest(&table) {
+            table.remove(&k);
+        }
         if table.len() >= self.max {
             table.retain(|_, e| e.expires > now);
         }
         if table.len() >= self.max {
-            if let Some(k) = table.iter().min_by_key(|(_, e)| e.expires).map(|(k, _)| *k) {
-                table.remove(&k);
-            }
+            return None;
         }
+        let id = URL_SAFE_NO_PAD.encode(rand::random::<[u8; 32]>());
+        let csrf = URL_SAFE_NO_PAD.encode(rand::random::<[u8; 32]>());
         table.insert(
             key(&id),
             Entry {
@@ -111,7 +125,7 @@ impl Sessions {
                 expires: now + self.ttl,
             },
         );
-        Created { id, csrf }
+        Some(Created { id, csrf })
     }
 
     /// The live session for `id`; `current_hash` says what htpasswd holds for a user now (None: not there).
@@ -178,17 +192,23 @@ pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-/// The session id in the request's `Cookie` headers, if one is there and well-formed.
+/// The session id in the request's `Cookie` headers, if exactly one is there and well-formed. Two of them
+/// (a sibling origin can plant a second cookie of the same name, with another Path or Domain) name none:
+/// which one counts must not be the planter's choice.
 pub fn cookie_id(headers: &HeaderMap) -> Option<&str> {
-    headers
+    let mut found = headers
         .get_all(http::header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(';'))
         .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(name, _)| *name == COOKIE)
-        .map(|(_, value)| value.trim_matches('"'))
-        .filter(|v| v.len() == 43 && v.bytes().all(is_b64url))
+        .filter(|(name, _)| *name == COOKIE)
+        .map(|(_, value)| value.trim_matches('"'));
+    let first = found.next()?;
+    if found.next().is_some() {
+        return None;
+    }
+    Some(first).filter(|v| v.len() == 43 && v.bytes().all(is_b64url))
 }
 
 fn is_b64url(b: u8) -> bool {
@@ -225,7 +245,7 @@ mod tests {
     #[test]
     fn a_session_resolves_to_its_user_and_token() {
         let s = Sessions::new(Duration::from_secs(60), 10);
-        let c = s.create("alice", "$2y$05$alice");
+        let c = s.create("alice", "$2y$05$alice").unwrap();
         let live = s.resolve(&c.id, hashes).expect("live");
         assert_eq!(live.user, "alice");
         assert_eq!(live.csrf, c.csrf);
@@ -236,13 +256,13 @@ mod tests {
     #[test]
     fn session_ends_when_the_user_is_removed_or_rehashed() {
         let s = Sessions::new(Duration::from_secs(60), 10);
-        let c = s.create("alice", "$2y$05$alice");
+        let c = s.create("alice", "$2y$05$alice").unwrap();
         assert!(s.resolve(&c.id, |_| None).is_none(), "user removed");
         assert!(
             s.resolve(&c.id, hashes).is_none(),
             "a removed session stays ended"
         );
-        let c = s.create("alice", "$2y$05$alice");
+        let c = s.create("alice", "$2y$05$alice").unwrap();
         assert!(
             s.resolve(&c.id, |_| Some("$2y$05$other".into())).is_none(),
             "password changed"
@@ -254,7 +274,7 @@ mod tests {
     fn session_expires() {
         let s = Sessions::new(Duration::from_secs(60), 10);
         let t0 = Instant::now();
-        let c = s.create_at("alice", "$2y$05$alice", t0);
+        let c = s.create_at("alice", "$2y$05$alice", t0).unwrap();
         assert!(s
             .resolve_at(&c.id, hashes, t0 + Duration::from_secs(59))
             .is_some());
@@ -267,8 +287,8 @@ mod tests {
     #[test]
     fn logout_ends_only_that_session() {
         let s = Sessions::new(Duration::from_secs(60), 10);
-        let a = s.create("alice", "$2y$05$alice");
-        let b = s.create("alice", "$2y$05$alice");
+        let a = s.create("alice", "$2y$05$alice").unwrap();
+        let b = s.create("alice", "$2y$05$alice").unwrap();
         assert!(s.end(&a.id));
         assert!(!s.end(&a.id));
         assert!(s.resolve(&a.id, hashes).is_none());
@@ -278,32 +298,60 @@ mod tests {
     #[test]
     fn unknown_and_hostile_ids_resolve_to_nothing() {
         let s = Sessions::new(Duration::from_secs(60), 10);
-        let c = s.create("alice", "$2y$05$alice");
+        let c = s.create("alice", "$2y$05$alice").unwrap();
         for id in ["", "x", &c.csrf, &c.id[..42], &format!("{}A", c.id), "\0"] {
             assert!(s.resolve(id, hashes).is_none(), "{id:?}");
         }
     }
 
     #[test]
-    fn a_full_table_drops_the_session_closest_to_expiry() {
+    fn a_full_table_refuses_a_login_instead_of_ending_another_users_session() {
         let s = Sessions::new(Duration::from_secs(60), 2);
         let t0 = Instant::now();
-        let first = s.create_at("alice", "$2y$05$alice", t0);
-        let second = s.create_at("alice", "$2y$05$alice", t0 + Duration::from_secs(1));
-        let third = s.create_at("alice", "$2y$05$alice", t0 + Duration::from_secs(2));
+        let alice = s.create_at("alice", "$2y$05$alice", t0).unwrap();
+        s.create_at("bob", "$2y$05$bob", t0).unwrap();
+        assert!(s.create_at("mallory", "$2y$05$m", t0).is_none());
+        let at = t0 + Duration::from_secs(1);
+        assert!(s.resolve_at(&alice.id, hashes, at).is_some());
         assert_eq!(s.len(), 2);
-        let at = t0 + Duration::from_secs(3);
-        assert!(s.resolve_at(&first.id, hashes, at).is_none());
-        assert!(s.resolve_at(&second.id, hashes, at).is_some());
-        assert!(s.resolve_at(&third.id, hashes, at).is_some());
+        // Expired sessions do make room.
+        let later = t0 + Duration::from_secs(61);
+        assert!(s.create_at("mallory", "$2y$05$m", later).is_some());
+    }
+
+    /// The attack this pins: one low-privilege account logging in 10,001 times (cached credentials, so
+    /// quickly) evicted every other user's session from the full table.
+    #[test]
+    fn a_user_logging_in_in_a_loop_ends_only_their_own_sessions() {
+        let s = Sessions::new(Duration::from_secs(60), 20);
+        let t0 = Instant::now();
+        let alice = s.create_at("alice", "$2y$05$alice", t0).unwrap();
+        let mut mallory = Vec::new();
+        for i in 0..10_001u64 {
+            let c = s.create_at("mallory", "$2y$05$m", t0 + Duration::from_millis(i));
+            mallory.push(c.expect("mallory's own oldest makes room"));
+        }
+        let at = t0 + Duration::from_secs(11);
+        assert!(s.resolve_at(&alice.id, hashes, at).is_some());
+        assert_eq!(s.len(), 1 + MAX_PER_USER);
+        let m = |_: &str| Some("$2y$05$m".to_string());
+        let live = mallory
+            .iter()
+            .filter(|c| s.resolve_at(&c.id, m, at).is_some())
+            .count();
+        assert_eq!(live, MAX_PER_USER);
+        assert!(
+            s.resolve_at(&mallory.last().unwrap().id, m, at).is_some(),
+            "the newest stays"
+        );
     }
 
     #[test]
     fn csrf_token_must_match_exactly() {
         let s = Sessions::new(Duration::from_secs(60), 10);
-        let c = s.create("alice", "$2y$05$alice");
+        let c = s.create("alice", "$2y$05$alice").unwrap();
         let live = s.resolve(&c.id, hashes).unwrap();
-        let other = s.create("alice", "$2y$05$alice");
+        let other = s.create("alice", "$2y$05$alice").unwrap();
         let hv = |v: &str| HeaderValue::from_str(v).unwrap();
         assert!(live.csrf_matches(Some(&hv(&c.csrf))));
         for bad in [
@@ -326,6 +374,7 @@ mod tests {
         let quoted = format!("gatehouse_session=\"{id}\"");
         let longer = format!("xgatehouse_session={id}");
         let bad = format!("gatehouse_session={}!", &id[..42]);
+        let tossed = format!("gatehouse_session={}; {plain}", "B".repeat(43));
         let table: Vec<(Vec<&str>, Option<&str>)> = vec![
             (vec![], None),
             (vec!["gatehouse_session=AAAA"], None),
@@ -335,6 +384,9 @@ mod tests {
             (vec![&longer], None),
             (vec![&bad], None),
             (vec!["gatehouse_session"], None),
+            // Cookie tossing: a planted second cookie of the same name makes neither count.
+            (vec![&tossed], None),
+            (vec![&plain, &plain], None),
         ];
         for (cookies, want) in table {
             let mut h = HeaderMap::new();

@@ -323,6 +323,10 @@ async fn login_from_another_origin_is_refused() {
         ("origin", "http://evil.example"),
         ("origin", "null"),
         ("sec-fetch-site", "cross-site"),
+        ("sec-fetch-site", "same-site"),
+        // The right host with a scheme that is not the web's.
+        ("origin", "ftp://reg.example"),
+        ("origin", "reg.example"),
     ] {
         let r = call(Method::POST, "/api/login")
             .basic("alice", "right")
@@ -504,4 +508,49 @@ async fn sessions_outlive_a_reload_that_rebuilds_the_authenticator() {
     };
     let headers = call(Method::GET, "/").h("cookie", &cookie).headers;
     assert_eq!(reloaded.session(&headers).unwrap().user, "alice");
+}
+
+#[test]
+fn same_origin_compares_scheme_and_host_and_refuses_sibling_origins() {
+    let h = |pairs: &[(&str, &str)]| {
+        let mut m = HeaderMap::new();
+        for (k, v) in pairs {
+            m.insert(
+                HeaderName::from_bytes(k.as_bytes()).unwrap(),
+                HeaderValue::from_str(v).unwrap(),
+            );
+        }
+        m
+    };
+    let host = Some("reg.example:5000");
+    type Case<'a> = (&'a [(&'a str, &'a str)], &'a str, bool);
+    let cases: &[Case] = &[
+        (&[], "http", true),
+        (&[("sec-fetch-site", "same-origin")], "http", true),
+        (&[("sec-fetch-site", "none")], "https", true),
+        (&[("sec-fetch-site", "same-site")], "http", false),
+        (&[("sec-fetch-site", "cross-site")], "http", false),
+        (&[("origin", "http://reg.example:5000")], "http", true),
+        (&[("origin", "https://reg.example:5000")], "https", true),
+        // A TLS proxy that does not say X-Forwarded-Proto: the browser's https origin is still ours.
+        (&[("origin", "https://reg.example:5000")], "http", true),
+        // A downgrade: a plain-http page on the same host and port of a TLS door.
+        (&[("origin", "http://reg.example:5000")], "https", false),
+        (&[("origin", "http://reg.example:5001")], "http", false),
+        (&[("origin", "http://evil.example")], "http", false),
+        (&[("origin", "ftp://reg.example:5000")], "http", false),
+        (&[("origin", "null")], "http", false),
+    ];
+    for (headers, proto, want) in cases {
+        assert_eq!(
+            super::same_origin(&h(headers), proto, host),
+            *want,
+            "{headers:?} over {proto}"
+        );
+    }
+    assert!(!super::same_origin(
+        &h(&[("origin", "http://reg.example:5000")]),
+        "http",
+        None
+    ));
 }

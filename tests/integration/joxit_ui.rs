@@ -4,11 +4,18 @@
 //! distribution holding one pushed image. As a browser does: every call first without credentials (401
 //! with CORS headers so the page can see it), then with them; preflights 204 without credentials;
 //! the manifest's digest readable from the exposed `Docker-Content-Digest`; delete by digest 202.
+//!
+//! And joxit's other deployment, same origin: its image's nginx serves the page and proxies `/v2` to the
+//! registry (`NGINX_PROXY_PASS_URL`), here in front of gatehouse's embedded registry on the seed's env vars.
+//! The browser sends no `Origin` on its GETs and its own one on the DELETE; the 401 must reach it through
+//! nginx with the Basic challenge, or the browser never asks for credentials.
 
 use crate::util::http::{Http, Reply};
+use crate::util::nginx::JoxitProxy;
 use crate::util::oci::{self, sha256_digest};
 use crate::util::{
-    htpasswd, net, seeded_door, skopeo, temp_dir, Distribution, PASS, SEED_REALM, USER,
+    htpasswd, net, seeded_door, seeded_embedded_door, skopeo, temp_dir, Distribution, PASS,
+    SEED_REALM, USER,
 };
 
 const UI: &str = "http://ui.example";
@@ -148,4 +155,90 @@ fn joxit_ui_sequence_works_with_the_seeds_env_vars() {
         .send()
         .expect_error(404, "MANIFEST_UNKNOWN")
         .expect_cors(UI);
+}
+
+/// A same-origin call as the browser makes it through joxit's nginx: first without credentials (401 with the
+/// Basic challenge, which makes the browser ask), then with them. `origin` is sent on non-GET methods, as
+/// browsers do on same-origin requests too.
+fn same_origin_call(
+    http: &Http,
+    method: &str,
+    path: &str,
+    accept: &str,
+    origin: Option<&str>,
+) -> Reply {
+    let req = |creds: bool| {
+        let mut r = http
+            .req(method, path)
+            .header("Accept", accept)
+            .header("Sec-Fetch-Site", "same-origin");
+        if let Some(o) = origin {
+            r = r.origin(o);
+        }
+        if creds {
+            r = r.creds(USER, PASS);
+        }
+        r.send()
+    };
+    req(false).expect_unauthorized(SEED_REALM);
+    req(true)
+}
+
+#[test]
+fn joxit_ui_same_origin_behind_its_nginx_proxy_pass_works_on_the_embedded_registry() {
+    let work = temp_dir("joxit-same-origin");
+    let htpasswd_path = work.path().join("htpasswd");
+    htpasswd::write(&htpasswd_path, &[htpasswd::apache_line(USER, PASS, 5)]);
+    let port = net::free_port();
+    let root = work.path().join("data");
+    // joxit's page lives on nginx's origin; gatehouse's CORS list names an origin the page does not use.
+    let gatehouse = seeded_embedded_door(port, &root, UI, &htpasswd_path);
+    let (layout, image) = oci::small_image(&work.path().join("src"), "latest", "joxit same origin");
+    skopeo::copy(
+        &format!("oci:{}:latest", layout.dir().display()),
+        &format!("docker://{}/joxit/app:latest", gatehouse.host()),
+        None,
+        Some((USER, PASS)),
+        false,
+    );
+    let nginx = JoxitProxy::start(&gatehouse.url(), "<!doctype html><title>joxit</title>");
+    let page_origin = nginx.url();
+    let http = Http::new(&page_origin);
+    http.req("GET", "/").send().expect(200);
+
+    let catalog = same_origin_call(&http, "GET", "/v2/_catalog?n=1000", "*/*", None);
+    catalog.expect(200).expect_api_version();
+    assert_eq!(
+        catalog.json()["repositories"],
+        serde_json::json!(["joxit/app"])
+    );
+    let tags = same_origin_call(&http, "GET", "/v2/joxit/app/tags/list", "*/*", None);
+    assert_eq!(
+        tags.expect(200).json()["tags"],
+        serde_json::json!(["latest"])
+    );
+    let path = "/v2/joxit/app/manifests/latest";
+    let manifest = same_origin_call(&http, "GET", path, MANIFEST_ACCEPT, None);
+    manifest.expect(200);
+    let digest = image.manifest.digest.clone();
+    assert_eq!(
+        manifest.header("Docker-Content-Digest"),
+        Some(digest.clone())
+    );
+    assert_eq!(sha256_digest(&manifest.body), digest);
+    let config = format!("/v2/joxit/app/blobs/{}", image.config.digest);
+    let config = same_origin_call(&http, "GET", &config, "*/*", None);
+    assert_eq!(sha256_digest(&config.expect(200).body), image.config.digest);
+
+    // The DELETE carries the page's own origin, which is not in gatehouse's CORS list: same origin needs no
+    // CORS, and the origin must not be held against it.
+    let by_digest = format!("/v2/joxit/app/manifests/{digest}");
+    same_origin_call(&http, "DELETE", &by_digest, "*/*", Some(&page_origin))
+        .expect(202)
+        .expect_api_version();
+    http.req("GET", path)
+        .header("Accept", MANIFEST_ACCEPT)
+        .creds(USER, PASS)
+        .send()
+        .expect_error(404, "MANIFEST_UNKNOWN");
 }

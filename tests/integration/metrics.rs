@@ -643,10 +643,18 @@ fn metrics_request_id_is_passed_upstream_and_credentials_are_not() {
         &path,
     ));
     let http = Http::new(&front.url());
+    // Every credential the door consumes rides along: none may reach the upstream.
     let given = http
         .req("GET", "/v2/")
         .creds(USER, PASS)
         .header("X-Request-Id", "gh-passed-upstream-1")
+        .header(
+            "Cookie",
+            "theme=dark; gatehouse_session=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
+        )
+        .header("X-CSRF-Token", "csrf-token-value")
+        .header("Proxy-Authorization", "Basic eDp5")
+        .header("Forwarded", "host=evil.example;proto=https")
         .send();
     given.expect(200);
     assert_eq!(
@@ -671,4 +679,58 @@ fn metrics_request_id_is_passed_upstream_and_credentials_are_not() {
         heads.iter().all(|h| !h.contains("\r\nauthorization:")),
         "the client's Authorization reached the upstream: {heads:?}"
     );
+    for gone in [
+        "gatehouse_session",
+        "x-csrf-token:",
+        "csrf-token-value",
+        "proxy-authorization:",
+        "forwarded:",
+        "evil.example",
+    ] {
+        assert!(
+            heads.iter().all(|h| !h.to_ascii_lowercase().contains(gone)),
+            "{gone} reached the upstream: {heads:?}"
+        );
+    }
+    assert!(
+        heads.iter().any(|h| h.contains("theme=dark")),
+        "the client's other cookies go on: {heads:?}"
+    );
+}
+
+/// The attacks this pins: a page on any site started a garbage collection with a no-cors POST, and a
+/// DNS-rebinding page (same origin to the browser) could read `/usage` and `/metrics`; `POST /usage` was
+/// answered. Browsers mark their requests (`Origin`, `Sec-Fetch-Site`); scrapers and curl do not.
+#[test]
+fn metrics_admin_listener_refuses_requests_from_web_pages() {
+    let work = temp_dir("admin-pages");
+    let gh = crate::util::embedded::Embedded::launch(
+        &work.path().join("root"),
+        crate::util::embedded::Setup::DEFAULT,
+    );
+    let admin = Http::new(&format!("http://127.0.0.1:{}", gh.gh.metrics_port));
+    let page = |method: &str, path: &str, name: &str, value: &str| {
+        admin.req(method, path).header(name, value).send().status
+    };
+    for (method, path) in [("POST", "/gc"), ("GET", "/usage"), ("GET", "/metrics")] {
+        for (name, value) in [
+            ("Origin", "http://evil.example"),
+            ("Origin", "null"),
+            ("Sec-Fetch-Site", "cross-site"),
+            ("Sec-Fetch-Site", "same-origin"),
+            ("Sec-Fetch-Site", "same-site"),
+        ] {
+            assert_eq!(
+                page(method, path, name, value),
+                403,
+                "{method} {path} with {name}: {value}"
+            );
+        }
+        // Typed into the address bar.
+        let typed = page(method, path, "Sec-Fetch-Site", "none");
+        assert_eq!(typed, 200, "{method} {path} typed in");
+    }
+    admin.req("POST", "/usage").send().expect(405);
+    admin.req("GET", "/usage").send().expect(200);
+    admin.req("POST", "/gc").send().expect(200);
 }

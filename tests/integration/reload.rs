@@ -697,3 +697,52 @@ fn reload_race_16_clients_50_rewrites_no_5xx_and_removed_user_stays_out() {
         late.len()
     );
 }
+
+/// The flake this pins: an in-place rewrite whose writer stalls between its truncate and its write (a busy
+/// machine, a slow editor) showed the watcher an empty file that held still for the settle time, and an empty
+/// file is a deliberate lock-out: the always-present user was refused. An empty file now has to stay empty
+/// for `EMPTY_SETTLE` (300 ms) before it is in force; this writer stalls 100 ms, five times, while a client
+/// keeps logging in.
+#[test]
+fn reload_a_stalled_in_place_rewrite_never_locks_the_remaining_user_out() {
+    let dist = Distribution::start();
+    let keep = bcrypt_line("keep", "keep-pw", 4);
+    let file = File::create(How::InPlace, std::slice::from_ref(&keep));
+    let front = Front::start(&FrontConfig::new(&dist.url(), &file.path()).no_guard());
+    let http = Http::new(&front.url());
+    expect_status(&http, "keep", "keep-pw", 200, "before the rewrites");
+    let done = Arc::new(AtomicBool::new(false));
+    let refused = Arc::new(Mutex::new(Vec::new()));
+    let client = {
+        let (done, refused, url) = (done.clone(), refused.clone(), front.url());
+        std::thread::spawn(move || {
+            let http = Http::new(&url);
+            while !done.load(Ordering::Relaxed) {
+                let s = status(&http, "keep", "keep-pw");
+                if s != 200 {
+                    refused.lock().unwrap().push(s);
+                }
+                sleep(Duration::from_millis(10));
+            }
+        })
+    };
+    for _ in 0..5 {
+        let mut f = fs::OpenOptions::new()
+            .write(true)
+            .truncate(true)
+            .open(file.path())
+            .expect("opening htpasswd in place");
+        sleep(Duration::from_millis(100));
+        f.write_all(file_text(std::slice::from_ref(&keep)).as_bytes())
+            .expect("writing htpasswd in place");
+        drop(f);
+        sleep(Duration::from_millis(400));
+    }
+    done.store(true, Ordering::Relaxed);
+    client.join().unwrap();
+    assert_eq!(
+        *refused.lock().unwrap(),
+        Vec::<u16>::new(),
+        "keep was refused during a stalled rewrite"
+    );
+}

@@ -19,12 +19,17 @@ use crate::util::{gatehouse, net, skopeo, temp_dir, Gatehouse};
 
 /// A gatehouse (no auth, deletes on) storing into `bucket` on `moto`, configured as registry:2 is, with
 /// `extra` variables.
-fn gatehouse_on(moto: &Moto, bucket: &str, extra: &[(&str, &str)]) -> Gatehouse {
+pub(crate) fn gatehouse_on(moto: &Moto, bucket: &str, extra: &[(&str, &str)]) -> Gatehouse {
     gatehouse_via(moto, bucket, &moto.endpoint(), extra)
 }
 
 /// [`gatehouse_on`] with S3 requests sent to `endpoint`.
-fn gatehouse_via(moto: &Moto, bucket: &str, endpoint: &str, extra: &[(&str, &str)]) -> Gatehouse {
+pub(crate) fn gatehouse_via(
+    moto: &Moto,
+    bucket: &str,
+    endpoint: &str,
+    extra: &[(&str, &str)],
+) -> Gatehouse {
     let port = net::free_port();
     let mut env = moto.env_via(bucket, endpoint);
     env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
@@ -377,4 +382,61 @@ fn s3_unreachable_storage_is_a_503_and_the_upload_resumes_when_it_is_back() {
         1,
         "one blob, nothing partial"
     );
+}
+
+/// `/v2/_catalog?n=&last=` over S3 answers the pages the filesystem catalog answers for the same nested names
+/// (n = 1..3, following `Link`), and the other instance on the bucket answers the same pages (no cursor state).
+#[test]
+fn s3_catalog_pages_match_the_filesystem_catalog() {
+    let moto = Moto::start();
+    let bucket = moto.bucket("gh-catalog");
+    let a = gatehouse_on(&moto, &bucket, &[]);
+    let b = gatehouse_on(&moto, &bucket, &[]);
+    let fs_root = temp_dir("s3-catalog-fs");
+    let fs = crate::util::embedded::Embedded::launch(
+        fs_root.path(),
+        crate::util::embedded::Setup {
+            auth: false,
+            delete: true,
+            by_env: false,
+        },
+    );
+    let (ra, rb, rf) = (Reg::new(&a.url(), None), Reg::new(&b.url(), None), fs.reg());
+    let names = [
+        "a",
+        "a-b",
+        "a-b/c",
+        "a.b",
+        "a/b",
+        "a/b/c",
+        "a0",
+        "team",
+        "team/app",
+        "team-x/app",
+        "z/y/x",
+    ];
+    for (i, repo) in names.iter().enumerate() {
+        ra.push_blob(repo, format!("blob {i}").as_bytes());
+        rf.push_blob(repo, format!("blob {i}").as_bytes());
+    }
+    let mut sorted: Vec<String> = names.iter().map(|s| s.to_string()).collect();
+    sorted.sort();
+    assert_eq!(ra.catalog(), sorted);
+    for n in 1..=3 {
+        let first = format!("/v2/_catalog?n={n}");
+        let on_fs = crate::util::embedded::pages(&rf, &first, "repositories");
+        assert_eq!(on_fs.concat(), sorted, "n={n}");
+        assert_eq!(
+            crate::util::embedded::pages(&ra, &first, "repositories"),
+            on_fs,
+            "n={n}"
+        );
+        // Page 2 asked of the other instance, from the Link the first one sent.
+        let mid = format!("/v2/_catalog?n={n}&last=a-b%2Fc");
+        assert_eq!(
+            crate::util::embedded::pages(&rb, &mid, "repositories"),
+            crate::util::embedded::pages(&rf, &mid, "repositories"),
+            "n={n}"
+        );
+    }
 }

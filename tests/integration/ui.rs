@@ -6,8 +6,9 @@
 //! digest, size and both platforms; a referrer (a signature) marked; a delete confirmed with the other tag
 //! that goes with it, checked through the API; logout, after which the API refuses the old cookie; a
 //! pull-only user who is offered no delete and whose forced delete gets 403; a page on another (CORS-allowed)
-//! origin that can neither read the CSRF token nor delete; the UI turned off or moved under a prefix; and the
-//! time to first paint of a 10,000-repository list (printed, not asserted).
+//! origin that can neither read the CSRF token nor delete; the UI turned off or moved under a prefix; the
+//! storage page (usage per repository and the last garbage collection); and the time to first paint of a
+//! 10,000-repository list (printed, not asserted).
 
 use crate::ui_cdp::Browser;
 use crate::util::embedded::Reg;
@@ -134,6 +135,9 @@ fn ui_login_browse_multiarch_referrer_delete_logout_in_chromium() {
     let work = temp_dir("ui-main");
     let site = Site::start(&work.path().join("root"), "", &[]);
     let pushed = push_images(&site, work.path());
+    // One garbage collection before the first look, so the storage page has a last run to show.
+    let admin = Http::new(&format!("http://127.0.0.1:{}", site.gh.metrics_port));
+    admin.req("POST", "/gc").send().expect(200);
     let url = site.url();
     let mut b = Browser::start("main");
 
@@ -252,6 +256,30 @@ fn ui_login_browse_multiarch_referrer_delete_logout_in_chromium() {
     b.wait("document.querySelector('#layers')", "a platform's layers");
     assert!(text(&mut b, "#config-json").contains("\"architecture\""));
     b.screenshot("07-platform");
+
+    // Storage: both repositories with their bytes, and the run above.
+    b.goto(&format!("{url}/#/storage"));
+    b.wait(
+        "document.body.dataset.storageLoaded === '1'",
+        "the storage page",
+    );
+    assert_eq!(
+        b.eval("document.querySelectorAll('#usage-rows tr[data-repo]').length"),
+        json!(2)
+    );
+    let stored = text(
+        &mut b,
+        "#usage-rows tr[data-repo=\"multi/app\"] .usage-bytes",
+    );
+    assert!(!["–", "0 B", ""].contains(&stored.as_str()), "{stored}");
+    let gc = text(&mut b, "#last-gc");
+    assert!(gc.starts_with("Last garbage collection"), "{gc}");
+    b.screenshot("07b-storage");
+    b.goto(&format!("{url}/#/r/multi%2Fapp"));
+    b.wait(
+        "document.querySelector('#repo-usage').textContent.includes('stored')",
+        "the repository's usage line",
+    );
 
     // Delete v1: the dialog says that stable goes with it; then the API has neither.
     b.goto(&format!("{url}/#/r/multi%2Fapp"));
@@ -376,6 +404,10 @@ fn ui_csrf_from_another_origin_fails_even_when_cors_allows_it() {
     const r = await fetch(target + "/api/whoami", { credentials: "include" });
     return { status: r.status, body: await r.text() };
   });
+  await attempt("read", async () => {
+    const r = await fetch(target + "/v2/small/one/tags/list", { credentials: "include" });
+    return { status: r.status, body: await r.text() };
+  });
   await attempt("delete", async () => {
     const r = await fetch(target + "/v2/small/one/manifests/" + digest, { method: "DELETE", credentials: "include" });
     return { status: r.status, body: await r.text() };
@@ -420,15 +452,17 @@ fn ui_csrf_from_another_origin_fails_even_when_cors_allows_it() {
             .contains("csrf"),
         "{out}"
     );
-    // 403, not 401: the cookie was sent and resolved, and the missing CSRF token stopped the delete.
-    assert_eq!(out["delete"]["status"], 403, "{out}");
+    // The browser sends the SameSite=Strict cookie along (same site: another port of 127.0.0.1), but it is
+    // credentials only from the UI's own origin: the sibling page can neither read nor delete with it.
+    assert_eq!(out["read"]["status"], 401, "{out}");
     assert!(
-        out["delete"]["body"]
+        !out["read"]["body"]
             .as_str()
             .unwrap_or("")
-            .contains("CSRF"),
+            .contains("latest"),
         "{out}"
     );
+    assert_eq!(out["delete"]["status"], 401, "{out}");
     assert_eq!(out["logout"]["status"], 403, "{out}");
     reg.get_manifest("small/one", "latest").expect(200);
     // The session survived the foreign page's logout attempt.
@@ -645,6 +679,12 @@ fn ui_session_works_in_front_of_distribution_with_the_seeds_env_vars() {
         true,
         "an upstream decides deletes itself"
     );
+    // An upstream's storage is not ours to measure: the UI offers no storage page and the endpoint says why.
+    assert_eq!(who.json()["usage"], false);
+    http.req("GET", "/api/usage")
+        .header("Cookie", cookie)
+        .send()
+        .expect_error(404, "NOT_FOUND");
     let catalog = http
         .req("GET", "/v2/_catalog")
         .header("Cookie", cookie)

@@ -29,7 +29,8 @@ macro_rules! driver_conformance_tests {
                 delete_files_and_trees,
                 hostile_keys_are_refused,
                 redirect_and_readiness,
-                create_new_writes_only_when_absent);
+                create_new_writes_only_when_absent,
+                directory_pages_continue_in_prefix_order);
         }
     };
     (@cases $make:expr; $($case:ident),*) => {
@@ -432,4 +433,40 @@ pub async fn create_new_writes_only_when_absent(d: Arc<dyn Driver>) {
     }
     keys.sort();
     assert_eq!(keys, ["c/lock/one", "c/lock/race", "c/lock/two"]);
+}
+
+/// Directory pages come in the order of `name/` (`a-b/` < `a.b/` < `a/` < `a0/`), from `after`, `limit` at a
+/// time, objects beside them ignored, and the continuations cover every directory once.
+pub async fn directory_pages_continue_in_prefix_order(d: Arc<dyn Driver>) {
+    let names = ["a", "a-b", "a.b", "a0", "b", "c"];
+    for n in names {
+        d.write_atomic(&format!("c/pages/{n}/x/y"), b"x")
+            .await
+            .unwrap();
+    }
+    d.write_atomic("c/pages/a-object", b"x").await.unwrap();
+    let want = ["a-b", "a.b", "a", "a0", "b", "c"];
+    for limit in [1, 2, 4, 100] {
+        let (mut got, mut after) = (Vec::new(), String::new());
+        loop {
+            let page = d.list_dirs_after("c/pages", &after, limit).await.unwrap();
+            assert!(page.names.len() <= limit, "limit {limit}: {page:?}");
+            got.extend(page.names);
+            match page.next {
+                Some(next) => after = next,
+                None => break,
+            }
+        }
+        assert_eq!(got, want, "limit {limit}");
+    }
+    let from_a = d.list_dirs_after("c/pages", "a.c", 100).await.unwrap();
+    assert_eq!(
+        from_a.names,
+        ["a", "a0", "b", "c"],
+        "a/ sorts after a.c, a.b/ before"
+    );
+    let past_a = d.list_dirs_after("c/pages", "a0", 100).await.unwrap();
+    assert_eq!(past_a.names, ["a0", "b", "c"]);
+    let none = d.list_dirs_after("c/absent", "", 10).await.unwrap();
+    assert_eq!((none.names.len(), none.next), (0, None));
 }

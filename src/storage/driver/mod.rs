@@ -156,6 +156,26 @@ pub struct WalkEntry {
     pub modified: SystemTime,
 }
 
+/// One page of [`Driver::list_dirs_after`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DirPage {
+    /// Directory names (one key component each), in the order of `name/`.
+    pub names: Vec<String>,
+    /// The `after` of the next page, `None` when this was the last.
+    pub next: Option<String>,
+}
+
+/// The `after` that continues a listing past the directory whose common prefix is `name_slash` (`name/`): every
+/// key under `name/` sorts before `name0` (`0` follows `/`), and nothing else sorts between.
+pub fn after_dir(name_slash: &str) -> String {
+    let mut s = name_slash
+        .strip_suffix('/')
+        .unwrap_or(name_slash)
+        .to_string();
+    s.push('0');
+    s
+}
+
 /// The objects under a prefix, found a batch at a time (memory stays bounded by one directory, not the tree).
 #[async_trait]
 pub trait Walk: Send {
@@ -215,6 +235,49 @@ pub trait Driver: Send + Sync + 'static {
     async fn rename(&self, from: &str, to: &str) -> Result<(), DriverError>;
     /// The entries directly under a prefix, sorted by name; [`DriverError::NotFound`] when there are none.
     async fn list(&self, dir: &str) -> Result<Vec<DirEntry>, DriverError>;
+    /// One page of the directories directly under `dir`, in object storage's order of common prefixes (by name
+    /// with a `/` appended, which is not the order of the names: `a-b/` < `a/`), starting with the first whose
+    /// `name/` sorts after `after` (`""`: from the start), at most `limit` of them. Returns the names and where the
+    /// next page starts (`None`: there is none). An absent directory has no entries. Object storage answers it with
+    /// one delimited listing from `after` (S3's `StartAfter`), so a large directory is never read whole for a page.
+    async fn list_dirs_after(
+        &self,
+        dir: &str,
+        after: &str,
+        limit: usize,
+    ) -> Result<DirPage, DriverError> {
+        let mut names: Vec<String> = match self.list(dir).await {
+            Ok(entries) => entries
+                .into_iter()
+                .filter(|e| e.is_dir)
+                .map(|e| e.name + "/")
+                .filter(|n| n.as_str() > after)
+                .collect(),
+            Err(e) if e.is_not_found() => Vec::new(),
+            Err(e) => return Err(e),
+        };
+        names.sort();
+        let limit = limit.max(1);
+        let next = (names.len() > limit).then(|| after_dir(&names[limit - 1]));
+        names.truncate(limit);
+        for n in &mut names {
+            n.pop();
+        }
+        Ok(DirPage { names, next })
+    }
+    /// Aborts the unfinished multipart uploads under `prefix` started before `before` (object storage's
+    /// abandoned writes: invisible at any key, their parts stored until aborted); with `dry_run` only finds them.
+    /// Returns their keys. A driver without multipart uploads has none.
+    async fn abort_multipart_before(
+        &self,
+        prefix: &str,
+        before: SystemTime,
+        dry_run: bool,
+    ) -> Result<Vec<String>, DriverError> {
+        let _ = (before, dry_run);
+        check_key(prefix)?;
+        Ok(Vec::new())
+    }
     /// Every object under a prefix, at any depth (an absent prefix walks nothing).
     async fn walk(&self, prefix: &str) -> Result<Box<dyn Walk>, DriverError>;
     /// Removes an object or every object under a prefix; succeeds when nothing is there.

@@ -192,6 +192,7 @@ function platformName(p) { return [p.os || "?", p.arch || "?", p.variant].filter
 // ---- login ----------------------------------------------------------------------------------------------
 function loginView(message) {
   $("#logout").hidden = true;
+  $("#storage-link").hidden = true;
   $("#who").textContent = "";
   const error = el("p", { id: "login-error", class: "error", role: "alert", text: message || "" });
   const user = el("input", { id: "login-user", name: "username", autocomplete: "username", required: true });
@@ -224,7 +225,7 @@ function loginView(message) {
 }
 async function logout() {
   try { await call("api/logout", { method: "POST", allow401: true }); } catch (_) { /* gone already */ }
-  state.me = null; state.perms.clear(); state.repos = null; state.tagCounts.clear();
+  state.me = null; state.perms.clear(); state.repos = null; state.tagCounts.clear(); state.usage = null;
   location.hash = "#/";
   loginView("Logged out.");
 }
@@ -311,6 +312,11 @@ async function tagsView(repo) {
   show(el("p", { class: "loading", text: "Loading " + repo + "…" }));
   const [tags] = await Promise.all([tagList(repo), permissions([repo])]);
   const rows = tags.map((t) => ({ ref: t, pending: true }));
+  const usageLine = el("span", { id: "repo-usage" });
+  usage().then((u) => {
+    const mine = u && u.repositories.find((r) => r.name === repo);
+    if (mine) usageLine.textContent = " · " + size(mine.bytes) + " stored" + (mine.exclusive_bytes === null ? "" : ", " + size(mine.exclusive_bytes) + " only here");
+  }).catch((e) => { if (e instanceof NeedLogin) failed(e); });
   const body = el("tbody", { id: "tag-rows" });
   const sortButton = (key, label) => el("button", { type: "button", "data-sort": key, onclick: () => {
     state.sort = { key, dir: state.sort.key === key ? -state.sort.dir : (key === "name" ? 1 : -1) }; render();
@@ -345,7 +351,7 @@ async function tagsView(repo) {
     el("p", {}, el("a", { href: "#/", text: "← Repositories" })),
     el("h1", { text: repo }),
     pullLine(repo, "latest", tags.includes("latest") ? "latest" : tags[0]),
-    el("p", { id: "tag-count", class: "muted", text: tags.length + " tags" }),
+    el("p", { id: "tag-count", class: "muted", text: tags.length + " tags" }, usageLine),
     el("div", { class: "table-wrap" }, el("table", { "aria-label": "Tags of " + repo }, el("thead", {}, head), body)));
   render();
   await pool(rows, 4, async (row) => {
@@ -459,6 +465,47 @@ async function imageView(repo, ref) {
   document.body.dataset.imageLoaded = repo + ":" + ref;
 }
 
+// ---- storage -----------------------------------------------------------------------------------------------
+// The server measures at most every 30 s; the page keeps an answer for as long.
+async function usage() {
+  if (!state.me.usage) return null;
+  if (state.usage && Date.now() - state.usage.fetched < 30000) return state.usage.body;
+  const r = await call("api/usage");
+  if (!r.ok) throw new Error(await errorText(r));
+  state.usage = { fetched: Date.now(), body: await r.json() };
+  return state.usage.body;
+}
+async function storageView() {
+  delete document.body.dataset.storageLoaded;
+  show(el("p", { class: "loading", text: "Measuring storage…" }));
+  const u = await usage();
+  if (!u) { show(el("h1", { text: "Storage" }), el("p", { class: "muted", text: "Storage usage is reported for the embedded registry only." })); return; }
+  const rows = [...u.repositories].sort((a, b) => b.bytes - a.bytes || a.name.localeCompare(b.name));
+  const gc = u.gc || {};
+  const gcText = gc.last_run
+    ? "Last garbage collection " + date(new Date(gc.last_run * 1000).toISOString()) + ", took " + gc.last_duration_seconds.toFixed(1) + " s" + (u.whole_store ? "; " + size(gc.reclaimable_bytes) + " unreferenced at its mark; " + size(gc.bytes_freed_since_start) + " freed since this server started." : ".")
+    : "No garbage collection has run since this server started" + (gc.interval_seconds ? " (it runs every " + gc.interval_seconds + " s)." : " (none is scheduled; GATEHOUSE_GC_INTERVAL sets one).");
+  show(
+    el("h1", { text: "Storage" }),
+    el("p", { id: "storage-total" }, size(u.bytes) + " in " + rows.length + " repositories" + (u.whole_store ? ", " + size(u.exclusive_bytes) + " of it in one repository only" : "") + (u.upload_bytes ? "; " + size(u.upload_bytes) + " in uploads in progress" : "") + "."),
+    el("p", { id: "last-gc", class: "muted", text: gcText }),
+    el("p", { class: "muted", text: "Measured " + date(new Date(u.measured_at * 1000).toISOString()) + ". A blob shared by several repositories counts in each" + (u.whole_store ? "; \u201conly here\u201d is what deleting the repository would free." : "; \u201conly here\u201d is shown to users who may pull every repository.") }),
+    el("div", { class: "table-wrap" }, el("table", { "aria-label": "Storage per repository" },
+      el("thead", {}, el("tr", {},
+        el("th", { scope: "col", text: "Repository" }), el("th", { scope: "col", class: "num", text: "Tags" }),
+        el("th", { scope: "col", class: "num optional", text: "Manifests" }), el("th", { scope: "col", class: "num", text: "Size" }),
+        el("th", { scope: "col", class: "num", text: "Only here" }), el("th", { scope: "col", class: "num optional", text: "Uploads" }))),
+      el("tbody", { id: "usage-rows" }, ...rows.map((r) => el("tr", { "data-repo": r.name },
+        el("td", {}, el("a", { href: hrefRepo(r.name), text: r.name })),
+        el("td", { class: "num", text: String(r.tags) }),
+        el("td", { class: "num optional", text: String(r.manifests) }),
+        el("td", { class: "num usage-bytes", text: size(r.bytes) }),
+        el("td", { class: "num", text: size(r.exclusive_bytes) }),
+        el("td", { class: "num optional", text: r.uploads ? r.uploads + " (" + size(r.upload_bytes) + ")" : "–" }))),
+        rows.length ? null : el("tr", {}, el("td", { colspan: 6, class: "muted", text: "No repositories yet." }))))));
+  document.body.dataset.storageLoaded = "1";
+}
+
 // ---- routing ------------------------------------------------------------------------------------------------
 let currentView = "";
 function failed(e) {
@@ -479,6 +526,9 @@ async function route(force) {
       if (force !== true && currentView === "tags:" + repo) return;
       currentView = "tags:" + repo;
       await tagsView(repo);
+    } else if (h === "#/storage") {
+      currentView = "storage";
+      await storageView();
     } else {
       currentView = "repos";
       reposView();
@@ -489,6 +539,7 @@ async function route(force) {
 async function start() {
   $("#who").textContent = state.me.user ? "Logged in as " + state.me.user : "Authentication is off";
   $("#logout").hidden = !state.me.auth;
+  $("#storage-link").hidden = !state.me.usage;
   await route(true);
 }
 window.addEventListener("hashchange", () => route(true));

@@ -197,6 +197,36 @@ fn idle_half_sent_trickling_and_stalled_body_connections_are_closed_within_their
         "gatehouse still holds {} sockets (baseline {baseline})",
         open_sockets(gh.pid())
     );
+    // A stalled body is told so: 408, as config/gatehouse.toml says (it was a 400).
+    let mut c = connect(port);
+    let start = format!(
+        "POST /v2/bob/stall408/blobs/uploads/ HTTP/1.1\r\nHost: x\r\nAuthorization: {auth}\r\n\
+         Content-Length: 0\r\n\r\n"
+    );
+    c.write_all(start.as_bytes()).expect("starting an upload");
+    let started =
+        String::from_utf8_lossy(&raw::read_one_reply(&mut c, Duration::from_secs(10))).to_string();
+    let location = started
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("location: ")
+                .or_else(|| l.strip_prefix("Location: "))
+        })
+        .unwrap_or_else(|| panic!("no Location: {started}"))
+        .trim()
+        .to_string();
+    c.write_all(
+        format!(
+            "PATCH {location} HTTP/1.1\r\nHost: x\r\nAuthorization: {auth}\r\n\
+             Content-Type: application/octet-stream\r\nContent-Length: 1000\r\n\r\n"
+        )
+        .as_bytes(),
+    )
+    .expect("writing a chunk head");
+    c.write_all(&[1u8; 10]).expect("the first bytes");
+    let reply =
+        String::from_utf8_lossy(&raw::read_one_reply(&mut c, Duration::from_secs(30))).to_string();
+    assert!(reply.starts_with("HTTP/1.1 408"), "a stalled body: {reply}");
 }
 
 /// A 64 MiB blob in `big/blob` and a small image in `small/app:v1`, pushed as alice; returns the blob digest.

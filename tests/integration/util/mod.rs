@@ -59,12 +59,38 @@ pub fn seeded_door(
     origin: &str,
     htpasswd: &std::path::Path,
 ) -> Gatehouse {
+    seeded_door_on(
+        port,
+        ("GATEHOUSE_UPSTREAM_URL", upstream_url),
+        origin,
+        htpasswd,
+    )
+}
+
+/// Like [`seeded_door`], on the embedded registry with its data in `root` (the seed's volume).
+pub fn seeded_embedded_door(
+    port: u16,
+    root: &std::path::Path,
+    origin: &str,
+    htpasswd: &std::path::Path,
+) -> Gatehouse {
+    let root = root.display().to_string();
+    let backend = ("REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY", root.as_str());
+    seeded_door_on(port, backend, origin, htpasswd)
+}
+
+fn seeded_door_on(
+    port: u16,
+    backend: (&str, &str),
+    origin: &str,
+    htpasswd: &std::path::Path,
+) -> Gatehouse {
     let addr = format!("127.0.0.1:{port}");
     let origins = format!("[{origin}]");
     let htpasswd = htpasswd.display().to_string();
     let env = [
         ("REGISTRY_HTTP_ADDR", addr.as_str()),
-        ("GATEHOUSE_UPSTREAM_URL", upstream_url),
+        backend,
         (
             "REGISTRY_HTTP_HEADERS_Access-Control-Origin",
             origins.as_str(),

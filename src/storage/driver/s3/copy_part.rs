@@ -17,7 +17,7 @@ use std::time::{Duration, SystemTime};
 pub(crate) const MAX_COPY_PART: u64 = 4 << 30;
 
 /// AWS's URI encoding: everything but unreserved characters.
-const AWS: &AsciiSet = &NON_ALPHANUMERIC
+pub(super) const AWS: &AsciiSet = &NON_ALPHANUMERIC
     .remove(b'-')
     .remove(b'_')
     .remove(b'.')
@@ -41,7 +41,7 @@ fn hmac(key: &[u8], msg: &[u8]) -> [u8; 32] {
 }
 
 /// `(YYYYMMDD, YYYYMMDDTHHMMSSZ)` for a time.
-fn amz_dates(t: SystemTime) -> (String, String) {
+pub(super) fn amz_dates(t: SystemTime) -> (String, String) {
     let full: String = crate::storage::uploads::rfc3339(t)
         .chars()
         .filter(|c| *c != '-' && *c != ':')
@@ -51,7 +51,7 @@ fn amz_dates(t: SystemTime) -> (String, String) {
 
 /// The `Authorization` header of a V4-signed request; `headers` are lower-case names with values, sorted.
 #[allow(clippy::too_many_arguments)]
-fn authorization(
+pub(super) fn authorization(
     method: &str,
     uri: &str,
     query: &str,

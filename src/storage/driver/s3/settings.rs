@@ -9,6 +9,8 @@ use serde::{Deserialize, Serialize};
 pub const MIN_CHUNK: u64 = 5 << 20;
 /// distribution's default `chunksize`.
 pub const DEFAULT_CHUNK: u64 = 10 << 20;
+/// The default `tag_cache_ttl`: one second of staleness across instances buys GETs by tag that skip the store.
+pub const DEFAULT_TAG_CACHE_TTL: &str = "1s";
 /// The largest `chunksize` accepted (one part is held in memory per upload being written).
 pub const MAX_CHUNK: u64 = 256 << 20;
 
@@ -37,6 +39,10 @@ pub struct S3Section {
     /// Stream blobs through gatehouse instead of answering a blob GET with a 307 to a presigned URL
     /// (distribution's `storage.redirect.disable`; env `REGISTRY_STORAGE_REDIRECT_DISABLE`).
     pub redirect_disable: bool,
+    /// How long a tag's digest is answered from memory without reading the tag's link (a Go duration, at most
+    /// 60s; `0` reads it on every GET). A tag moved or deleted on another instance may be answered with its old
+    /// digest for this long; this instance's own writes show at once (env `GATEHOUSE_S3_TAG_CACHE_TTL`).
+    pub tag_cache_ttl: String,
 }
 
 impl Default for S3Section {
@@ -52,6 +58,7 @@ impl Default for S3Section {
             secure: true,
             chunksize: DEFAULT_CHUNK,
             redirect_disable: false,
+            tag_cache_ttl: DEFAULT_TAG_CACHE_TTL.to_string(),
         }
     }
 }
@@ -76,6 +83,7 @@ impl std::fmt::Debug for S3Section {
             .field("secure", &self.secure)
             .field("chunksize", &self.chunksize)
             .field("redirect_disable", &self.redirect_disable)
+            .field("tag_cache_ttl", &self.tag_cache_ttl)
             .finish()
     }
 }
@@ -101,6 +109,8 @@ pub struct S3Settings {
     pub chunk: u64,
     /// Whether blob GETs are answered with a presigned URL (307).
     pub redirect: bool,
+    /// How long a tag's digest is trusted without reading it ([`crate::storage::manifest_cache`]).
+    pub tag_cache_ttl: std::time::Duration,
 }
 
 impl std::fmt::Debug for S3Settings {
@@ -115,6 +125,7 @@ impl std::fmt::Debug for S3Settings {
             .field("allow_http", &self.allow_http)
             .field("chunk", &self.chunk)
             .field("redirect", &self.redirect)
+            .field("tag_cache_ttl", &self.tag_cache_ttl)
             .finish()
     }
 }
@@ -205,6 +216,17 @@ impl S3Section {
                 ),
             ));
         }
+        let tag_cache_ttl = crate::config::values::parse_duration(&self.tag_cache_ttl)
+            .map_err(|e| Invalid::new("tag_cache_ttl", e))?;
+        if tag_cache_ttl > crate::storage::manifest_cache::MAX_TAG_TTL {
+            return Err(Invalid::new(
+                "tag_cache_ttl",
+                format!(
+                    "`{}` is longer than 60s: a tag moved on another instance would be served stale that long",
+                    self.tag_cache_ttl.trim()
+                ),
+            ));
+        }
         let allow_http = !self.secure
             || endpoint
                 .as_deref()
@@ -219,6 +241,7 @@ impl S3Section {
             allow_http,
             chunk: self.chunksize,
             redirect: !self.redirect_disable,
+            tag_cache_ttl,
         })
     }
 }
@@ -280,6 +303,7 @@ pub fn set(s3: &mut Option<S3Section>, field: &str, value: &str) -> Result<(), S
         "rootdirectory" => s.rootdirectory = text,
         "forcepathstyle" => s.forcepathstyle = flag()?,
         "secure" => s.secure = flag()?,
+        "tag_cache_ttl" => s.tag_cache_ttl = text,
         "chunksize" => {
             s.chunksize = text
                 .parse()
@@ -334,6 +358,10 @@ mod tests {
             ("rootdirectory", |s| s.rootdirectory = "a//b".into()),
             ("chunksize", |s| s.chunksize = MIN_CHUNK - 1),
             ("chunksize", |s| s.chunksize = MAX_CHUNK + 1),
+            ("tag_cache_ttl", |s| s.tag_cache_ttl = "61s".into()),
+            ("tag_cache_ttl", |s| s.tag_cache_ttl = "soon".into()),
+            ("tag_cache_ttl", |s| s.tag_cache_ttl = "".into()),
+            ("tag_cache_ttl", |s| s.tag_cache_ttl = "-1s".into()),
         ];
         for (field, spoil) in table {
             let mut s = good();
@@ -349,13 +377,17 @@ mod tests {
         let s: S3Section = toml::from_str(
             "region = \"us-east-1\"\nbucket = \"reg\"\nregionendpoint = \"http://127.0.0.1:9000\"\n\
              rootdirectory = \"/r\"\nforcepathstyle = true\nsecure = false\nchunksize = 5242880\n\
-             redirect_disable = true\n",
+             redirect_disable = true\ntag_cache_ttl = \"250ms\"\n",
         )
         .unwrap();
         let v = s.validate().unwrap();
         assert_eq!(
-            (v.root.as_str(), v.chunk, v.redirect),
-            ("r", 5 << 20, false)
+            (v.root.as_str(), v.chunk, v.redirect, v.tag_cache_ttl),
+            ("r", 5 << 20, false, std::time::Duration::from_millis(250))
+        );
+        assert_eq!(
+            good().validate().unwrap().tag_cache_ttl,
+            std::time::Duration::from_secs(1)
         );
         assert_eq!(v.credentials, None);
         assert!(
