@@ -13,9 +13,14 @@
 //! after the quarantine move (it finds the blob missing, takes it back or, when it was already deleted, fails
 //! the request — no 201), or it comes before it, and then the writer's link was written before the
 //! collector's second look, which sees it and puts the blob back. Storage must be read-after-write
-//! consistent (a local disk; S3 since 2020). A blob that was only garbage may answer 404 while it is in
-//! quarantine (one walk of `repositories/`); blobs younger than the grace are never quarantined, so a push
-//! whose manifest follows its blobs within the grace never sees that.
+//! consistent (a local disk; S3 since 2020).
+//!
+//! A blob that was only garbage answers 404 while it is in quarantine (one walk of `repositories/`). That does
+//! not matter, and nothing is done about it: 404 is what it answers once deleted, which is distribution's
+//! answer after its gc too; blobs younger than the grace are never quarantined, so a push whose manifest
+//! follows its blobs within the grace never sees it; a client that checks such a blob just before referencing
+//! it uploads it again (HEAD 404) or references it (HEAD 200 a moment before), and then its manifest put, mount
+//! or commit takes it back; a GET that already opened the blob keeps reading it (a move does not cut it).
 //!
 //! Untagged manifests (online `delete_untagged`, or a retention rule's `untagged_older_than`) go the same
 //! way: their revision links move to `.gatehouse-gc/unlinked/<alg>/<hex>/<repository>/link` before their

@@ -1,6 +1,7 @@
 //! One walk of `repositories/` classified into what the collector needs: every repository's manifest
 //! revisions, tags (current links and history entries), layer links and upload sessions, each with its key and
-//! modification time. One listing of the tree, so it costs the same on object storage as on a disk.
+//! modification time. One listing of the tree (in parallel subtrees, [`super::scan`]), so it costs the same on
+//! object storage as on a disk.
 
 use super::GcError;
 use crate::names::{Digest, Name, Tag};
@@ -79,10 +80,9 @@ fn split_repo(rel: &str) -> Option<(Name, Vec<&str>)> {
 /// Walks `repositories/` once; objects that are under no repository name are returned as strays too.
 pub async fn inventory(driver: &dyn Driver) -> Result<(Inventory, Vec<String>), GcError> {
     let root = paths::repositories_root();
-    let mut walk = driver.walk(&root).await?;
     let mut repos = Inventory::new();
     let mut strays = Vec::new();
-    while let Some(e) = walk.next().await? {
+    for e in super::scan::walk_all(driver, &root).await? {
         let Some(rel) = e.key.strip_prefix(&root).and_then(|r| r.strip_prefix('/')) else {
             strays.push(e.key);
             continue;

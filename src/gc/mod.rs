@@ -17,6 +17,7 @@ pub mod metrics;
 pub mod online;
 pub mod purge;
 pub mod retention;
+pub mod scan;
 pub mod service;
 pub mod settings;
 pub mod sweep;

@@ -217,8 +217,7 @@ async fn run(
         }
     }
     let mut moved: BTreeMap<Digest, u64> = BTreeMap::new();
-    let mut walk = d.walk(&paths::blobs_root()).await?;
-    while let Some(e) = walk.next().await? {
+    for e in super::scan::walk_all(d, &paths::blobs_root()).await? {
         let Some(b) = blob_of(&e.key) else { continue };
         report.blobs_seen += 1;
         if marks.blobs.contains(&b) {

@@ -35,7 +35,6 @@ pub async fn sweep(
     lease: &mut Option<super::lease::Lease>,
     report: &mut Report,
 ) -> Result<(), GcError> {
-    let mut deletes = 0u64;
     for (name, link) in &marks.unreachable {
         let repo = &inv[name];
         for (_, entry) in repo
@@ -58,9 +57,8 @@ pub async fn sweep(
             report.retention_manifests += 1;
         }
     }
-    let mut walk = driver.walk(&paths::blobs_root()).await?;
     let mut deleted = HashSet::new();
-    while let Some(e) = walk.next().await? {
+    for e in super::scan::walk_all(driver, &paths::blobs_root()).await? {
         let Some(d) = blob_of(&e.key) else { continue };
         report.blobs_seen += 1;
         if marks.blobs.contains(&d) {
@@ -71,24 +69,28 @@ pub async fn sweep(
             report.blobs_young += 1;
             continue;
         }
-        if !opts.dry_run {
-            deletes += 1;
-            if deletes % super::RENEW_EVERY == 0 {
-                super::renew(driver, lease).await?;
-            }
-            driver.delete(&paths::blob_dir(&d)).await?;
-        }
         tracing::debug!(digest = %d, bytes = e.size, dry_run = opts.dry_run, "gc: blob deleted");
         report.bytes_deleted += e.size;
         report.blobs_deleted.push((d.clone(), e.size));
         deleted.insert(d);
     }
+    let mut doomed: Vec<String> = report
+        .blobs_deleted
+        .iter()
+        .map(|(d, _)| paths::blob_dir(d))
+        .collect();
     for repo in inv.values() {
         for l in repo.layers.iter().filter(|l| deleted.contains(&l.digest)) {
-            if !opts.dry_run {
-                driver.delete(link_dir(&l.key)).await?;
-            }
+            doomed.push(link_dir(&l.key).to_string());
             report.layer_links_deleted += 1;
+        }
+    }
+    if !opts.dry_run {
+        // Blobs first, then the layer links to them, PARALLEL at a time; the lease is renewed between batches.
+        for batch in doomed.chunks(super::RENEW_EVERY as usize) {
+            let keys: Vec<&str> = batch.iter().map(String::as_str).collect();
+            super::scan::delete_all(driver, &keys).await?;
+            super::renew(driver, lease).await?;
         }
     }
     Ok(())
