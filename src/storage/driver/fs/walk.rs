@@ -1,4 +1,7 @@
-//! Walking a directory tree: one directory read per blocking job, files handed out one by one.
+//! Walking a directory tree: a blocking job reads directories until it has found a batch of files (or read a
+//! batch of directories), and the files are handed out one by one. A registry tree is mostly small
+//! directories (one per tag, revision and layer link), so one job per directory spent more on hand-offs to
+//! the blocking pool than on the reads.
 
 use super::super::{check_key, DriverError, Walk, WalkEntry};
 use super::{blocking, modified};
@@ -10,7 +13,12 @@ use std::path::{Path, PathBuf};
 /// A directory still to be read by a walk: its local path and its key.
 type PendingDir = (PathBuf, String);
 
-/// A depth-first walk of a directory tree, one directory read per blocking job.
+/// Files one blocking job collects before it hands them over.
+const BATCH_FILES: usize = 512;
+/// Directories one blocking job reads at most.
+const BATCH_DIRS: usize = 256;
+
+/// A depth-first walk of a directory tree, a batch of directory reads per blocking job.
 pub(super) struct FsWalk {
     /// Directories still to read.
     dirs: Vec<PendingDir>,
@@ -79,13 +87,29 @@ impl Walk for FsWalk {
             if let Some(e) = self.found.pop_front() {
                 return Ok(Some(e));
             }
-            let Some((dir, key)) = self.dirs.pop() else {
+            let Some((_, key)) = self.dirs.last() else {
                 return Ok(None);
             };
-            let k = key.clone();
-            let (files, dirs) = blocking("walk", &key, move || read_one_dir(&dir, &k)).await?;
+            let key = key.clone();
+            let mut dirs = std::mem::take(&mut self.dirs);
+            let (files, dirs) = blocking("walk", &key, move || {
+                let mut files = Vec::new();
+                for _ in 0..BATCH_DIRS {
+                    let Some((dir, key)) = dirs.pop() else { break };
+                    // The job is named after the first directory; an error names its own.
+                    let (found, more) = read_one_dir(&dir, &key)
+                        .map_err(|e| io::Error::new(e.kind(), format!("{key}: {e}")))?;
+                    files.extend(found);
+                    dirs.extend(more);
+                    if files.len() >= BATCH_FILES {
+                        break;
+                    }
+                }
+                Ok((files, dirs))
+            })
+            .await?;
             self.found.extend(files);
-            self.dirs.extend(dirs);
+            self.dirs = dirs;
         }
     }
 }
