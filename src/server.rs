@@ -98,6 +98,8 @@ pub fn run(config: Config, options: RunOptions) -> Result<(), StartError> {
     let config = Arc::new(config);
     let tokens = Arc::new(crate::tls::plain::Http01Tokens::default());
     let (certs, acme) = crate::tls::open_store(config.tls.as_ref(), config.acme.as_ref())?;
+    // From files or by ACME (the start-up line said `tls=false` under ACME).
+    let serves_tls = certs.is_some();
     let authenticator = match config.auth.mode {
         AuthMode::None => {
             tracing::warn!("auth.mode is none: anyone who can reach the port may push and delete");
@@ -219,7 +221,7 @@ pub fn run(config: Config, options: RunOptions) -> Result<(), StartError> {
         server.add_service(admin);
         tracing::info!(listen = %m.listen, "metrics and health listener");
     }
-    tracing::info!(listen = %config.listen, tls = config.tls.is_some(), "gatehouse serving");
+    tracing::info!(listen = %config.listen, tls = serves_tls, "gatehouse serving");
     server.run(pingora::server::RunArgs::default());
     tracing::info!("gatehouse stopped");
     Ok(())
