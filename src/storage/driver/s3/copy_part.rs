@@ -82,6 +82,65 @@ pub(super) fn authorization(
     )
 }
 
+/// `host[:port]` of a URL, as signed in the `host` header.
+pub(super) fn host_of(url: &url::Url) -> String {
+    match url.port() {
+        Some(p) => format!("{}:{p}", url.host_str().unwrap_or_default()),
+        None => url.host_str().unwrap_or_default().to_string(),
+    }
+}
+
+/// Sends one V4-signed request without a payload to `url?query` (`path` is the URL path as signed), with the
+/// headers every such request carries plus `extra`, under the credentials `object_store` uses. The outer
+/// error is the credentials' (not worth retrying); the inner one is the transport's.
+#[allow(clippy::too_many_arguments)]
+pub(super) async fn send_signed(
+    inner: &Inner,
+    method: http::Method,
+    url: &url::Url,
+    path: &str,
+    query: &str,
+    extra: Vec<(&'static str, String)>,
+    op: &'static str,
+    key: &str,
+) -> Result<Result<reqwest::Response, reqwest::Error>, DriverError> {
+    let cred = inner
+        .store
+        .credentials()
+        .get_credential()
+        .await
+        .map_err(|e| os_err(op, key, e))?;
+    let dates = amz_dates(SystemTime::now());
+    let mut headers: Vec<(&str, String)> = vec![
+        ("host", host_of(url)),
+        ("x-amz-content-sha256", "UNSIGNED-PAYLOAD".into()),
+        ("x-amz-date", dates.1.clone()),
+    ];
+    headers.extend(extra);
+    if let Some(token) = &cred.token {
+        headers.push(("x-amz-security-token", token.clone()));
+    }
+    headers.sort();
+    let auth = authorization(
+        method.as_str(),
+        path,
+        query,
+        &headers,
+        &cred.key_id,
+        &cred.secret_key,
+        &inner.region,
+        &dates,
+    );
+    let mut req = inner
+        .http
+        .request(method, format!("{url}?{query}"))
+        .header("authorization", auth);
+    for (k, v) in headers.iter().filter(|(k, _)| *k != "host") {
+        req = req.header(*k, v);
+    }
+    Ok(req.send().await)
+}
+
 /// The ETag of a `CopyPartResult` body; `None` for an error body (S3 may answer 200 with one).
 fn etag_of(body: &str) -> Option<String> {
     if body.contains("<Error>") {
@@ -120,10 +179,6 @@ pub(crate) async fn copy_part(
         .await
         .map_err(|e| os_err("append", key, e))?;
     url.set_query(None);
-    let host = match url.port() {
-        Some(p) => format!("{}:{p}", url.host_str().unwrap_or_default()),
-        None => url.host_str().unwrap_or_default().to_string(),
-    };
     let query = format!(
         "partNumber={part}&uploadId={}",
         utf8_percent_encode(upload_id, AWS)
@@ -133,16 +188,7 @@ pub(crate) async fn copy_part(
         if attempt > 0 {
             tokio::time::sleep(Duration::from_millis(200 << attempt)).await;
         }
-        let cred = inner
-            .store
-            .credentials()
-            .get_credential()
-            .await
-            .map_err(|e| os_err("append", key, e))?;
-        let dates = amz_dates(SystemTime::now());
-        let mut headers: Vec<(&str, String)> = vec![
-            ("host", host.clone()),
-            ("x-amz-content-sha256", "UNSIGNED-PAYLOAD".into()),
+        let mut extra = vec![
             (
                 "x-amz-copy-source",
                 format!("/{}/{}", inner.bucket, src.as_ref()),
@@ -151,33 +197,22 @@ pub(crate) async fn copy_part(
                 "x-amz-copy-source-range",
                 format!("bytes={}-{}", range.start, range.end - 1),
             ),
-            ("x-amz-date", dates.1.clone()),
         ];
         if let Some(etag) = etag {
-            headers.push(("x-amz-copy-source-if-match", etag.to_string()));
+            extra.push(("x-amz-copy-source-if-match", etag.to_string()));
         }
-        if let Some(token) = &cred.token {
-            headers.push(("x-amz-security-token", token.clone()));
-        }
-        headers.sort();
-        let auth = authorization(
-            "PUT",
-            url.path(),
+        let path = url.path().to_string();
+        let sent = send_signed(
+            inner,
+            http::Method::PUT,
+            &url,
+            &path,
             &query,
-            &headers,
-            &cred.key_id,
-            &cred.secret_key,
-            &inner.region,
-            &dates,
-        );
-        let mut req = inner
-            .http
-            .put(format!("{url}?{query}"))
-            .header("authorization", auth);
-        for (k, v) in headers.iter().filter(|(k, _)| *k != "host") {
-            req = req.header(*k, v);
-        }
-        let sent = req.send().await;
+            extra,
+            "append",
+            key,
+        )
+        .await?;
         let resp = match sent {
             Ok(r) => r,
             Err(e) => {

@@ -2,13 +2,13 @@
 //! `MaxKeys`, which `object_store` does not offer together (its delimited listing reads every page). Signed here
 //! with AWS Signature V4, as [`super::copy_part`] is, and sent to the bucket URL `object_store` itself would use.
 
-use super::copy_part::{amz_dates, authorization, AWS};
+use super::copy_part::{send_signed, AWS};
 use super::Inner;
 use crate::storage::driver::{after_dir, DirPage, DriverError};
 use object_store::path::Path;
 use object_store::signer::Signer;
 use percent_encoding::utf8_percent_encode;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 /// S3's largest `max-keys`.
 pub(crate) const MAX_KEYS: usize = 1000;
@@ -102,10 +102,6 @@ pub(crate) async fn signed_get(
     mut pairs: Vec<(&str, String)>,
 ) -> Result<String, DriverError> {
     let (url, path) = bucket_url(inner, key).await?;
-    let host = match url.port() {
-        Some(p) => format!("{}:{p}", url.host_str().unwrap_or_default()),
-        None => url.host_str().unwrap_or_default().to_string(),
-    };
     pairs.sort();
     let enc = |v: &str| utf8_percent_encode(v, AWS).to_string();
     let query: Vec<String> = pairs
@@ -118,40 +114,17 @@ pub(crate) async fn signed_get(
         if attempt > 0 {
             tokio::time::sleep(Duration::from_millis(100 << attempt)).await;
         }
-        let cred = inner
-            .store
-            .credentials()
-            .get_credential()
-            .await
-            .map_err(|e| super::os_err("list", key, e))?;
-        let dates = amz_dates(SystemTime::now());
-        let mut headers: Vec<(&str, String)> = vec![
-            ("host", host.clone()),
-            ("x-amz-content-sha256", "UNSIGNED-PAYLOAD".into()),
-            ("x-amz-date", dates.1.clone()),
-        ];
-        if let Some(token) = &cred.token {
-            headers.push(("x-amz-security-token", token.clone()));
-        }
-        headers.sort();
-        let auth = authorization(
-            "GET",
+        let sent = send_signed(
+            inner,
+            http::Method::GET,
+            &url,
             &path,
             &query,
-            &headers,
-            &cred.key_id,
-            &cred.secret_key,
-            &inner.region,
-            &dates,
+            Vec::new(),
+            "list",
+            key,
         );
-        let mut req = inner
-            .http
-            .get(format!("{url}?{query}"))
-            .header("authorization", auth);
-        for (k, v) in headers.iter().filter(|(k, _)| *k != "host") {
-            req = req.header(*k, v);
-        }
-        let resp = match req.send().await {
+        let resp = match sent.await? {
             Ok(r) => r,
             Err(e) => {
                 last = format!("listing: {e}");
