@@ -104,6 +104,31 @@ fn fsck_clean(root: &Path) {
     );
 }
 
+/// Pushes round `round`'s image to `dest` (`host/repo:tag`) with skopeo: a multi-arch index on even rounds,
+/// a single image on odd ones. With zero grace a blob (or an index's child) may be collected between its put
+/// and the manifest's, which then fails (never a 201 that references something gone): skopeo is run up to
+/// three times. Whether one run succeeded.
+fn push_round(dir: &std::path::Path, round: usize, label: &str, dest: &str) -> bool {
+    let at = dir.join(round.to_string());
+    let (layout, all) = if round % 2 == 0 {
+        (oci::multiarch_image(&at, "t", label).0, true)
+    } else {
+        (oci::small_image(&at, "t", label).0, false)
+    };
+    let args = skopeo::copy_args(
+        &format!("oci:{}:t", layout.dir().display()),
+        &format!("docker://{dest}"),
+        None,
+        None,
+        all,
+    );
+    (0..3).any(|_| {
+        skopeo::run(&args.iter().map(String::as_str).collect::<Vec<_>>())
+            .status
+            .success()
+    })
+}
+
 #[test]
 fn gc_every_second_under_pushes_and_deletes_keeps_every_tag_pullable() {
     let work = temp_dir("gc-online");
@@ -117,28 +142,8 @@ fn gc_every_second_under_pushes_and_deletes_keeps_every_tag_pullable() {
                 let (mut pushed, mut failed) = (Vec::new(), 0usize);
                 for round in 0..ROUNDS {
                     let label = format!("gc online {p} {round}");
-                    let at = dir.join(round.to_string());
-                    let (layout, all) = if round % 2 == 0 {
-                        (oci::multiarch_image(&at, "t", &label).0, true)
-                    } else {
-                        (oci::small_image(&at, "t", &label).0, false)
-                    };
                     let tag = format!("{host}/load{p}:r{round}");
-                    let args = skopeo::copy_args(
-                        &format!("oci:{}:t", layout.dir().display()),
-                        &format!("docker://{tag}"),
-                        None,
-                        None,
-                        all,
-                    );
-                    // Zero grace: a blob may be collected between its upload and the manifest put, which
-                    // then fails (never a 201 for a manifest whose blob is gone); skopeo is run again.
-                    let ok = (0..3).any(|_| {
-                        skopeo::run(&args.iter().map(String::as_str).collect::<Vec<_>>())
-                            .status
-                            .success()
-                    });
-                    if !ok {
+                    if !push_round(&dir, round, &label, &tag) {
                         failed += 1;
                         continue;
                     }
@@ -313,28 +318,8 @@ fn online_delete_untagged_under_pushes_and_tag_deletes_keeps_every_tag_pullable(
                 let (mut pushed, mut untagged, mut failed) = (Vec::new(), Vec::new(), 0usize);
                 for round in 0..ROUNDS {
                     let label = format!("gc untagged {p} {round}");
-                    let at = dir.join(round.to_string());
-                    let (layout, all) = if round % 2 == 0 {
-                        (oci::multiarch_image(&at, "t", &label).0, true)
-                    } else {
-                        (oci::small_image(&at, "t", &label).0, false)
-                    };
                     let repo = format!("untagged{p}");
-                    let args = skopeo::copy_args(
-                        &format!("oci:{}:t", layout.dir().display()),
-                        &format!("docker://{host}/{repo}:r{round}"),
-                        None,
-                        None,
-                        all,
-                    );
-                    // Zero grace: a child may be collected between its put and the index's, which then fails
-                    // (never a 201 that references something gone); skopeo is run again.
-                    let ok = (0..3).any(|_| {
-                        skopeo::run(&args.iter().map(String::as_str).collect::<Vec<_>>())
-                            .status
-                            .success()
-                    });
-                    if !ok {
+                    if !push_round(&dir, round, &label, &format!("{host}/{repo}:r{round}")) {
                         failed += 1;
                         continue;
                     }
