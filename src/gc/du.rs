@@ -94,27 +94,9 @@ pub async fn usage(driver: &dyn Driver) -> Result<Usage, GcError> {
     })
 }
 
-/// How long one measurement of the running server's store is served (the UI's storage page and the admin
-/// listener's `GET /usage` share it) before the next caller measures again.
+/// How long one measurement of the running server's store is served ([`super::service::Collector::usage`]:
+/// the UI's storage page and the admin listener's `GET /usage` share it) before the next caller measures again.
 pub const FRESH_FOR: std::time::Duration = std::time::Duration::from_secs(30);
-
-/// The running server's usage, measured at most once per [`FRESH_FOR`] however many callers ask (those that
-/// arrive while one measures wait for it), with the Unix time it was measured. Each measurement walks the
-/// whole store: on S3 that is a listing of every key.
-pub async fn cached(driver: &dyn Driver) -> Result<(std::sync::Arc<Usage>, f64), GcError> {
-    type Last = Option<(std::time::Instant, f64, std::sync::Arc<Usage>)>;
-    static LAST: tokio::sync::Mutex<Last> = tokio::sync::Mutex::const_new(None);
-    let mut last = LAST.lock().await;
-    if let Some((_, unix, u)) = last.as_ref().filter(|(at, ..)| at.elapsed() < FRESH_FOR) {
-        return Ok((u.clone(), *unix));
-    }
-    let u = std::sync::Arc::new(usage(driver).await?);
-    let unix = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0.0, |d| d.as_secs_f64());
-    *last = Some((std::time::Instant::now(), unix, u.clone()));
-    Ok((u, unix))
-}
 
 /// The usage as `gatehouse du` prints it: one line per repository, then the total.
 pub fn render(u: &Usage) -> String {

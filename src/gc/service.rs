@@ -20,6 +20,8 @@ pub struct Collector {
     retention: Vec<super::retention::Rule>,
     /// One run at a time; it holds when each untagged manifest was first seen untagged.
     running: tokio::sync::Mutex<super::mark::Untagged>,
+    /// The last usage measurement and when it was taken ([`Collector::usage`]).
+    usage: tokio::sync::Mutex<Option<(Instant, f64, Arc<super::du::Usage>)>>,
 }
 
 static COLLECTOR: OnceLock<Arc<Collector>> = OnceLock::new();
@@ -42,6 +44,7 @@ impl Collector {
             delete_untagged: settings.delete_untagged,
             retention: settings.retention.clone(),
             running: tokio::sync::Mutex::new(Default::default()),
+            usage: tokio::sync::Mutex::new(None),
         });
         let _ = COLLECTOR.set(c.clone());
         c
@@ -52,20 +55,47 @@ impl Collector {
         &self.driver
     }
 
-    /// Whether a run is in progress in this process (the admin listener answers 409 then instead of
-    /// queueing another run behind it).
-    pub fn busy(&self) -> bool {
-        self.running.try_lock().is_err()
-    }
-
     /// How often it runs on its own (None: only on demand).
     pub fn interval(&self) -> Option<Duration> {
         self.interval
     }
 
+    /// The store's usage, measured at most once per [`super::du::FRESH_FOR`] however many callers ask (the
+    /// UI's storage page and `GET /usage`; those that arrive while one measures wait for it), with the Unix
+    /// time it was measured. Each measurement walks the whole store: on S3 a listing of every key.
+    pub async fn usage(&self) -> Result<(Arc<super::du::Usage>, f64), GcError> {
+        let mut last = self.usage.lock().await;
+        if let Some((_, unix, u)) = last
+            .as_ref()
+            .filter(|(at, ..)| at.elapsed() < super::du::FRESH_FOR)
+        {
+            return Ok((u.clone(), *unix));
+        }
+        let u = Arc::new(super::du::usage(self.driver.as_ref()).await?);
+        let unix = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0.0, |d| d.as_secs_f64());
+        *last = Some((Instant::now(), unix, u.clone()));
+        Ok((u, unix))
+    }
+
     /// One run now (waiting for a run in progress in this process to finish first), counted in the metrics.
     pub async fn run_once(&self) -> Result<Report, GcError> {
-        let mut untagged = self.running.lock().await;
+        let untagged = self.running.lock().await;
+        self.run_holding(untagged).await
+    }
+
+    /// One run now, or `None` when one is in progress in this process (the admin listener answers 409
+    /// then, instead of queueing runs behind it).
+    pub async fn try_run_once(&self) -> Option<Result<Report, GcError>> {
+        let untagged = self.running.try_lock().ok()?;
+        Some(self.run_holding(untagged).await)
+    }
+
+    async fn run_holding(
+        &self,
+        mut untagged: tokio::sync::MutexGuard<'_, super::mark::Untagged>,
+    ) -> Result<Report, GcError> {
         let started = Instant::now();
         let opts = super::Options {
             dry_run: false,
@@ -147,13 +177,13 @@ pub async fn admin_run() -> (http::StatusCode, String) {
             "{\"error\":\"no embedded registry: nothing to collect\"}\n".into(),
         );
     };
-    if c.busy() {
+    let Some(result) = c.try_run_once().await else {
         return (
             http::StatusCode::CONFLICT,
             "{\"error\":\"a garbage collection is running in this process\"}\n".into(),
         );
-    }
-    match c.run_once().await {
+    };
+    match result {
         Ok(r) => (
             http::StatusCode::OK,
             format!(
@@ -229,7 +259,7 @@ pub async fn admin_usage() -> (http::StatusCode, String) {
             "{\"error\":\"no embedded registry\"}\n".into(),
         );
     };
-    match super::du::cached(c.driver().as_ref()).await {
+    match c.usage().await {
         Ok((u, _)) => (
             http::StatusCode::OK,
             format!(

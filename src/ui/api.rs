@@ -187,15 +187,22 @@ fn whoami(ui: &Ui, req: &UiRequest<'_>) -> Reply {
     }
 }
 
-/// What `user` (None: auth is off) may do on `repository`, as admission's Policy would decide it.
-pub fn may(rules: &Rules<'_>, user: Option<&str>, repository: &str) -> Value {
-    let principal = user.map(|u| Principal {
-        user: u.to_string(),
-    });
-    let allows = |action| match &principal {
+/// Whether `user` (None: auth is off) may do `action` on `repository`, as admission's Policy would decide it.
+pub fn allows(rules: &Rules<'_>, user: Option<&str>, repository: &str, action: Action) -> bool {
+    match user {
         None => true,
-        Some(p) => rules.policy.allows(Some(p), repository, action),
-    };
+        Some(u) => {
+            let p = Principal {
+                user: u.to_string(),
+            };
+            rules.policy.allows(Some(&p), repository, action)
+        }
+    }
+}
+
+/// What `user` (None: auth is off) may do on `repository`.
+pub fn may(rules: &Rules<'_>, user: Option<&str>, repository: &str) -> Value {
+    let allows = |action| allows(rules, user, repository, action);
     json!({
         "pull": allows(Action::Pull),
         "push": allows(Action::Push),

@@ -1,14 +1,15 @@
 //! The UI's storage page: `api/usage`, the GC issue's per-repository report ([`crate::gc::du`]) cut down to
 //! the repositories the caller may pull, with what this process knows of the last garbage collection.
 //!
-//! Measuring walks the whole store, so one measurement ([`crate::gc::du::cached`]) serves every caller, and
+//! Measuring walks the whole store, so one measurement ([`crate::gc::service::Collector::usage`]) serves every caller, and
 //! the admin listener's `/usage`, for 30 s; the answer says when it was measured. Totals are sums over the
 //! repositories shown, and what would tell about the others (bytes only one repository holds, the
 //! collector's store-wide figures) only goes to a caller who may pull them all.
 
-use super::api::may;
+use super::api::allows;
 use super::Rules;
 use crate::gc::du::{RepoUsage, Usage};
+use crate::route::Action;
 use serde_json::{json, Value};
 
 /// Why there is no report.
@@ -23,7 +24,8 @@ pub enum Unavailable {
 /// The answer of `api/usage` for `user` (None: auth is off).
 pub async fn answer(rules: &Rules<'_>, user: Option<&str>) -> Result<Value, Unavailable> {
     let collector = crate::gc::service::registered().ok_or(Unavailable::NoStore)?;
-    let (usage, measured_at) = crate::gc::du::cached(collector.driver().as_ref())
+    let (usage, measured_at) = collector
+        .usage()
         .await
         .map_err(|e| Unavailable::Failed(e.to_string()))?;
     let mut out = visible(&usage, rules, user);
@@ -45,7 +47,7 @@ pub fn visible(usage: &Usage, rules: &Rules<'_>, user: Option<&str>) -> Value {
     let shown: Vec<&RepoUsage> = usage
         .repositories
         .iter()
-        .filter(|r| may(rules, user, &r.name)["pull"] == json!(true))
+        .filter(|r| allows(rules, user, &r.name, Action::Pull))
         .collect();
     let everything = shown.len() == usage.repositories.len();
     let sum = |f: fn(&RepoUsage) -> u64| shown.iter().map(|r| f(r)).sum::<u64>();

@@ -104,6 +104,21 @@ fn fsck_clean(root: &Path) {
     );
 }
 
+/// Pulls every one of `tags` with all its platforms (`skopeo copy --all`) into a layout under `out`; a tag
+/// that does not pull fails the test.
+fn pull_all(out: &std::path::Path, tags: &[String]) {
+    fs::create_dir_all(out).unwrap();
+    for (i, tag) in tags.iter().enumerate() {
+        skopeo::copy(
+            &format!("docker://{tag}"),
+            &format!("oci:{}:x", out.join(i.to_string()).display()),
+            None,
+            None,
+            true,
+        );
+    }
+}
+
 /// Pushes round `round`'s image to `dest` (`host/repo:tag`) with skopeo: a multi-arch index on even rounds,
 /// a single image on odd ones. With zero grace a blob (or an index's child) may be collected between its put
 /// and the manifest's, which then fails (never a 201 that references something gone): skopeo is run up to
@@ -170,17 +185,7 @@ fn gc_every_second_under_pushes_and_deletes_keeps_every_tag_pullable() {
         "GC freed nothing during the load"
     );
     assert!(blob_bytes(&root) <= before);
-    let out = work.path().join("pulled");
-    fs::create_dir_all(&out).unwrap();
-    for (i, tag) in remaining.iter().enumerate() {
-        skopeo::copy(
-            &format!("docker://{tag}"),
-            &format!("oci:{}:x", out.join(i.to_string()).display()),
-            None,
-            None,
-            true,
-        );
-    }
+    pull_all(&work.path().join("pulled"), &remaining);
     drop(gh);
     check_blob_store(&root);
     let tags = check_tags(&root);
@@ -362,17 +367,7 @@ fn online_delete_untagged_under_pushes_and_tag_deletes_keeps_every_tag_pullable(
             .expect(404);
     }
     assert!(metric(&gh, "gatehouse_gc_blobs_freed_total") > 0.0);
-    let out = work.path().join("pulled");
-    fs::create_dir_all(&out).unwrap();
-    for (i, tag) in remaining.iter().enumerate() {
-        skopeo::copy(
-            &format!("docker://{tag}"),
-            &format!("oci:{}:x", out.join(i.to_string()).display()),
-            None,
-            None,
-            true,
-        );
-    }
+    pull_all(&work.path().join("pulled"), &remaining);
     drop(gh);
     check_blob_store(&root);
     assert_eq!(check_tags(&root).len(), remaining.len());
