@@ -120,6 +120,41 @@ impl FsDriver {
     }
 }
 
+/// Why a symbolic link inside the root is an error: distribution never writes one, and following one would let
+/// a listing, a garbage collection or a repair reach (and delete) files outside the root.
+const SYMLINK_REFUSED: &str =
+    "a symbolic link inside the storage root; gatehouse does not follow links there (replace it with what it \
+     points to, or remove it)";
+
+fn symlink_refused(op: &'static str, key: &str) -> DriverError {
+    DriverError::Io {
+        op,
+        path: key.to_string(),
+        source: io::Error::other(SYMLINK_REFUSED),
+    }
+}
+
+/// The first directory between `root` (exclusive) and `target` (exclusive) that is a symbolic link, if any; a
+/// component that does not exist ends the search (nothing below it exists either).
+fn symlink_between(root: &Path, target: &Path) -> io::Result<Option<PathBuf>> {
+    let Ok(below) = target.strip_prefix(root) else {
+        return Ok(None);
+    };
+    let mut at = root.to_path_buf();
+    let mut parts: Vec<_> = below.components().collect();
+    parts.pop();
+    for part in parts {
+        at.push(part);
+        match std::fs::symlink_metadata(&at) {
+            Ok(m) if m.file_type().is_symlink() => return Ok(Some(at)),
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(None)
+}
+
 /// Writes `data` to a temp file in `tmp_dir`, syncs it and renames it to `target`, syncing the parent.
 fn write_via(tmp_dir: &Path, target: &Path, data: &[u8]) -> io::Result<()> {
     let tmp = tmp_dir.join(temp_name());
@@ -328,10 +363,9 @@ impl Driver for FsDriver {
                 continue; // Not UTF-8: nothing the registry could have written.
             };
             let is_dir = match e.file_type().await {
-                Ok(t) if t.is_symlink() => tokio::fs::metadata(e.path())
-                    .await
-                    .map(|m| m.is_dir())
-                    .unwrap_or(false),
+                Ok(t) if t.is_symlink() => {
+                    return Err(symlink_refused("list", &format!("{dir}/{name}")))
+                }
                 Ok(t) => t.is_dir(),
                 Err(_) => false,
             };
@@ -348,7 +382,15 @@ impl Driver for FsDriver {
 
     async fn delete(&self, path: &str) -> Result<(), DriverError> {
         let p = self.resolve(path)?;
+        let root = self.root.clone();
+        let key = path.to_string();
         let r = blocking("delete", path, move || {
+            if let Some(link) = symlink_between(&root, &p)? {
+                return Err(io::Error::other(format!(
+                    "{}: {SYMLINK_REFUSED} (refusing to delete {key} through it)",
+                    link.display()
+                )));
+            }
             let meta = std::fs::symlink_metadata(&p)?;
             if meta.is_dir() {
                 std::fs::remove_dir_all(&p)
@@ -432,6 +474,53 @@ mod tests {
             std::sync::Arc::new(d) as std::sync::Arc<dyn Driver>,
         )
     });
+
+    /// Found in review: a repository directory that was a symlink to a directory outside the root was listed as
+    /// a repository, and `gc`/`fsck --repair` deleted files outside the root through it. A listing that meets a
+    /// symlink now fails naming it, and a delete through one is refused; the files outside stay.
+    #[tokio::test]
+    async fn a_symlink_inside_the_root_fails_a_listing_and_no_delete_goes_through_it() {
+        let (dir, d) = driver().await;
+        let outside = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(outside.path().join("_layers/x")).unwrap();
+        std::fs::write(outside.path().join("_layers/x/link"), "sha256:0").unwrap();
+        std::fs::write(outside.path().join("precious.txt"), "keep").unwrap();
+        d.write_atomic("repositories/real/_layers/y/link", b"sha256:1")
+            .await
+            .unwrap();
+        std::os::unix::fs::symlink(outside.path(), dir.path().join("repositories/evil")).unwrap();
+
+        let err = d.list("repositories").await.unwrap_err().to_string();
+        assert!(
+            err.contains("repositories/evil") && err.contains("symbolic link"),
+            "{err}"
+        );
+        let mut walk = d.walk("repositories").await.unwrap();
+        let err = loop {
+            match walk.next().await {
+                Ok(Some(_)) => continue,
+                Ok(None) => panic!("a walk went past the symlink without a word"),
+                Err(e) => break e.to_string(),
+            }
+        };
+        assert!(
+            err.contains("repositories/evil") && err.contains("symbolic link"),
+            "{err}"
+        );
+        for key in [
+            "repositories/evil/_layers/x",
+            "repositories/evil/precious.txt",
+        ] {
+            let err = d.delete(key).await.unwrap_err().to_string();
+            assert!(err.contains("symbolic link"), "{key}: {err}");
+        }
+        assert!(outside.path().join("_layers/x/link").exists());
+        assert!(outside.path().join("precious.txt").exists());
+        // Deleting the symlink itself removes the link, never what it points to.
+        d.delete("repositories/evil").await.unwrap();
+        assert!(outside.path().join("precious.txt").exists());
+        assert_eq!(d.list("repositories").await.unwrap().len(), 1);
+    }
 
     #[tokio::test]
     async fn atomic_write_list_rename_delete() {
