@@ -155,6 +155,30 @@ fn symlink_between(root: &Path, target: &Path) -> io::Result<Option<PathBuf>> {
     Ok(None)
 }
 
+/// Runs `place` (stage a file in the directory it is given, then move it into `parent`) with `parent` created
+/// first. A staging directory on another filesystem means staging beside the target. A directory that vanished
+/// meanwhile is made again and the move retried: the staging directory, or `parent` itself, which a garbage
+/// collection removes when it deletes the last link in it (found in review: a re-pushed blob's link write
+/// raced the collector's removal of that link's directory and the upload answered 500).
+fn staged<T>(
+    staging: &Path,
+    parent: &Path,
+    place: impl Fn(&Path) -> io::Result<T>,
+) -> io::Result<T> {
+    const ATTEMPTS: usize = 4;
+    for attempt in 1.. {
+        std::fs::create_dir_all(parent)?;
+        match place(staging) {
+            Err(e) if e.kind() == io::ErrorKind::CrossesDevices => return place(parent),
+            Err(e) if e.kind() == io::ErrorKind::NotFound && attempt < ATTEMPTS => {
+                std::fs::create_dir_all(staging)?;
+            }
+            other => return other,
+        }
+    }
+    unreachable!("the loop returns by its last attempt")
+}
+
 /// Writes `data` to a temp file in `tmp_dir`, syncs it and renames it to `target`, syncing the parent.
 fn write_via(tmp_dir: &Path, target: &Path, data: &[u8]) -> io::Result<()> {
     let tmp = tmp_dir.join(temp_name());
@@ -269,18 +293,9 @@ impl Driver for FsDriver {
                 .parent()
                 .expect("resolved paths have a parent")
                 .to_path_buf();
-            std::fs::create_dir_all(&parent)?;
-            match write_via(&staging, &target, &data) {
-                // The staging directory sits on another filesystem: stage beside the target instead.
-                Err(e) if e.kind() == io::ErrorKind::CrossesDevices => {
-                    write_via(&parent, &target, &data)?
-                }
-                Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                    std::fs::create_dir_all(&staging)?;
-                    write_via(&staging, &target, &data)?
-                }
-                other => other?,
-            }
+            staged(&staging, &parent, |tmp_dir| {
+                write_via(tmp_dir, &target, &data)
+            })?;
             sync_dir(&parent)
         })
         .await
@@ -295,18 +310,9 @@ impl Driver for FsDriver {
                 .parent()
                 .expect("resolved paths have a parent")
                 .to_path_buf();
-            std::fs::create_dir_all(&parent)?;
-            let created = match create_via(&staging, &target, &data) {
-                // A hard link cannot cross filesystems: stage beside the target instead.
-                Err(e) if e.kind() == io::ErrorKind::CrossesDevices => {
-                    create_via(&parent, &target, &data)?
-                }
-                Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                    std::fs::create_dir_all(&staging)?;
-                    create_via(&staging, &target, &data)?
-                }
-                other => other?,
-            };
+            let created = staged(&staging, &parent, |tmp_dir| {
+                create_via(tmp_dir, &target, &data)
+            })?;
             if created {
                 sync_dir(&parent)?;
             }
@@ -520,6 +526,37 @@ mod tests {
         d.delete("repositories/evil").await.unwrap();
         assert!(outside.path().join("precious.txt").exists());
         assert_eq!(d.list("repositories").await.unwrap().len(), 1);
+    }
+
+    /// The collector may remove a link's directory between the write's mkdir and its rename; the write makes the
+    /// directory again instead of failing the upload.
+    #[test]
+    fn a_write_whose_directory_vanishes_before_its_rename_makes_it_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let (staging, parent) = (
+            dir.path().join("staging"),
+            dir.path().join("repo/_layers/x"),
+        );
+        std::fs::create_dir_all(&staging).unwrap();
+        let target = parent.join("link");
+        let calls = std::cell::Cell::new(0);
+        staged(&staging, &parent, |tmp| {
+            calls.set(calls.get() + 1);
+            if calls.get() == 1 {
+                std::fs::remove_dir_all(dir.path().join("repo")).unwrap();
+            }
+            write_via(tmp, &target, b"sha256:1")
+        })
+        .unwrap();
+        assert_eq!(calls.get(), 2);
+        assert_eq!(std::fs::read(&target).unwrap(), b"sha256:1");
+        // A directory that keeps vanishing is an error after a few attempts, not a loop.
+        let err = staged(&staging, &parent, |tmp| {
+            std::fs::remove_dir_all(dir.path().join("repo")).unwrap();
+            write_via(tmp, &target, b"sha256:2")
+        })
+        .unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::NotFound);
     }
 
     #[tokio::test]
