@@ -246,7 +246,11 @@ async fn a_tag_link_without_a_digest_keeps_every_manifest_of_its_repository() {
             .iter()
             .map(|(_, d)| d.clone())
             .collect();
-        assert_eq!(deleted, [other_old.clone()], "{content:?}: {offline:?}");
+        assert_eq!(
+            deleted,
+            std::slice::from_ref(&other_old),
+            "{content:?}: {offline:?}"
+        );
         let left = f.blobs().await;
         for d in [&tagged, &untagged].into_iter().chain(&tagged_blobs) {
             assert!(left.contains(d), "{content:?}: {d} went");
