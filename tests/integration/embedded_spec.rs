@@ -546,6 +546,16 @@ fn manifest_put_errors_store_nothing() {
     .unwrap();
     reg.put_manifest(repo, "index", INDEX, &index)
         .expect_error(400, "MANIFEST_BLOB_UNKNOWN");
+    // A layer of this repository is no child (found in review: it passed through distribution 2.1.0's
+    // layer-link fallback, and fsck --repair then removed the accepted index).
+    let layer = reg.push_blob(repo, b"a layer, not a manifest");
+    let layer_child = serde_json::to_vec(
+        &json!({"schemaVersion": 2, "mediaType": INDEX, "manifests": [
+        {"mediaType": MANIFEST, "digest": layer, "size": 23}]}),
+    )
+    .unwrap();
+    reg.put_manifest(repo, "layer-child", INDEX, &layer_child)
+        .expect_error(400, "MANIFEST_BLOB_UNKNOWN");
 
     reg.put_manifest(repo, "garbage", MANIFEST, b"{not json")
         .expect_error(400, "MANIFEST_INVALID");
@@ -568,7 +578,14 @@ fn manifest_put_errors_store_nothing() {
     );
     reg.get_manifest(repo, &sha256_of(&good)).expect(404);
 
-    for tag in ["missing", "elsewhere", "index", "garbage", "wrong-shape"] {
+    for tag in [
+        "missing",
+        "elsewhere",
+        "index",
+        "layer-child",
+        "garbage",
+        "wrong-shape",
+    ] {
         reg.get_manifest(repo, tag).expect(404);
     }
     assert!(
