@@ -117,6 +117,11 @@ impl ServeHttp for AdminApp {
             http::Method::GET | http::Method::HEAD
         );
         match path.as_str() {
+            // Only /gc takes a POST; everything else is read with GET or HEAD (found in review: DELETE /metrics
+            // answered 200).
+            "/healthz" | "/readyz" | "/metrics" if !read => {
+                text(StatusCode::METHOD_NOT_ALLOWED, "GET or HEAD only\n", plain)
+            }
             "/healthz" => text(StatusCode::OK, "ok\n", plain),
             "/readyz" => match self.readiness.check().await {
                 Ok(()) => text(StatusCode::OK, "ready\n", plain),

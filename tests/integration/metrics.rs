@@ -733,4 +733,11 @@ fn metrics_admin_listener_refuses_requests_from_web_pages() {
     admin.req("POST", "/usage").send().expect(405);
     admin.req("GET", "/usage").send().expect(200);
     admin.req("POST", "/gc").send().expect(200);
+    // Only /gc takes a write (found in review: DELETE /metrics answered 200).
+    for path in ["/metrics", "/healthz", "/readyz"] {
+        for method in ["DELETE", "POST", "PUT"] {
+            admin.req(method, path).send().expect(405);
+        }
+        admin.req("HEAD", path).send().expect(200);
+    }
 }
