@@ -69,13 +69,30 @@ impl Store {
         alg: Algorithm,
         offset: u64,
     ) -> Result<Digester, super::DriverError> {
+        if let Some(d) = self.saved_hash(repo, id, alg, offset).await {
+            return Ok(d);
+        }
+        // Parked bytes (object storage's open multipart upload) are made readable first.
+        self.driver.seal(data).await?;
+        hash_file(&*self.driver, data, alg, offset).await
+    }
+
+    /// The hash of an upload's first `offset` bytes from its stored hash state, when one for exactly that offset
+    /// can be read.
+    async fn saved_hash(
+        &self,
+        repo: &Name,
+        id: &UploadId,
+        alg: Algorithm,
+        offset: u64,
+    ) -> Option<Digester> {
         if offset == 0 {
-            return Ok(Digester::new(alg));
+            return Some(Digester::new(alg));
         }
         let saved = paths::upload_hash_state(repo, id, alg, offset);
         match self.driver.read(&saved, 1024).await {
             Ok(b) => match Digester::resume(alg, &b) {
-                Some((d, n)) if n == offset => return Ok(d),
+                Some((d, n)) if n == offset => return Some(d),
                 _ => tracing::warn!(
                     path = saved,
                     "an unreadable upload hash state: re-hashing the data"
@@ -86,7 +103,7 @@ impl Store {
                 tracing::warn!(error = %e, "reading an upload hash state: re-hashing the data")
             }
         }
-        hash_file(&*self.driver, data, alg, offset).await
+        None
     }
 
     /// Starts an upload session: an empty `data` file, then `startedat` (which makes the session known).
@@ -125,9 +142,9 @@ impl Store {
         }
         Ok(self
             .driver
-            .stat(&paths::upload_data(repo, &id))
+            .append_len(&paths::upload_data(repo, &id))
             .await?
-            .map_or(0, |m| m.size))
+            .unwrap_or(0))
     }
 
     /// Removes an upload's directory and its in-memory hash state.
@@ -174,7 +191,7 @@ impl Store {
             });
         }
         let data = paths::upload_data(repo, &id);
-        let chunk = self.driver.writer(&data).await?;
+        let mut chunk = self.driver.writer(&data).await?;
         let offset = chunk.len();
         if let Some(start) = start {
             if start != offset {
@@ -190,14 +207,27 @@ impl Store {
         let fresh = guard.digester.is_none() || guard.hashed != offset;
         if fresh {
             let alg = alg.unwrap_or(Algorithm::Sha256);
-            let hashed = self.hash_upload(repo, &id, &data, alg, offset).await;
-            match hashed {
-                Ok(d) => guard.digester = Some(d),
-                Err(e) => {
+            let d = match self.saved_hash(repo, &id, alg, offset).await {
+                Some(d) => d,
+                None => {
+                    // Re-reading the data needs it sealed, which the open writer must not outlive.
                     chunk.cancel().await?;
-                    return Err(e.into());
+                    let d = self.hash_upload(repo, &id, &data, alg, offset).await?;
+                    chunk = self.driver.writer(&data).await?;
+                    if chunk.len() != offset {
+                        let now = chunk.len();
+                        chunk.cancel().await?;
+                        return Err(StorageError::RangeMismatch {
+                            repo: repo.clone(),
+                            id: id.to_string(),
+                            start: offset,
+                            offset: now,
+                        });
+                    }
+                    d
                 }
-            }
+            };
+            guard.digester = Some(d);
             guard.hashed = offset;
         }
         let saved = guard.digester.clone();
@@ -211,6 +241,7 @@ impl Store {
             chunk_start: offset,
             saved,
             spoilt: false,
+            finishing: alg.is_some(),
         })
     }
 }
@@ -236,6 +267,9 @@ pub struct UploadWriter<'a> {
     saved: Option<Digester>,
     /// Whether a write of the open chunk failed (it can only be cancelled then).
     spoilt: bool,
+    /// Whether this chunk is the last one (the digest was known at open): ending it only checks its length and
+    /// leaves it to [`UploadWriter::commit`], so it is not parked just to be sealed again at once.
+    finishing: bool,
 }
 
 impl UploadWriter<'_> {
@@ -298,7 +332,11 @@ impl UploadWriter<'_> {
     /// Ends the chunk: when its Content-Range declared a length and a different number of bytes came, the chunk is
     /// cancelled and [`StorageError::ChunkLength`] returned; otherwise it is committed. Returns the session's length.
     pub async fn end_chunk(&mut self, declared: Option<u64>) -> Result<u64, StorageError> {
-        let len = self.finish_chunk(declared).await?;
+        if self.finishing && !self.spoilt {
+            self.check_length(declared).await?;
+            return Ok(self.offset());
+        }
+        let len = self.finish_chunk(declared, true).await?;
         self.save_hash_state().await;
         Ok(len)
     }
@@ -323,8 +361,28 @@ impl UploadWriter<'_> {
         }
     }
 
-    /// [`UploadWriter::end_chunk`] without storing the hash state.
-    async fn finish_chunk(&mut self, declared: Option<u64>) -> Result<u64, StorageError> {
+    /// Cancels the chunk when its Content-Range declared another length than came.
+    async fn check_length(&mut self, declared: Option<u64>) -> Result<(), StorageError> {
+        let received = self.offset() - self.chunk_start;
+        if let Some(declared) = declared.filter(|&d| d != received) {
+            self.cancel_chunk().await?;
+            return Err(StorageError::ChunkLength {
+                repo: self.repo.clone(),
+                id: self.id.to_string(),
+                declared,
+                received,
+            });
+        }
+        Ok(())
+    }
+
+    /// [`UploadWriter::end_chunk`] without storing the hash state: the chunk parked (`park`: more may come) or
+    /// committed (readable).
+    async fn finish_chunk(
+        &mut self,
+        declared: Option<u64>,
+        park: bool,
+    ) -> Result<u64, StorageError> {
         if self.spoilt {
             self.cancel_chunk().await?;
             self.spoilt = false;
@@ -336,18 +394,14 @@ impl UploadWriter<'_> {
                 ),
             }));
         }
-        let received = self.offset() - self.chunk_start;
-        if let Some(declared) = declared.filter(|&d| d != received) {
-            self.cancel_chunk().await?;
-            return Err(StorageError::ChunkLength {
-                repo: self.repo.clone(),
-                id: self.id.to_string(),
-                declared,
-                received,
-            });
-        }
+        self.check_length(declared).await?;
         if let Some(chunk) = self.chunk.take() {
-            match chunk.commit().await {
+            let ended = if park {
+                chunk.park().await
+            } else {
+                chunk.commit().await
+            };
+            match ended {
                 Ok(len) => self.len = len,
                 Err(e) => {
                     // Whatever reached the file is of unknown extent: re-hash when needed.
@@ -365,9 +419,14 @@ impl UploadWriter<'_> {
     /// An open chunk is ended first. On a mismatch the session is removed and [`StorageError::DigestMismatch`]
     /// returned: nothing is stored.
     pub async fn commit(mut self, expected: &Digest) -> Result<u64, StorageError> {
-        let len = self.finish_chunk(None).await?;
+        let open = self.chunk.is_some();
+        let len = self.finish_chunk(None, false).await?;
         let store = self.store;
         let data = paths::upload_data(&self.repo, &self.id);
+        if !open {
+            // The chunks were parked: the data becomes one object before it is verified and moved.
+            store.driver.seal(&data).await?;
+        }
         let state = self.hash_state();
         let actual = match state.digester.as_ref() {
             Some(d) if d.algorithm() == expected.algorithm() && state.hashed == len => d.digest(),

@@ -12,6 +12,7 @@
 mod copy_part;
 mod list;
 mod multipart;
+mod parked;
 mod read;
 pub mod settings;
 #[cfg(test)]
@@ -271,6 +272,19 @@ impl S3Driver {
         copied.map(drop)
     }
 
+    /// A writer on `path`: its object's metadata and its parked session, if any.
+    async fn open_writer(&self, path: &str) -> Result<writer::S3Writer, DriverError> {
+        let loc = self.loc(path)?;
+        let existing = self.head(path).await?;
+        writer::S3Writer::open(
+            self.inner.clone(),
+            path.to_string(),
+            loc,
+            existing.map(|m| (m.size, m.e_tag)),
+        )
+        .await
+    }
+
     /// The objects under `key/`, lazily paged.
     fn below(
         &self,
@@ -278,6 +292,26 @@ impl S3Driver {
     ) -> Result<BoxStream<'static, object_store::Result<object_store::ObjectMeta>>, DriverError>
     {
         Ok(self.inner.store.list(Some(&self.loc(key)?)))
+    }
+}
+
+/// Aborts the multipart upload the parked state at `at` names (when the session is deleted); a failure is
+/// logged, and the upload purge aborts the upload later.
+async fn abort_parked(inner: &Inner, at: &Path) {
+    use object_store::multipart::MultipartStore;
+    let Some(id) = parked::upload_of(inner, at).await else {
+        return;
+    };
+    let data = Path::from(
+        at.as_ref()
+            .strip_suffix(parked::SUFFIX)
+            .unwrap_or(at.as_ref()),
+    );
+    match inner.store.abort_multipart(&data, &id).await {
+        Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+        Err(e) => {
+            tracing::warn!(error = %e, key = %data, "aborting a deleted upload's multipart upload")
+        }
     }
 }
 
@@ -396,14 +430,20 @@ impl Driver for S3Driver {
     }
 
     async fn writer(&self, path: &str) -> Result<Box<dyn Writer>, DriverError> {
-        let loc = self.loc(path)?;
-        let existing = self.head(path).await?;
-        Ok(Box::new(writer::S3Writer::new(
-            self.inner.clone(),
-            path.to_string(),
-            loc,
-            existing.map(|m| (m.size, m.e_tag)),
-        )))
+        Ok(Box::new(self.open_writer(path).await?))
+    }
+
+    async fn append_len(&self, path: &str) -> Result<Option<u64>, DriverError> {
+        let w = self.open_writer(path).await?;
+        Ok((w.is_parked() || w.has_object()).then(|| w.len()))
+    }
+
+    async fn seal(&self, path: &str) -> Result<(), DriverError> {
+        let w = self.open_writer(path).await?;
+        if w.is_parked() {
+            Box::new(w).commit().await?;
+        }
+        Ok(())
     }
 
     async fn create_new(&self, path: &str, data: &[u8]) -> Result<bool, DriverError> {
@@ -517,7 +557,20 @@ impl Driver for S3Driver {
             Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
             Err(e) => return Err(os_err("delete", path, e)),
         }
-        let below = self.below(path)?.map_ok(|m| m.location).boxed();
+        // A parked session's multipart upload goes with its state object.
+        let inner = self.inner.clone();
+        let below = self
+            .below(path)?
+            .and_then(move |m| {
+                let inner = inner.clone();
+                async move {
+                    if m.location.as_ref().ends_with(parked::SUFFIX) {
+                        abort_parked(&inner, &m.location).await;
+                    }
+                    Ok(m.location)
+                }
+            })
+            .boxed();
         let mut deleted = self.inner.store.delete_stream(below);
         while let Some(r) = deleted.next().await {
             match r {
