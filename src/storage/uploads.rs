@@ -755,4 +755,93 @@ mod tests {
             );
         }
     }
+
+    /// Issue 12 on S3: an upload of 1 MiB chunks alternating two stores on one bucket (two instances, nothing
+    /// shared in memory), with a chunk whose request died half way (after it sent a part) and one of the wrong
+    /// length in between, keeps its offset right and commits with its digest verified; what the offset status
+    /// reports is the parked length; the session leaves nothing behind.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn s3_chunks_alternating_two_stores_keep_offset_and_digest() {
+        let bucket = crate::storage::driver::s3::testing::bucket().await;
+        let mut section = bucket.section();
+        section.chunksize = crate::storage::driver::s3::settings::MIN_CHUNK;
+        let s3 = section.validate().unwrap();
+        let open = || {
+            Store::open(crate::storage::StorageConfig {
+                root: std::path::PathBuf::from("/nonexistent"),
+                delete_enabled: false,
+                s3: Some(s3.clone()),
+            })
+        };
+        let (a, b) = (open().await.unwrap(), open().await.unwrap());
+        let repo = Name::parse("team/app").unwrap();
+        let id = a.start_upload(&repo).await.unwrap();
+        let mut data = Vec::new();
+        for i in 0..9u8 {
+            let st = if i % 2 == 0 { &b } else { &a };
+            let piece: Vec<u8> = (0..1usize << 20).map(|j| (j % 241) as u8 ^ i).collect();
+            if i == 3 {
+                // Dies after 6 MiB: a part went out, the chunk never ended.
+                let mut w = st
+                    .begin_write(&repo, id.as_str(), Some(data.len() as u64), None)
+                    .await
+                    .unwrap();
+                w.write(&vec![0xee; 6 << 20]).await.unwrap();
+                drop(w);
+            }
+            if i == 5 {
+                let mut w = st
+                    .begin_write(&repo, id.as_str(), Some(data.len() as u64), None)
+                    .await
+                    .unwrap();
+                w.write(&piece[..10]).await.unwrap();
+                assert!(w.end_chunk(Some(11)).await.is_err());
+            }
+            let mut w = st
+                .begin_write(&repo, id.as_str(), Some(data.len() as u64), None)
+                .await
+                .unwrap();
+            w.write(&piece).await.unwrap();
+            data.extend_from_slice(&piece);
+            assert_eq!(
+                w.end_chunk(Some(piece.len() as u64)).await.unwrap(),
+                data.len() as u64
+            );
+            drop(w);
+            assert_eq!(
+                a.upload_offset(&repo, id.as_str()).await.unwrap(),
+                data.len() as u64
+            );
+        }
+        let d = crate::storage::digester::digest_bytes(Algorithm::Sha256, &data);
+        let w = a
+            .begin_write(&repo, id.as_str(), None, Some(Algorithm::Sha256))
+            .await
+            .unwrap();
+        assert_eq!(w.commit(&d).await.unwrap(), data.len() as u64);
+        assert!(
+            b.driver()
+                .read(&paths::blob_data(&d), 16 << 20)
+                .await
+                .unwrap()[..]
+                == data[..]
+        );
+        let uid = UploadId::parse(id.as_str()).unwrap();
+        assert!(b
+            .driver()
+            .stat(&paths::upload_dir(&repo, &uid))
+            .await
+            .unwrap()
+            .is_none());
+        let left = b
+            .driver()
+            .abort_multipart_before(
+                paths::V2_ROOT,
+                SystemTime::now() + std::time::Duration::from_secs(3600),
+                true,
+            )
+            .await
+            .unwrap();
+        assert!(left.is_empty(), "{left:?}");
+    }
 }
