@@ -1,9 +1,14 @@
-//! Upload sessions: `_uploads/<id>/{startedat,data}` on disk, hash state in a bounded in-memory table.
+//! Upload sessions: `_uploads/<id>/{startedat,data}` in storage, hash state in a bounded in-memory table.
 //!
-//! Bytes are hashed as they are appended, and after every chunk the SHA-256 midstate is stored beside the session
-//! (`hashstates/sha256/<offset>`, Go's layout, as distribution stores it), so another instance or a restarted one
-//! resumes it. When no state for the current offset can be read (a failed write, SHA-512) the data file is
-//! re-hashed when needed, so a lost state costs time, never correctness. A commit verifies the digest, syncs the data, renames it into the blob store unless the blob is
+//! Bytes are hashed as they are appended, and after every chunk the hash midstate is stored beside the session
+//! (`hashstates/<alg>/<offset>`, Go's layout, as distribution stores it), so another instance or a restarted one
+//! resumes it. When no state for the current offset can be read (a failed write; a digest of another algorithm
+//! than the chunks were hashed with, SHA-256 unless the digest was known at the start) the data is re-hashed
+//! when needed, so a lost state costs time, never correctness.
+//!
+//! A chunk (PATCH) is parked ([`super::driver::Writer::park`]): on object storage it joins the session's open
+//! multipart upload, copying nothing that came before. A commit makes the data whole (the open chunk committed,
+//! or the parked ones sealed), verifies the digest, renames the data into the blob store unless the blob is
 //! already there, links it into the repository and removes the session.
 
 use super::digester::{hash_file, Digester};
