@@ -16,7 +16,8 @@
 #  - CONC (32) concurrent curl clients each GETting one CONC_MIB (64) MiB blob, best of CONC_RUNS, aggregate MiB/s:
 #    gatehouse vs nginx (sendfile, gatehouse's file) vs distribution; gatehouse's peak RSS during these runs alone
 #    (VmHWM reset through /proc/PID/clear_refs first) and its thread count after. Target (issue 9 finding 2):
-#    gatehouse >= 1.0 of nginx, peak RSS < 64 MiB.
+#    gatehouse >= 1.0 of nginx, peak RSS < 64 MiB. Each server's CPU seconds per GiB served over those runs is
+#    printed beside its rate: the clients share the machine's cores, so what a server spends per byte decides it.
 #
 # Env: GATEHOUSE_BENCH_DIR (default /tmp/gatehouse-bench), RUNS (5), GET_RUNS (10), LAYER_MIB (256),
 #      CONC (32), CONC_MIB (64), CONC_RUNS (5),
@@ -156,13 +157,26 @@ concurrent_get() {
 for u in "$C_NGX" "$C_GH" "$C_DI"; do download_url "$u" "$C_SIZE" >/dev/null; done
 # Peak RSS of the concurrent runs alone: "5" resets VmHWM to the current RSS (proc(5), clear_refs).
 echo 5 >"/proc/$GH/clear_refs" || die "cannot reset VmHWM of gatehouse (pid $GH)"
+# cpu_ticks PID: user + system CPU of a process so far, in clock ticks (proc(5) stat fields 14 and 15).
+cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
 conc_n=() conc_g=() conc_d=()
+cpu_n=0 cpu_g=0 cpu_d=0
 for i in $(seq "$CONC_RUNS"); do
     log "$CONC concurrent GETs of $CONC_MIB MiB run $i/$CONC_RUNS"
+    c0=$(cpu_ticks "$NGINX_PID")
     conc_n+=("$(concurrent_get "$C_NGX")")
+    cpu_n=$((cpu_n + $(cpu_ticks "$NGINX_PID") - c0))
+    c0=$(cpu_ticks "$GH")
     conc_g+=("$(concurrent_get "$C_GH")")
+    cpu_g=$((cpu_g + $(cpu_ticks "$GH") - c0))
+    c0=$(cpu_ticks "$DIST_PID")
     conc_d+=("$(concurrent_get "$C_DI")")
+    cpu_d=$((cpu_d + $(cpu_ticks "$DIST_PID") - c0))
 done
+# Server CPU seconds per GiB served over all the concurrent runs: unlike MiB/s it hardly moves with the load
+# other processes put on the machine, and it shows what the 32 clients leave to the server.
+TICK=$(getconf CLK_TCK)
+per_gib() { calc "$1 / $TICK / ($CONC_RUNS * $CONC * $C_SIZE / 1073741824)" "%.3f"; }
 C_HWM=$(vm_hwm_kib "$GH")
 C_THREADS=$(awk '/^Threads:/ {print $2}' "/proc/$GH/status")
 
@@ -216,10 +230,10 @@ echo
 echo "gatehouse peak RSS (VmHWM) through all of the above: $(calc "$HWM / 1024" "%.1f") MiB (target < 64 MiB: $(verdict "$HWM < 65536"))"
 echo
 echo "$CONC concurrent clients, each GET of one $C_SIZE-byte blob (all at once), best of $CONC_RUNS (aggregate MiB/s)"
-printf '%-28s %9s %s\n' server MiB/s "throughput / nginx"
-printf '%-28s %9s %s\n' "nginx (sendfile)" "$bcn" "1.00"
-printf '%-28s %9s %s\n' "gatehouse embedded" "$bcg" "$conc_ratio (target >= 1.0: $(verdict "$conc_ratio >= 1.0"))"
-printf '%-28s %9s %s\n' "distribution (reference)" "$bcd" "$conc_ratio_d"
+printf '%-28s %9s %-38s %s\n' server MiB/s "throughput / nginx" "server CPU s per GiB (all runs)"
+printf '%-28s %9s %-38s %s\n' "nginx (sendfile)" "$bcn" "1.00" "$(per_gib "$cpu_n")"
+printf '%-28s %9s %-38s %s\n' "gatehouse embedded" "$bcg" "$conc_ratio (target >= 1.0: $(verdict "$conc_ratio >= 1.0"))" "$(per_gib "$cpu_g")"
+printf '%-28s %9s %-38s %s\n' "distribution (reference)" "$bcd" "$conc_ratio_d" "$(per_gib "$cpu_d")"
 echo "       runs: nginx [${conc_n[*]}] gatehouse [${conc_g[*]}] distribution [${conc_d[*]}]"
 echo "gatehouse peak RSS (VmHWM) during the concurrent runs: $(calc "$C_HWM / 1024" "%.1f") MiB (target < 64 MiB: $(verdict "$C_HWM < 65536")); threads after: $C_THREADS"
 if ((md_err + mg_err > 0)); then

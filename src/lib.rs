@@ -32,6 +32,7 @@ pub mod auth;
 pub mod authz;
 pub mod backend;
 pub mod config;
+pub mod conn_limit;
 pub mod cors;
 pub mod drain;
 pub mod errcode;

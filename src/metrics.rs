@@ -60,6 +60,8 @@ pub struct Metrics {
     pub storage_commit_failures: IntCounter,
     /// Failed logins throttled by the brute-force guard.
     pub guard_throttled: IntCounter,
+    /// Connections closed at once because their client held `server.max_connections_per_client`.
+    pub connections_refused: IntCounter,
     /// Client addresses the brute-force guard is tracking.
     pub guard_tracked: IntGauge,
     /// Build information (always 1).
@@ -121,6 +123,13 @@ impl Metrics {
         )
         .expect("valid metric");
         r.register(Box::new(throttled.clone()))
+            .expect("unique metric");
+        let refused = IntCounter::new(
+            "gatehouse_connections_refused_total",
+            "Connections closed at once because their client address held server.max_connections_per_client.",
+        )
+        .expect("valid metric");
+        r.register(Box::new(refused.clone()))
             .expect("unique metric");
         let build_info = IntGaugeVec::new(
             Opts::new("gatehouse_build_info", "Build information; always 1."),
@@ -234,6 +243,7 @@ impl Metrics {
             ),
             storage_commit_failures: commit_failures,
             guard_throttled: throttled,
+            connections_refused: refused,
             guard_tracked: gauge(
                 &r,
                 "gatehouse_guard_tracked_addresses",

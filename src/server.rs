@@ -169,6 +169,11 @@ pub fn run(config: Config, options: RunOptions) -> Result<(), StartError> {
     };
     let handshake = config.timeouts.header;
     let app = crate::tls::accept::TlsApp::new(Bounded::new(proxy, config.timeouts), tls, handshake);
+    let app = crate::conn_limit::PerClient::new(
+        app,
+        config.max_connections_per_client,
+        config.trusted_proxies.clone(),
+    );
     let mut service = pingora::services::listening::Service::new("gatehouse".into(), app);
     service.add_tcp(&listen);
     if let (Some(a), Some(state), Some(store)) = (&config.acme, acme, &certs) {
@@ -191,6 +196,12 @@ pub fn run(config: Config, options: RunOptions) -> Result<(), StartError> {
             p.target.clone(),
             tokens.clone(),
             p.webroot.clone(),
+        );
+        // The same connection timeouts and per-client cap as the main listener: it faces the internet too.
+        let app = crate::conn_limit::PerClient::new(
+            Bounded::new(app, config.timeouts),
+            config.max_connections_per_client,
+            config.trusted_proxies.clone(),
         );
         let mut plain = pingora::services::listening::Service::new("gatehouse http".into(), app);
         plain.add_tcp(&p.listen.to_string());

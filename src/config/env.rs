@@ -145,6 +145,17 @@ pub const VARS: &[Var] = &[
         },
     ),
     var(
+        "GATEHOUSE_MAX_CONNECTIONS_PER_CLIENT",
+        "server.max_connections_per_client",
+        Ignore,
+        |f, v| {
+            f.server.max_connections_per_client = v.trim().parse().map_err(|_| {
+                format!("`{}` is not a whole number (0 turns the cap off)", v.trim())
+            })?;
+            Ok(())
+        },
+    ),
+    var(
         "GATEHOUSE_TRUSTED_PROXIES",
         "server.trusted_proxies",
         Ignore,

@@ -108,6 +108,8 @@ pub struct Config {
     pub upgrade_socket: PathBuf,
     /// Connection and transfer timeouts of the main listener.
     pub timeouts: crate::timeouts::Timeouts,
+    /// Connections one client address may hold open on the main listener (0: no cap).
+    pub max_connections_per_client: u32,
     /// Authentication.
     pub auth: AuthConfig,
     /// CORS.
@@ -438,6 +440,7 @@ pub fn validate(file: FileConfig) -> Result<Config, ConfigError> {
             file.server.send_timeout_seconds,
         )
         .map_err(|(key, problem)| invalid(key, problem))?,
+        max_connections_per_client: file.server.max_connections_per_client,
         auth,
         cors,
         headers,

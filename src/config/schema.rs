@@ -90,6 +90,8 @@ pub struct ServerSection {
     pub body_timeout_seconds: u64,
     /// Seconds a client may take nothing of a response.
     pub send_timeout_seconds: u64,
+    /// Connections one client address (an IPv6 /64) may hold open at once; 0: no cap.
+    pub max_connections_per_client: u32,
     /// The Unix socket a new process (`serve --upgrade`) takes the listeners over on.
     pub upgrade_socket: String,
     /// The plain-HTTP listener (ACME HTTP-01 answers, redirects to https), such as `:80`; empty: none.
@@ -114,6 +116,7 @@ impl Default for ServerSection {
             header_timeout_seconds: 30,
             body_timeout_seconds: 60,
             send_timeout_seconds: 60,
+            max_connections_per_client: crate::conn_limit::DEFAULT_MAX_PER_CLIENT,
             upgrade_socket: "/run/gatehouse/upgrade.sock".into(),
             http_listen: String::new(),
             public_url: String::new(),

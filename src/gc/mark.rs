@@ -145,14 +145,24 @@ async fn read_all(
     Ok(out)
 }
 
-/// Reads a tag's current link; `None` when it is gone or unreadable (an unreadable tag reaches nothing; fsck
-/// reports it).
-async fn tag_target(driver: &dyn Driver, key: &str) -> Result<Option<Digest>, GcError> {
+/// What a tag's current link says.
+enum TagLink {
+    /// The manifest it points at.
+    Points(Digest),
+    /// The tag is gone (deleted since the inventory).
+    Gone,
+    /// It holds no digest (empty, garbage): what the tag meant is unknown.
+    Corrupt,
+}
+
+/// Reads a tag's current link.
+async fn tag_target(driver: &dyn Driver, key: &str) -> Result<TagLink, GcError> {
     match driver.read(key, 1024).await {
         Ok(b) => Ok(std::str::from_utf8(&b)
             .ok()
-            .and_then(|t| Digest::parse(t.trim()).ok())),
-        Err(e) if e.is_not_found() => Ok(None),
+            .and_then(|t| Digest::parse(t.trim()).ok())
+            .map_or(TagLink::Corrupt, TagLink::Points)),
+        Err(e) if e.is_not_found() => Ok(TagLink::Gone),
         Err(e) => Err(e.into()),
     }
 }
@@ -218,8 +228,24 @@ pub async fn mark_remembering(
                 }
             }
             let mut roots: Vec<Digest> = Vec::new();
+            let mut corrupt = None;
             for t in &repo.tags {
-                roots.extend(tag_target(driver.as_ref(), &t.key).await?);
+                match tag_target(driver.as_ref(), &t.key).await? {
+                    TagLink::Points(d) => roots.push(d),
+                    TagLink::Gone => {}
+                    TagLink::Corrupt => corrupt = corrupt.or(Some(&t.key)),
+                }
+            }
+            // Fail closed (found in review: an emptied tag link made its tagged image look untagged, and it was
+            // deleted without a word): a tag that says nothing readable may reach any manifest.
+            if let Some(key) = corrupt {
+                tracing::warn!(
+                    repository = %name,
+                    link = %key,
+                    "gc: a tag link holds no digest, so no untagged manifest of this repository is deleted \
+                     (`gatehouse fsck` reports the link; rewrite or delete the tag)"
+                );
+                roots.extend(linked.iter().map(|d| (*d).clone()));
             }
             roots.extend(
                 repo.revisions

@@ -21,6 +21,10 @@ async fn damage(f: &Fixture, case: &str, m: &Digest, blobs: &[Digest], child: &D
             d.write_atomic(&paths::layer_link(&app, &blobs[0]), other.as_bytes())
                 .await
         }
+        "a link of 4 KiB" => {
+            d.write_atomic(&paths::layer_link(&app, &blobs[0]), &[b'x'; 4096])
+                .await
+        }
         "upload directories that are no sessions" => {
             let uploads = paths::uploads_dir(&app);
             d.write_atomic(
@@ -45,7 +49,7 @@ async fn damage(f: &Fixture, case: &str, m: &Digest, blobs: &[Digest], child: &D
 /// a second check finds clean (with the intact image still served).
 #[tokio::test]
 async fn fsck_finds_each_kind_of_damage_and_repair_removes_it() {
-    let cases: [(&str, &[&str]); 7] = [
+    let cases: [(&str, &[&str]); 8] = [
         (
             "a layer's bytes flipped",
             &[
@@ -69,6 +73,7 @@ async fn fsck_finds_each_kind_of_damage_and_repair_removes_it() {
         ),
         ("a tag to nothing", &["dangling tag"]),
         ("a link holding another digest", &["corrupt link"]),
+        ("a link of 4 KiB", &["corrupt link"]),
         (
             "upload directories that are no sessions",
             &["orphaned upload", "orphaned upload"],

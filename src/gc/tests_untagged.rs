@@ -221,3 +221,47 @@ async fn settle_links_takes_back_an_unlinked_child_with_everything_it_references
         .unwrap();
     assert_eq!(gone, Some(ghost));
 }
+
+/// Found in review: a tag whose link was emptied (or held garbage) reached nothing, so `gc --delete-untagged`
+/// deleted the tagged image and its blobs without a word. What such a tag means is unknown: nothing untagged
+/// of that repository goes, offline or online, and the other repositories are collected as before.
+#[tokio::test]
+async fn a_tag_link_without_a_digest_keeps_every_manifest_of_its_repository() {
+    for content in ["", "sha256:ZZZ", "not a digest at all"] {
+        let f = fixture().await;
+        let app = Name::parse("app").unwrap();
+        let (tagged, tagged_blobs) = f.image("app", Some("v1"), "tagged", None).await;
+        let (untagged, _) = f.image("app", None, "untagged", None).await;
+        let (other_old, _) = f.image("other", None, "old", None).await;
+        let link = paths::tag_current_link(&app, &Tag::parse("v1").unwrap());
+        f.driver
+            .write_atomic(&link, content.as_bytes())
+            .await
+            .unwrap();
+        let offline = collect(&f.driver, &opts(true, false, Duration::ZERO))
+            .await
+            .unwrap();
+        let deleted: Vec<_> = offline
+            .manifests_deleted
+            .iter()
+            .map(|(_, d)| d.clone())
+            .collect();
+        assert_eq!(
+            deleted,
+            std::slice::from_ref(&other_old),
+            "{content:?}: {offline:?}"
+        );
+        let left = f.blobs().await;
+        for d in [&tagged, &untagged].into_iter().chain(&tagged_blobs) {
+            assert!(left.contains(d), "{content:?}: {d} went");
+        }
+        let online = online_at(
+            &f,
+            Duration::ZERO,
+            SystemTime::now(),
+            &mut Default::default(),
+        )
+        .await;
+        assert_eq!(online.manifests_deleted, [], "{content:?}");
+    }
+}

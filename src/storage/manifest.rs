@@ -150,6 +150,18 @@ pub fn parse(body: &[u8], content_type: Option<&str>) -> Result<Manifest, String
     };
     let kind = kind_of(&media_type)
         .ok_or_else(|| format!("unsupported manifest media type {media_type:?}"))?;
+    // A body of both shapes would be judged by one (its blob checks) and kept by the other: found in review, an
+    // "index" carrying another repository's config and layers was accepted without a link check on them and
+    // kept those blobs from every garbage collection.
+    let other_shape: &[&str] = match kind {
+        Kind::Image => &["manifests"],
+        Kind::Index => &["config", "layers"],
+    };
+    if let Some(key) = other_shape.iter().find(|k| obj.contains_key(**k)) {
+        return Err(format!(
+            "{media_type} has no `{key}`: a manifest is an image or an index, not both"
+        ));
+    }
     let (config, layers, manifests) = match kind {
         Kind::Image => {
             let config = obj.get("config").ok_or("config missing")?;
@@ -279,6 +291,42 @@ mod tests {
     }
 
     #[test]
+    fn a_manifest_of_both_shapes_is_refused_whatever_names_its_kind() {
+        let d = format!(r#"{{"mediaType":"x","digest":"{D}","size":3}}"#);
+        let i = format!(r#"{{"mediaType":"{OCI_MANIFEST}","digest":"{D}","size":3}}"#);
+        let cases = [
+            (
+                format!(r#"{{"schemaVersion":2,"manifests":[],"config":{d},"layers":[{d}]}}"#),
+                None,
+            ),
+            (
+                format!(r#"{{"schemaVersion":2,"manifests":[],"layers":[{d}]}}"#),
+                None,
+            ),
+            (
+                format!(
+                    r#"{{"schemaVersion":2,"mediaType":"{OCI_INDEX}","manifests":[{i}],"config":{d}}}"#
+                ),
+                None,
+            ),
+            (
+                format!(r#"{{"schemaVersion":2,"manifests":[],"config":{d},"layers":[]}}"#),
+                Some(OCI_MANIFEST),
+            ),
+            (
+                format!(
+                    r#"{{"schemaVersion":2,"mediaType":"{OCI_MANIFEST}","config":{d},"layers":[],"manifests":[{i}]}}"#
+                ),
+                None,
+            ),
+        ];
+        for (body, content_type) in cases {
+            let err = parse(body.as_bytes(), content_type).unwrap_err();
+            assert!(err.contains("not both"), "{body}: {err}");
+        }
+    }
+
+    #[test]
     fn manifest_with_duplicate_keys_is_refused() {
         let d = format!(r#"{{"mediaType":"x","digest":"{D}","size":3}}"#);
         let i = format!(r#"{{"mediaType":"{OCI_MANIFEST}","digest":"{D}","size":3}}"#);
@@ -286,11 +334,11 @@ mod tests {
             // Finding 12: an image by its first mediaType, an index by its last.
             format!(
                 r#"{{"schemaVersion":2,"mediaType":"{OCI_MANIFEST}","mediaType":"{OCI_INDEX}",
-                    "config":{d},"layers":[{d}],"manifests":[{i}]}}"#
+                    "manifests":[{i}]}}"#
             ),
             format!(
                 r#"{{"schemaVersion":2,"mediaType":"{OCI_INDEX}","\u006dediaType":"{OCI_MANIFEST}",
-                    "config":{d},"layers":[],"manifests":[{i}]}}"#
+                    "config":{d},"layers":[]}}"#
             ),
             format!(r#"{{"schemaVersion":1,"schemaVersion":2,"config":{d}}}"#),
             format!(

@@ -104,8 +104,12 @@ impl Store {
                     .stat_blob(repo, &d.digest, LinkKind::LayerOrManifest)
                     .await
                     .map(|_| true),
+                // A child must be a manifest of this repository: its revision link, not distribution 2.1.0's
+                // layer-link fallback, which no child can need (2.1.0 wrote schema 1 only, which no index
+                // lists) and which let a layer pass as a child (found in review; fsck then repaired the
+                // accepted index away).
                 Kind::Index => self
-                    .manifest_linked(repo, &d.digest)
+                    .read_link(&paths::revision_link(repo, &d.digest))
                     .await
                     .map(|l| l.is_some()),
             };

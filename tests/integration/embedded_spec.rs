@@ -111,6 +111,39 @@ fn blob_range_206_and_416() {
         .header("Range", "bytes=5000-6000")
         .send()
         .expect(416);
+
+    // If-Range (found in review: ignored): the blob's own ETag keeps the range, anything else (another ETag,
+    // a date: no Last-Modified is sent) gets the whole blob.
+    let etag = format!("\"{digest}\"");
+    let ranged = reg
+        .req("GET", &path)
+        .header("Range", "bytes=0-9")
+        .header("If-Range", &etag)
+        .send();
+    assert!(ranged.expect(206).body == data[..10]);
+    for other in ["\"nope\"", "Wed, 21 Oct 2015 07:28:00 GMT"] {
+        let whole = reg
+            .req("GET", &path)
+            .header("Range", "bytes=0-9")
+            .header("If-Range", other)
+            .send();
+        assert!(whole.expect(200).body == data, "If-Range {other}");
+    }
+    // If-None-Match with the ETag: 304 on GET and HEAD; an unlinked repository still gets 404, not 304.
+    for method in ["GET", "HEAD"] {
+        reg.req(method, &path)
+            .header("If-None-Match", &etag)
+            .send()
+            .expect(304);
+        reg.req(method, &path)
+            .header("If-None-Match", "\"other\"")
+            .send()
+            .expect(200);
+        reg.req(method, &format!("/v2/spec/elsewhere/blobs/{digest}"))
+            .header("If-None-Match", &etag)
+            .send()
+            .expect(404);
+    }
 }
 
 #[test]
@@ -513,6 +546,16 @@ fn manifest_put_errors_store_nothing() {
     .unwrap();
     reg.put_manifest(repo, "index", INDEX, &index)
         .expect_error(400, "MANIFEST_BLOB_UNKNOWN");
+    // A layer of this repository is no child (found in review: it passed through distribution 2.1.0's
+    // layer-link fallback, and fsck --repair then removed the accepted index).
+    let layer = reg.push_blob(repo, b"a layer, not a manifest");
+    let layer_child = serde_json::to_vec(
+        &json!({"schemaVersion": 2, "mediaType": INDEX, "manifests": [
+        {"mediaType": MANIFEST, "digest": layer, "size": 23}]}),
+    )
+    .unwrap();
+    reg.put_manifest(repo, "layer-child", INDEX, &layer_child)
+        .expect_error(400, "MANIFEST_BLOB_UNKNOWN");
 
     reg.put_manifest(repo, "garbage", MANIFEST, b"{not json")
         .expect_error(400, "MANIFEST_INVALID");
@@ -535,7 +578,14 @@ fn manifest_put_errors_store_nothing() {
     );
     reg.get_manifest(repo, &sha256_of(&good)).expect(404);
 
-    for tag in ["missing", "elsewhere", "index", "garbage", "wrong-shape"] {
+    for tag in [
+        "missing",
+        "elsewhere",
+        "index",
+        "layer-child",
+        "garbage",
+        "wrong-shape",
+    ] {
         reg.get_manifest(repo, tag).expect(404);
     }
     assert!(

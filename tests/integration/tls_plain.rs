@@ -129,3 +129,75 @@ fn plain_http_redirects_name_the_public_url() {
     assert_eq!(got, "301");
     assert_eq!(location, "https://registry.example/v2/_catalog?n=10");
 }
+
+/// The plain-HTTP listener faces the internet like the TLS one, but had none of its connection limits (found in
+/// review): a connection that sent nothing, or half a request head, stayed open for good, and one address could
+/// hold any number. It now has the main listener's timeouts and per-address cap.
+#[test]
+fn plain_http_listener_closes_quiet_and_half_sent_connections_and_caps_one_address() {
+    use crate::util::raw::{peek, Peek};
+    use std::io::Write;
+    use std::time::{Duration, Instant};
+    let pki = Pki::new();
+    let (cert, key) = pki.issue("server", 53, Key::Ec, false);
+    let work = temp_dir("tls-plain-limits");
+    let (port, http_port) = (net::free_port(), net::free_port());
+    let server = format!(
+        "http_listen = \"127.0.0.1:{http_port}\"\nidle_timeout_seconds = 2\nheader_timeout_seconds = 2\n\
+         max_connections_per_client = 2\n"
+    );
+    let _gh = start_on(
+        port,
+        &server,
+        &work.path().join("data"),
+        &cert,
+        &key,
+        "",
+        true,
+    );
+    crate::util::frontdoor::wait_accepting(http_port, Duration::from_secs(10));
+    // wait_accepting's own probe connection may still hold a slot for a moment.
+    std::thread::sleep(Duration::from_millis(300));
+    let connect = || std::net::TcpStream::connect(("127.0.0.1", http_port)).expect("connecting");
+    let t0 = Instant::now();
+    let mut quiet = connect();
+    let mut half = connect();
+    half.write_all(b"GET /v2/ HTTP/1.1\r\nHost: x\r\nAccept: */")
+        .unwrap();
+    // A third from the same address is closed at once.
+    let mut third = connect();
+    let mut third_closed = None;
+    while third_closed.is_none() && t0.elapsed() < Duration::from_millis(1500) {
+        if peek(&mut third) == Peek::Closed {
+            third_closed = Some(t0.elapsed());
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(
+        third_closed.is_some_and(|t| t < Duration::from_millis(1500)),
+        "a third connection over a cap of 2 stayed open"
+    );
+    // The two it holds are closed by their timeouts (2 s each), not left open.
+    let mut closed = [None, None];
+    while closed.iter().any(Option::is_none) && t0.elapsed() < Duration::from_secs(10) {
+        for (c, at) in [&mut quiet, &mut half].into_iter().zip(closed.iter_mut()) {
+            if at.is_none() && peek(c) == Peek::Closed {
+                *at = Some(t0.elapsed());
+            }
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    for (what, at) in ["a connection that sent nothing", "half a request head"]
+        .iter()
+        .zip(closed)
+    {
+        let at = at.unwrap_or_else(|| panic!("{what} was still open 10 s later"));
+        assert!(
+            at >= Duration::from_millis(1500),
+            "{what} closed too early: {at:?}"
+        );
+    }
+    // With its slots back, the address is served again.
+    let (got, _) = redirect_of("GET", &format!("http://127.0.0.1:{http_port}/v2/"), None);
+    assert_eq!(got, "301");
+}

@@ -120,6 +120,65 @@ impl FsDriver {
     }
 }
 
+/// Why a symbolic link inside the root is an error: distribution never writes one, and following one would let
+/// a listing, a garbage collection or a repair reach (and delete) files outside the root.
+const SYMLINK_REFUSED: &str =
+    "a symbolic link inside the storage root; gatehouse does not follow links there (replace it with what it \
+     points to, or remove it)";
+
+fn symlink_refused(op: &'static str, key: &str) -> DriverError {
+    DriverError::Io {
+        op,
+        path: key.to_string(),
+        source: io::Error::other(SYMLINK_REFUSED),
+    }
+}
+
+/// The first directory between `root` (exclusive) and `target` (exclusive) that is a symbolic link, if any; a
+/// component that does not exist ends the search (nothing below it exists either).
+fn symlink_between(root: &Path, target: &Path) -> io::Result<Option<PathBuf>> {
+    let Ok(below) = target.strip_prefix(root) else {
+        return Ok(None);
+    };
+    let mut at = root.to_path_buf();
+    let mut parts: Vec<_> = below.components().collect();
+    parts.pop();
+    for part in parts {
+        at.push(part);
+        match std::fs::symlink_metadata(&at) {
+            Ok(m) if m.file_type().is_symlink() => return Ok(Some(at)),
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(None)
+}
+
+/// Runs `place` (stage a file in the directory it is given, then move it into `parent`) with `parent` created
+/// first. A staging directory on another filesystem means staging beside the target. A directory that vanished
+/// meanwhile is made again and the move retried: the staging directory, or `parent` itself, which a garbage
+/// collection removes when it deletes the last link in it (found in review: a re-pushed blob's link write
+/// raced the collector's removal of that link's directory and the upload answered 500).
+fn staged<T>(
+    staging: &Path,
+    parent: &Path,
+    place: impl Fn(&Path) -> io::Result<T>,
+) -> io::Result<T> {
+    const ATTEMPTS: usize = 4;
+    for attempt in 1.. {
+        std::fs::create_dir_all(parent)?;
+        match place(staging) {
+            Err(e) if e.kind() == io::ErrorKind::CrossesDevices => return place(parent),
+            Err(e) if e.kind() == io::ErrorKind::NotFound && attempt < ATTEMPTS => {
+                std::fs::create_dir_all(staging)?;
+            }
+            other => return other,
+        }
+    }
+    unreachable!("the loop returns by its last attempt")
+}
+
 /// Writes `data` to a temp file in `tmp_dir`, syncs it and renames it to `target`, syncing the parent.
 fn write_via(tmp_dir: &Path, target: &Path, data: &[u8]) -> io::Result<()> {
     let tmp = tmp_dir.join(temp_name());
@@ -234,18 +293,9 @@ impl Driver for FsDriver {
                 .parent()
                 .expect("resolved paths have a parent")
                 .to_path_buf();
-            std::fs::create_dir_all(&parent)?;
-            match write_via(&staging, &target, &data) {
-                // The staging directory sits on another filesystem: stage beside the target instead.
-                Err(e) if e.kind() == io::ErrorKind::CrossesDevices => {
-                    write_via(&parent, &target, &data)?
-                }
-                Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                    std::fs::create_dir_all(&staging)?;
-                    write_via(&staging, &target, &data)?
-                }
-                other => other?,
-            }
+            staged(&staging, &parent, |tmp_dir| {
+                write_via(tmp_dir, &target, &data)
+            })?;
             sync_dir(&parent)
         })
         .await
@@ -260,18 +310,9 @@ impl Driver for FsDriver {
                 .parent()
                 .expect("resolved paths have a parent")
                 .to_path_buf();
-            std::fs::create_dir_all(&parent)?;
-            let created = match create_via(&staging, &target, &data) {
-                // A hard link cannot cross filesystems: stage beside the target instead.
-                Err(e) if e.kind() == io::ErrorKind::CrossesDevices => {
-                    create_via(&parent, &target, &data)?
-                }
-                Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                    std::fs::create_dir_all(&staging)?;
-                    create_via(&staging, &target, &data)?
-                }
-                other => other?,
-            };
+            let created = staged(&staging, &parent, |tmp_dir| {
+                create_via(tmp_dir, &target, &data)
+            })?;
             if created {
                 sync_dir(&parent)?;
             }
@@ -328,10 +369,9 @@ impl Driver for FsDriver {
                 continue; // Not UTF-8: nothing the registry could have written.
             };
             let is_dir = match e.file_type().await {
-                Ok(t) if t.is_symlink() => tokio::fs::metadata(e.path())
-                    .await
-                    .map(|m| m.is_dir())
-                    .unwrap_or(false),
+                Ok(t) if t.is_symlink() => {
+                    return Err(symlink_refused("list", &format!("{dir}/{name}")))
+                }
                 Ok(t) => t.is_dir(),
                 Err(_) => false,
             };
@@ -348,7 +388,15 @@ impl Driver for FsDriver {
 
     async fn delete(&self, path: &str) -> Result<(), DriverError> {
         let p = self.resolve(path)?;
+        let root = self.root.clone();
+        let key = path.to_string();
         let r = blocking("delete", path, move || {
+            if let Some(link) = symlink_between(&root, &p)? {
+                return Err(io::Error::other(format!(
+                    "{}: {SYMLINK_REFUSED} (refusing to delete {key} through it)",
+                    link.display()
+                )));
+            }
             let meta = std::fs::symlink_metadata(&p)?;
             if meta.is_dir() {
                 std::fs::remove_dir_all(&p)
@@ -432,6 +480,84 @@ mod tests {
             std::sync::Arc::new(d) as std::sync::Arc<dyn Driver>,
         )
     });
+
+    /// Found in review: a repository directory that was a symlink to a directory outside the root was listed as
+    /// a repository, and `gc`/`fsck --repair` deleted files outside the root through it. A listing that meets a
+    /// symlink now fails naming it, and a delete through one is refused; the files outside stay.
+    #[tokio::test]
+    async fn a_symlink_inside_the_root_fails_a_listing_and_no_delete_goes_through_it() {
+        let (dir, d) = driver().await;
+        let outside = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(outside.path().join("_layers/x")).unwrap();
+        std::fs::write(outside.path().join("_layers/x/link"), "sha256:0").unwrap();
+        std::fs::write(outside.path().join("precious.txt"), "keep").unwrap();
+        d.write_atomic("repositories/real/_layers/y/link", b"sha256:1")
+            .await
+            .unwrap();
+        std::os::unix::fs::symlink(outside.path(), dir.path().join("repositories/evil")).unwrap();
+
+        let err = d.list("repositories").await.unwrap_err().to_string();
+        assert!(
+            err.contains("repositories/evil") && err.contains("symbolic link"),
+            "{err}"
+        );
+        let mut walk = d.walk("repositories").await.unwrap();
+        let err = loop {
+            match walk.next().await {
+                Ok(Some(_)) => continue,
+                Ok(None) => panic!("a walk went past the symlink without a word"),
+                Err(e) => break e.to_string(),
+            }
+        };
+        assert!(
+            err.contains("repositories/evil") && err.contains("symbolic link"),
+            "{err}"
+        );
+        for key in [
+            "repositories/evil/_layers/x",
+            "repositories/evil/precious.txt",
+        ] {
+            let err = d.delete(key).await.unwrap_err().to_string();
+            assert!(err.contains("symbolic link"), "{key}: {err}");
+        }
+        assert!(outside.path().join("_layers/x/link").exists());
+        assert!(outside.path().join("precious.txt").exists());
+        // Deleting the symlink itself removes the link, never what it points to.
+        d.delete("repositories/evil").await.unwrap();
+        assert!(outside.path().join("precious.txt").exists());
+        assert_eq!(d.list("repositories").await.unwrap().len(), 1);
+    }
+
+    /// The collector may remove a link's directory between the write's mkdir and its rename; the write makes the
+    /// directory again instead of failing the upload.
+    #[test]
+    fn a_write_whose_directory_vanishes_before_its_rename_makes_it_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let (staging, parent) = (
+            dir.path().join("staging"),
+            dir.path().join("repo/_layers/x"),
+        );
+        std::fs::create_dir_all(&staging).unwrap();
+        let target = parent.join("link");
+        let calls = std::cell::Cell::new(0);
+        staged(&staging, &parent, |tmp| {
+            calls.set(calls.get() + 1);
+            if calls.get() == 1 {
+                std::fs::remove_dir_all(dir.path().join("repo")).unwrap();
+            }
+            write_via(tmp, &target, b"sha256:1")
+        })
+        .unwrap();
+        assert_eq!(calls.get(), 2);
+        assert_eq!(std::fs::read(&target).unwrap(), b"sha256:1");
+        // A directory that keeps vanishing is an error after a few attempts, not a loop.
+        let err = staged(&staging, &parent, |tmp| {
+            std::fs::remove_dir_all(dir.path().join("repo")).unwrap();
+            write_via(tmp, &target, b"sha256:2")
+        })
+        .unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::NotFound);
+    }
 
     #[tokio::test]
     async fn atomic_write_list_rename_delete() {

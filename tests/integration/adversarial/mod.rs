@@ -2,10 +2,11 @@
 //! matters, against the real gatehouse binary in front of a real distribution 2.8.2 or on its embedded
 //! backend. Each test pins one finding: mounts that no encoding smuggles past the access rules, a catalog
 //! whose paging never names a hidden repository, idle, half-sent and never-reading clients that are closed in
-//! time and cannot starve the others, access-log lines that say who was refused where, a taken port that
+//! time and cannot starve the others, one address that cannot hold more connections than its cap, access-log lines that say who was refused where, a taken port that
 //! ends the process, and manifest references that are neither tag nor digest.
 
 mod catalog;
+mod conn_cap;
 mod logs;
 mod mount;
 mod references;

@@ -7,7 +7,6 @@ use super::super::ByteStream;
 use async_trait::async_trait;
 use bytes::{Bytes, BytesMut};
 use std::io;
-use std::os::unix::fs::FileExt;
 use std::sync::Arc;
 use tokio::task::JoinHandle;
 
@@ -48,8 +47,16 @@ impl FsRange {
         self.next += want as u64;
         self.left -= want as u64;
         Some(tokio::task::spawn_blocking(move || {
-            let mut buf = BytesMut::zeroed(want);
-            file.read_exact_at(&mut buf, at)?;
+            let mut buf = BytesMut::with_capacity(want);
+            let mut done = 0;
+            while done < want {
+                match pread_into(&file, &mut buf, want - done, at + done as u64, 0) {
+                    Ok(0) => return Err(io::ErrorKind::UnexpectedEof.into()),
+                    Ok(n) => done += n,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(e) => return Err(e),
+                }
+            }
             Ok(buf.freeze())
         }))
     }
@@ -57,27 +64,49 @@ impl FsRange {
     /// The next chunk when it is all in the page cache, read without waiting; `None` when it is not (or the
     /// kernel cannot say), and then the blocking pool reads it.
     fn read_cached(&mut self) -> Option<Bytes> {
-        use std::os::fd::AsRawFd;
         if self.left == 0 {
             return None;
         }
         let want = (READ_CHUNK as u64).min(self.left) as usize;
-        let mut buf = BytesMut::zeroed(want);
-        let iov = libc::iovec {
-            iov_base: buf.as_mut_ptr().cast(),
-            iov_len: want,
-        };
-        let at = libc::off_t::try_from(self.next).ok()?;
-        // SAFETY: `iov` points at `want` initialised bytes owned by `buf`, alive for the whole call; the fd is
-        // the open file `self.file` keeps alive.
-        let n = unsafe { libc::preadv2(self.file.as_raw_fd(), &iov, 1, at, libc::RWF_NOWAIT) };
-        if n < 0 || n as usize != want {
-            return None; // EAGAIN (not cached), a short read, or no RWF_NOWAIT: the pool reads the whole chunk.
+        let mut buf = BytesMut::with_capacity(want);
+        match pread_into(&self.file, &mut buf, want, self.next, libc::RWF_NOWAIT) {
+            Ok(n) if n == want => {}
+            // EAGAIN (not cached), a short read, or no RWF_NOWAIT: the pool reads the whole chunk.
+            _ => return None,
         }
         self.next += want as u64;
         self.left -= want as u64;
         Some(buf.freeze())
     }
+}
+
+/// Reads at most `max` bytes into the unfilled capacity of `buf` at file offset `at` (`preadv2` with `flags`),
+/// growing its length by what was read. The capacity is never zeroed first (the kernel writes it): a download
+/// then touches each byte twice, not three times.
+fn pread_into(
+    file: &std::fs::File,
+    buf: &mut BytesMut,
+    max: usize,
+    at: u64,
+    flags: libc::c_int,
+) -> io::Result<usize> {
+    use std::os::fd::AsRawFd;
+    let spare = buf.spare_capacity_mut();
+    let iov = libc::iovec {
+        iov_base: spare.as_mut_ptr().cast(),
+        iov_len: spare.len().min(max),
+    };
+    let at = libc::off_t::try_from(at).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+    // SAFETY: `iov` covers the spare capacity of `buf`, which stays allocated and unaliased for the whole call;
+    // the fd is the open file `file` keeps alive. The kernel writes at most `iov_len` bytes.
+    let n = unsafe { libc::preadv2(file.as_raw_fd(), &iov, 1, at, flags) };
+    if n < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let n = n as usize;
+    // SAFETY: the kernel initialised the first `n` bytes of the spare capacity.
+    unsafe { buf.set_len(buf.len() + n) };
+    Ok(n)
 }
 
 #[async_trait]
@@ -177,6 +206,29 @@ mod tests {
             s.next_chunk().await.unwrap(),
             None,
             "an error ends the stream"
+        );
+    }
+
+    /// The no-zeroing read must stop at what was asked, even when the buffer has room for more (a longer chunk
+    /// would make the stream longer than its length).
+    #[test]
+    fn pread_into_reads_no_more_than_asked_into_a_larger_buffer() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = pattern_file(dir.path(), 10_000);
+        let file = std::fs::File::open(dir.path().join("blob")).unwrap();
+        let mut buf = BytesMut::with_capacity(8192);
+        assert_eq!(pread_into(&file, &mut buf, 100, 7, 0).unwrap(), 100);
+        assert_eq!(buf[..], data[7..107]);
+        assert_eq!(
+            pread_into(&file, &mut buf, 5000, 9_990, 0).unwrap(),
+            10,
+            "short at the end of the file"
+        );
+        assert_eq!(buf[100..], data[9_990..]);
+        assert_eq!(
+            pread_into(&file, &mut buf, 10, 10_000, 0).unwrap(),
+            0,
+            "nothing past the end"
         );
     }
 

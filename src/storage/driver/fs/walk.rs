@@ -26,8 +26,13 @@ pub(super) struct FsWalk {
     found: VecDeque<WalkEntry>,
 }
 
-/// Reads one directory: the files in it (symlinks followed for files, never for directories) and the
-/// subdirectories to read next. A directory that is gone, or a file given as the prefix, is handled here too.
+/// A symbolic link met by a walk: an error naming it (see [`super::SYMLINK_REFUSED`]), so a collector or a
+/// repair stops instead of missing what is behind it.
+fn symlink_error(key: &str) -> io::Error {
+    io::Error::other(format!("{key}: {}", super::SYMLINK_REFUSED))
+}
+
+/// Reads one directory: the files in it and the subdirectories to read next; a symbolic link is an error. A directory that is gone, or a file given as the prefix, is handled here too.
 fn read_one_dir(dir: &Path, key: &str) -> io::Result<(Vec<WalkEntry>, Vec<PendingDir>)> {
     let (mut files, mut dirs) = (Vec::new(), Vec::new());
     let meta = match std::fs::symlink_metadata(dir) {
@@ -37,6 +42,9 @@ fn read_one_dir(dir: &Path, key: &str) -> io::Result<(Vec<WalkEntry>, Vec<Pendin
         }
         Err(e) => return Err(e),
     };
+    if meta.file_type().is_symlink() {
+        return Err(symlink_error(key));
+    }
     if !meta.is_dir() {
         if let Some(m) = std::fs::metadata(dir).ok().filter(|m| m.is_file()) {
             files.push(WalkEntry {
@@ -57,6 +65,9 @@ fn read_one_dir(dir: &Path, key: &str) -> io::Result<(Vec<WalkEntry>, Vec<Pendin
             continue;
         }
         let Ok(t) = e.file_type() else { continue };
+        if t.is_symlink() {
+            return Err(symlink_error(&child));
+        }
         if t.is_dir() {
             dirs.push((e.path(), child));
         } else if let Some(m) = std::fs::metadata(e.path()).ok().filter(|m| m.is_file()) {
