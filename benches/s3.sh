@@ -10,11 +10,14 @@
 #    default tag cache (GATEHOUSE_S3_TAG_CACHE_TTL=1s: a tag is read from the bucket at most once a second) and,
 #    as a second figure, with GATEHOUSE_S3_TAG_CACHE_TTL=0 (the tag's link read on every GET, the body cached).
 #  - gatehouse's peak RSS (VmHWM) during a BIG_MIB (1024) MiB chunked push (CHUNK_MIB (64) MiB PATCHes with
-#    Content-Range, then the PUT), measured on a fresh gatehouse. Target < 128 MiB.
+#    Content-Range, then the PUT), measured on a fresh gatehouse. Target < 128 MiB. The same push to distribution
+#    (time ratio), and with OLD_GATEHOUSE_BIN set, to that binary too (on a bucket of its own: before/after).
+#  - A SMALL_MIB (64) MiB push in 1 MiB chunks (smaller than S3's 5 MiB part), the same three ways.
 # moto is a Python server: absolute times are moto's more than either registry's; read the ratios.
 #
 # Env: GATEHOUSE_BENCH_DIR (default /tmp/gatehouse-bench), RUNS (3), LAYER_MIB (256), BIG_MIB (1024),
-#      CHUNK_MIB (64), WRK_DURATION (10s), WRK_CONNS (32), WRK_THREADS (2), GATEHOUSE_BIN, BENCH_KEEP=1.
+#      CHUNK_MIB (64), SMALL_MIB (64), WRK_DURATION (10s), WRK_CONNS (32), WRK_THREADS (2), GATEHOUSE_BIN, OLD_GATEHOUSE_BIN,
+#      BENCH_KEEP=1.
 set -euo pipefail
 # shellcheck source=benches/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -23,6 +26,7 @@ RUNS=${RUNS:-3}
 LAYER_MIB=${LAYER_MIB:-256}
 BIG_MIB=${BIG_MIB:-1024}
 CHUNK_MIB=${CHUNK_MIB:-64}
+SMALL_MIB=${SMALL_MIB:-64}
 TAG=v1
 BLOB_CACHE=/var/lib/containers/cache/blob-info-cache-v1.boltdb
 
@@ -148,22 +152,25 @@ read -r mg_rps mg_p50 mg_p99 _ _ <<<"$(run_load gatehouse "http://$GATE_HOST$M_P
 start_gh_s3 gh-ttl0 gh-bench GATEHOUSE_S3_TAG_CACHE_TTL=0
 read -r m0_rps m0_p50 m0_p99 _ _ <<<"$(run_load gatehouse-ttl0 "http://127.0.0.1:$GH_PORT$M_PATH" GET "Accept: $MANIFEST_ACCEPT")"
 
-# --- peak RSS of a chunked push, on a fresh gatehouse ----------------------------------------------------------
-start_gh_s3 gh-big gh-big
+# --- a chunked push: time and gatehouse's peak RSS, on a fresh gatehouse ---------------------------------------
 BIG=$(random_file "$BIG_MIB")
 BIG_DIGEST=$(file_digest "$BIG")
-log "chunked push of $BIG_MIB MiB in $CHUNK_MIB MiB chunks to a fresh gatehouse"
-t0=$(now_s)
-python3 - "http://127.0.0.1:$GH_PORT" "$BIG" "$BIG_DIGEST" "$CHUNK_MIB" <<'PY' || die "the chunked push failed"
+
+# chunked_push HOST REPO FILE DIGEST CHUNK: POST, FILE in CHUNK MiB PATCHes with Content-Range, then the PUT;
+# prints the seconds it took.
+chunked_push() {
+    local t0 t1
+    t0=$(now_s)
+    python3 - "http://$1" "$2" "$3" "$4" "$5" <<'PY' || die "the chunked push to $1 failed"
 import http.client, os, sys, urllib.parse
-base, path, digest, chunk = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]) << 20
+base, repo, path, digest, chunk = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4], int(sys.argv[5]) << 20
 u = urllib.parse.urlparse(base)
 c = http.client.HTTPConnection(u.hostname, u.port, timeout=600)
 def req(method, url, body=None, headers={}):
     c.request(method, url, body=body, headers=headers)
     r = c.getresponse(); r.read()
     return r
-r = req("POST", "/v2/bench/big/blobs/uploads/")
+r = req("POST", "/v2/%s/blobs/uploads/" % repo)
 assert r.status == 202, r.status
 loc = r.getheader("Location")
 size = os.path.getsize(path)
@@ -180,10 +187,34 @@ sep = "&" if "?" in loc else "?"
 r = req("PUT", loc + sep + "digest=" + digest)
 assert r.status == 201, r.status
 PY
-t1=$(now_s)
+    t1=$(now_s)
+    calc "$t1 - $t0" "%.1f"
+}
+
+start_gh_s3 gh-big gh-big
+log "chunked push of $BIG_MIB MiB in $CHUNK_MIB MiB chunks: a fresh gatehouse, then distribution"
+BIG_G=$(chunked_push "127.0.0.1:$GH_PORT" bench/big "$BIG" "$BIG_DIGEST" "$CHUNK_MIB")
 BIG_HWM=$(vm_hwm_kib "$GH_PID")
 code=$(curl -sS -o /dev/null -I -w '%{http_code}' "http://127.0.0.1:$GH_PORT/v2/bench/big/blobs/$BIG_DIGEST")
 [[ $code == 200 || $code == 307 ]] || die "HEAD of the chunked blob answered $code"
+BIG_D=$(chunked_push "$DIST_HOST" bench/big "$BIG" "$BIG_DIGEST" "$CHUNK_MIB")
+SMALL=$(random_file "$SMALL_MIB")
+SMALL_DIGEST=$(file_digest "$SMALL")
+log "chunked push of $SMALL_MIB MiB in 1 MiB chunks (smaller than a part): gatehouse, then distribution"
+SMALL_G=$(chunked_push "127.0.0.1:$GH_PORT" bench/small "$SMALL" "$SMALL_DIGEST" 1)
+SMALL_D=$(chunked_push "$DIST_HOST" bench/small "$SMALL" "$SMALL_DIGEST" 1)
+BIG_OLD=""
+if [[ -n ${OLD_GATEHOUSE_BIN:-} ]]; then
+    # An older gatehouse (e.g. one that copied the upload so far into every chunk) on a bucket of its own.
+    curl -sS -f -o /dev/null -X PUT "$S3/gh-big-old" || die "creating bucket gh-big-old"
+    NEW_BIN=$GATEHOUSE_BIN GATEHOUSE_BIN=$OLD_GATEHOUSE_BIN
+    start_gh_s3 gh-big-old gh-big-old
+    GATEHOUSE_BIN=$NEW_BIN
+    log "the same chunked push to $OLD_GATEHOUSE_BIN"
+    BIG_OLD=$(chunked_push "127.0.0.1:$GH_PORT" bench/big "$BIG" "$BIG_DIGEST" "$CHUNK_MIB")
+    BIG_OLD_HWM=$(vm_hwm_kib "$GH_PID")
+    SMALL_OLD=$(chunked_push "127.0.0.1:$GH_PORT" bench/small "$SMALL" "$SMALL_DIGEST" 1)
+fi
 HWM=$(vm_hwm_kib "$GH")
 
 bp_d=$(min_of "${push_d[@]}") bp_g=$(min_of "${push_g[@]}")
@@ -195,6 +226,11 @@ skopeo push $LAYER_MIB MiB (best of $RUNS): gatehouse ${bp_g}s, distribution ${b
 skopeo pull $LAYER_MIB MiB (best of $RUNS): gatehouse ${bl_g}s, distribution ${bl_d}s, time ratio $(calc "$bl_g / $bl_d" %.2f) (target <= 1.0)
 manifest GET by tag, $WRK_CONNS conns: gatehouse $mg_rps req/s (p50 $(us_to_ms "$mg_p50") ms, p99 $(us_to_ms "$mg_p99") ms), distribution $md_rps req/s (p50 $(us_to_ms "$md_p50") ms, p99 $(us_to_ms "$md_p99") ms), ratio $(calc "$mg_rps / $md_rps" %.2f) (target >= 3)
 manifest GET by tag, $WRK_CONNS conns, tag TTL 0: gatehouse $m0_rps req/s (p50 $(us_to_ms "$m0_p50") ms), ratio $(calc "$m0_rps / $md_rps" %.2f)
-chunked push $BIG_MIB MiB in $CHUNK_MIB MiB chunks: $(calc "$t1 - $t0" %.1f)s, gatehouse peak RSS $((BIG_HWM / 1024)) MiB (target < 128)
+chunked push $BIG_MIB MiB in $CHUNK_MIB MiB chunks: gatehouse ${BIG_G}s, distribution ${BIG_D}s, time ratio $(calc "$BIG_G / $BIG_D" %.2f); gatehouse peak RSS $((BIG_HWM / 1024)) MiB (target < 128)
+chunked push $SMALL_MIB MiB in 1 MiB chunks: gatehouse ${SMALL_G}s, distribution ${SMALL_D}s, time ratio $(calc "$SMALL_G / $SMALL_D" %.2f)
 gatehouse peak RSS through the push/pull/manifest runs: $((HWM / 1024)) MiB
 OUT
+if [[ -n $BIG_OLD ]]; then
+    echo "the same chunked push to $OLD_GATEHOUSE_BIN: ${BIG_OLD}s (peak RSS $((BIG_OLD_HWM / 1024)) MiB), new/old time ratio $(calc "$BIG_G / $BIG_OLD" %.2f)"
+    echo "the same $SMALL_MIB MiB push in 1 MiB chunks to it: ${SMALL_OLD}s, new/old time ratio $(calc "$SMALL_G / $SMALL_OLD" %.2f)"
+fi

@@ -1,9 +1,8 @@
 //! Incremental hashing for the digest algorithms the registry accepts (sha256, sha512).
 
 use super::driver::{Driver, DriverError};
-use super::midstate::Sha256State;
+use super::midstate::{Sha256State, Sha512State};
 use crate::names::{Algorithm, Digest};
-use sha2::{Digest as _, Sha512};
 
 /// An in-progress hash of one algorithm.
 #[derive(Clone)]
@@ -11,7 +10,7 @@ pub enum Digester {
     /// SHA-256 (its midstate can be saved: [`Digester::saved_state`]).
     Sha256(Sha256State),
     /// SHA-512.
-    Sha512(Sha512),
+    Sha512(Sha512State),
 }
 
 impl Digester {
@@ -19,7 +18,7 @@ impl Digester {
     pub fn new(alg: Algorithm) -> Digester {
         match alg {
             Algorithm::Sha256 => Digester::Sha256(Sha256State::default()),
-            Algorithm::Sha512 => Digester::Sha512(Sha512::new()),
+            Algorithm::Sha512 => Digester::Sha512(Sha512State::default()),
         }
     }
 
@@ -43,17 +42,17 @@ impl Digester {
     pub fn digest(&self) -> Digest {
         match self {
             Digester::Sha256(h) => Digest::from_hash(Algorithm::Sha256, &h.finish()),
-            Digester::Sha512(h) => Digest::from_hash(Algorithm::Sha512, &h.clone().finalize()),
+            Digester::Sha512(h) => Digest::from_hash(Algorithm::Sha512, &h.finish()),
         }
     }
 }
 
 impl Digester {
-    /// The hash state to store beside an upload (Go's layout, as distribution stores it); `None` for SHA-512.
+    /// The hash state to store beside an upload (Go's layout, as distribution stores it).
     pub fn saved_state(&self) -> Option<Vec<u8>> {
         match self {
             Digester::Sha256(h) => Some(h.to_bytes()),
-            Digester::Sha512(_) => None,
+            Digester::Sha512(h) => Some(h.to_bytes()),
         }
     }
 
@@ -64,7 +63,9 @@ impl Digester {
             Algorithm::Sha256 => {
                 Sha256State::from_bytes(state).map(|s| (s.len(), Digester::Sha256(s)))
             }
-            Algorithm::Sha512 => None,
+            Algorithm::Sha512 => {
+                Sha512State::from_bytes(state).map(|s| (s.len(), Digester::Sha512(s)))
+            }
         }
         .map(|(n, d)| (d, n))
     }
@@ -130,5 +131,26 @@ mod tests {
         inc.update(b"c");
         assert_eq!(mid, digest_bytes(Algorithm::Sha256, b"ab"));
         assert_eq!(inc.digest(), digest_bytes(Algorithm::Sha256, b"abc"));
+    }
+
+    /// Both algorithms' states are saved and resumed, and a state is only resumed as its own algorithm.
+    #[test]
+    fn saved_states_resume_for_both_algorithms() {
+        for alg in [Algorithm::Sha256, Algorithm::Sha512] {
+            let mut d = Digester::new(alg);
+            d.update(&[5u8; 1000]);
+            let saved = d.saved_state().expect("a state");
+            let (mut back, n) = Digester::resume(alg, &saved).expect("resumed");
+            assert_eq!(n, 1000);
+            back.update(b"more");
+            let mut whole = vec![5u8; 1000];
+            whole.extend_from_slice(b"more");
+            assert_eq!(back.digest(), digest_bytes(alg, &whole));
+            let other = match alg {
+                Algorithm::Sha256 => Algorithm::Sha512,
+                Algorithm::Sha512 => Algorithm::Sha256,
+            };
+            assert!(Digester::resume(other, &saved).is_none());
+        }
     }
 }

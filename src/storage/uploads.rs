@@ -1,9 +1,14 @@
-//! Upload sessions: `_uploads/<id>/{startedat,data}` on disk, hash state in a bounded in-memory table.
+//! Upload sessions: `_uploads/<id>/{startedat,data}` in storage, hash state in a bounded in-memory table.
 //!
-//! Bytes are hashed as they are appended, and after every chunk the SHA-256 midstate is stored beside the session
-//! (`hashstates/sha256/<offset>`, Go's layout, as distribution stores it), so another instance or a restarted one
-//! resumes it. When no state for the current offset can be read (a failed write, SHA-512) the data file is
-//! re-hashed when needed, so a lost state costs time, never correctness. A commit verifies the digest, syncs the data, renames it into the blob store unless the blob is
+//! Bytes are hashed as they are appended, and after every chunk the hash midstate is stored beside the session
+//! (`hashstates/<alg>/<offset>`, Go's layout, as distribution stores it), so another instance or a restarted one
+//! resumes it. When no state for the current offset can be read (a failed write; a digest of another algorithm
+//! than the chunks were hashed with, SHA-256 unless the digest was known at the start) the data is re-hashed
+//! when needed, so a lost state costs time, never correctness.
+//!
+//! A chunk (PATCH) is parked ([`super::driver::Writer::park`]): on object storage it joins the session's open
+//! multipart upload, copying nothing that came before. A commit makes the data whole (the open chunk committed,
+//! or the parked ones sealed), verifies the digest, renames the data into the blob store unless the blob is
 //! already there, links it into the repository and removes the session.
 
 use super::digester::{hash_file, Digester};
@@ -69,13 +74,30 @@ impl Store {
         alg: Algorithm,
         offset: u64,
     ) -> Result<Digester, super::DriverError> {
+        if let Some(d) = self.saved_hash(repo, id, alg, offset).await {
+            return Ok(d);
+        }
+        // Parked bytes (object storage's open multipart upload) are made readable first.
+        self.driver.seal(data).await?;
+        hash_file(&*self.driver, data, alg, offset).await
+    }
+
+    /// The hash of an upload's first `offset` bytes from its stored hash state, when one for exactly that offset
+    /// can be read.
+    async fn saved_hash(
+        &self,
+        repo: &Name,
+        id: &UploadId,
+        alg: Algorithm,
+        offset: u64,
+    ) -> Option<Digester> {
         if offset == 0 {
-            return Ok(Digester::new(alg));
+            return Some(Digester::new(alg));
         }
         let saved = paths::upload_hash_state(repo, id, alg, offset);
         match self.driver.read(&saved, 1024).await {
             Ok(b) => match Digester::resume(alg, &b) {
-                Some((d, n)) if n == offset => return Ok(d),
+                Some((d, n)) if n == offset => return Some(d),
                 _ => tracing::warn!(
                     path = saved,
                     "an unreadable upload hash state: re-hashing the data"
@@ -86,7 +108,7 @@ impl Store {
                 tracing::warn!(error = %e, "reading an upload hash state: re-hashing the data")
             }
         }
-        hash_file(&*self.driver, data, alg, offset).await
+        None
     }
 
     /// Starts an upload session: an empty `data` file, then `startedat` (which makes the session known).
@@ -125,9 +147,9 @@ impl Store {
         }
         Ok(self
             .driver
-            .stat(&paths::upload_data(repo, &id))
+            .append_len(&paths::upload_data(repo, &id))
             .await?
-            .map_or(0, |m| m.size))
+            .unwrap_or(0))
     }
 
     /// Removes an upload's directory and its in-memory hash state.
@@ -174,7 +196,7 @@ impl Store {
             });
         }
         let data = paths::upload_data(repo, &id);
-        let chunk = self.driver.writer(&data).await?;
+        let mut chunk = self.driver.writer(&data).await?;
         let offset = chunk.len();
         if let Some(start) = start {
             if start != offset {
@@ -190,14 +212,27 @@ impl Store {
         let fresh = guard.digester.is_none() || guard.hashed != offset;
         if fresh {
             let alg = alg.unwrap_or(Algorithm::Sha256);
-            let hashed = self.hash_upload(repo, &id, &data, alg, offset).await;
-            match hashed {
-                Ok(d) => guard.digester = Some(d),
-                Err(e) => {
+            let d = match self.saved_hash(repo, &id, alg, offset).await {
+                Some(d) => d,
+                None => {
+                    // Re-reading the data needs it sealed, which the open writer must not outlive.
                     chunk.cancel().await?;
-                    return Err(e.into());
+                    let d = self.hash_upload(repo, &id, &data, alg, offset).await?;
+                    chunk = self.driver.writer(&data).await?;
+                    if chunk.len() != offset {
+                        let now = chunk.len();
+                        chunk.cancel().await?;
+                        return Err(StorageError::RangeMismatch {
+                            repo: repo.clone(),
+                            id: id.to_string(),
+                            start: offset,
+                            offset: now,
+                        });
+                    }
+                    d
                 }
-            }
+            };
+            guard.digester = Some(d);
             guard.hashed = offset;
         }
         let saved = guard.digester.clone();
@@ -211,6 +246,7 @@ impl Store {
             chunk_start: offset,
             saved,
             spoilt: false,
+            finishing: alg.is_some(),
         })
     }
 }
@@ -236,6 +272,9 @@ pub struct UploadWriter<'a> {
     saved: Option<Digester>,
     /// Whether a write of the open chunk failed (it can only be cancelled then).
     spoilt: bool,
+    /// Whether this chunk is the last one (the digest was known at open): ending it only checks its length and
+    /// leaves it to [`UploadWriter::commit`], so it is not parked just to be sealed again at once.
+    finishing: bool,
 }
 
 impl UploadWriter<'_> {
@@ -298,7 +337,11 @@ impl UploadWriter<'_> {
     /// Ends the chunk: when its Content-Range declared a length and a different number of bytes came, the chunk is
     /// cancelled and [`StorageError::ChunkLength`] returned; otherwise it is committed. Returns the session's length.
     pub async fn end_chunk(&mut self, declared: Option<u64>) -> Result<u64, StorageError> {
-        let len = self.finish_chunk(declared).await?;
+        if self.finishing && !self.spoilt {
+            self.check_length(declared).await?;
+            return Ok(self.offset());
+        }
+        let len = self.finish_chunk(declared, true).await?;
         self.save_hash_state().await;
         Ok(len)
     }
@@ -323,8 +366,28 @@ impl UploadWriter<'_> {
         }
     }
 
-    /// [`UploadWriter::end_chunk`] without storing the hash state.
-    async fn finish_chunk(&mut self, declared: Option<u64>) -> Result<u64, StorageError> {
+    /// Cancels the chunk when its Content-Range declared another length than came.
+    async fn check_length(&mut self, declared: Option<u64>) -> Result<(), StorageError> {
+        let received = self.offset() - self.chunk_start;
+        if let Some(declared) = declared.filter(|&d| d != received) {
+            self.cancel_chunk().await?;
+            return Err(StorageError::ChunkLength {
+                repo: self.repo.clone(),
+                id: self.id.to_string(),
+                declared,
+                received,
+            });
+        }
+        Ok(())
+    }
+
+    /// [`UploadWriter::end_chunk`] without storing the hash state: the chunk parked (`park`: more may come) or
+    /// committed (readable).
+    async fn finish_chunk(
+        &mut self,
+        declared: Option<u64>,
+        park: bool,
+    ) -> Result<u64, StorageError> {
         if self.spoilt {
             self.cancel_chunk().await?;
             self.spoilt = false;
@@ -336,18 +399,14 @@ impl UploadWriter<'_> {
                 ),
             }));
         }
-        let received = self.offset() - self.chunk_start;
-        if let Some(declared) = declared.filter(|&d| d != received) {
-            self.cancel_chunk().await?;
-            return Err(StorageError::ChunkLength {
-                repo: self.repo.clone(),
-                id: self.id.to_string(),
-                declared,
-                received,
-            });
-        }
+        self.check_length(declared).await?;
         if let Some(chunk) = self.chunk.take() {
-            match chunk.commit().await {
+            let ended = if park {
+                chunk.park().await
+            } else {
+                chunk.commit().await
+            };
+            match ended {
                 Ok(len) => self.len = len,
                 Err(e) => {
                     // Whatever reached the file is of unknown extent: re-hash when needed.
@@ -365,9 +424,14 @@ impl UploadWriter<'_> {
     /// An open chunk is ended first. On a mismatch the session is removed and [`StorageError::DigestMismatch`]
     /// returned: nothing is stored.
     pub async fn commit(mut self, expected: &Digest) -> Result<u64, StorageError> {
-        let len = self.finish_chunk(None).await?;
+        let open = self.chunk.is_some();
+        let len = self.finish_chunk(None, false).await?;
         let store = self.store;
         let data = paths::upload_data(&self.repo, &self.id);
+        if !open {
+            // The chunks were parked: the data becomes one object before it is verified and moved.
+            store.driver.seal(&data).await?;
+        }
         let state = self.hash_state();
         let actual = match state.digester.as_ref() {
             Some(d) if d.algorithm() == expected.algorithm() && state.hashed == len => d.digest(),
@@ -459,241 +523,4 @@ impl Drop for UploadWriter<'_> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn rfc3339_formats_utc() {
-        assert_eq!(rfc3339(UNIX_EPOCH), "1970-01-01T00:00:00Z");
-        let t = UNIX_EPOCH + std::time::Duration::from_secs(1_709_251_199); // 2024-02-29T23:59:59Z
-        assert_eq!(rfc3339(t), "2024-02-29T23:59:59Z");
-    }
-
-    async fn store() -> (tempfile::TempDir, Store) {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(crate::storage::StorageConfig {
-            root: dir.path().to_path_buf(),
-            delete_enabled: false,
-            s3: None,
-        })
-        .await
-        .unwrap();
-        (dir, store)
-    }
-
-    /// Every chunk stores the hash state (Go's layout, where distribution keeps it), and a store that never saw
-    /// the session (another instance, a restart) resumes it instead of re-reading the data: with the data
-    /// altered behind its back, the commit still verifies the bytes that were hashed as they came.
-    #[tokio::test]
-    async fn another_instance_resumes_the_stored_hash_state_instead_of_rehashing() {
-        let (dir, store) = store().await;
-        let repo = Name::parse("a/b").unwrap();
-        let id = store.start_upload(&repo).await.unwrap();
-        let first = vec![7u8; 100_000];
-        let mut w = store
-            .begin_write(&repo, id.as_str(), Some(0), None)
-            .await
-            .unwrap();
-        w.write(&first).await.unwrap();
-        assert_eq!(w.end_chunk(None).await.unwrap(), 100_000);
-        drop(w);
-        let uid = UploadId::parse(id.as_str()).unwrap();
-        let saved = paths::upload_hash_state(&repo, &uid, Algorithm::Sha256, 100_000);
-        let state = store.driver().read(&saved, 1024).await.unwrap();
-        assert_eq!(state.len(), crate::storage::midstate::STATE_BYTES);
-        assert_eq!(&state[..4], b"sha\x03");
-        // The data changes under the session (same length); a fresh store must not re-read it.
-        let data = paths::upload_data(&repo, &uid);
-        store
-            .driver()
-            .write_atomic(&data, &[9u8; 100_000])
-            .await
-            .unwrap();
-        let other = Store::open(crate::storage::StorageConfig {
-            root: dir.path().to_path_buf(),
-            delete_enabled: false,
-            s3: None,
-        })
-        .await
-        .unwrap();
-        let mut w = other
-            .begin_write(&repo, id.as_str(), Some(100_000), None)
-            .await
-            .unwrap();
-        w.write(b"tail").await.unwrap();
-        let mut whole = first.clone();
-        whole.extend_from_slice(b"tail");
-        let d = crate::storage::digester::digest_bytes(Algorithm::Sha256, &whole);
-        assert_eq!(w.commit(&d).await.unwrap(), 100_004);
-        // A state for another offset or a broken one is not used: the data is re-read (and here mismatches).
-        let id = other.start_upload(&repo).await.unwrap();
-        let uid = UploadId::parse(id.as_str()).unwrap();
-        let mut w = other
-            .begin_write(&repo, id.as_str(), None, None)
-            .await
-            .unwrap();
-        w.write(b"abc").await.unwrap();
-        w.end_chunk(None).await.unwrap();
-        drop(w);
-        let saved = paths::upload_hash_state(&repo, &uid, Algorithm::Sha256, 3);
-        other
-            .driver()
-            .write_atomic(&saved, b"garbage")
-            .await
-            .unwrap();
-        let third = Store::open(crate::storage::StorageConfig {
-            root: dir.path().to_path_buf(),
-            delete_enabled: false,
-            s3: None,
-        })
-        .await
-        .unwrap();
-        let w = third
-            .begin_write(&repo, id.as_str(), None, None)
-            .await
-            .unwrap();
-        let d = crate::storage::digester::digest_bytes(Algorithm::Sha256, b"abc");
-        assert_eq!(w.commit(&d).await.unwrap(), 3, "re-hashed from the data");
-    }
-
-    /// A chunk whose request failed half way (the writer dropped before its end) is cut off again, and the
-    /// session continues from where it was, with a digest that still matches.
-    #[tokio::test]
-    async fn an_interrupted_chunk_is_never_part_of_the_upload() {
-        let (_dir, store) = store().await;
-        let repo = Name::parse("a/b").unwrap();
-        let id = store.start_upload(&repo).await.unwrap();
-        let mut w = store
-            .begin_write(&repo, id.as_str(), Some(0), None)
-            .await
-            .unwrap();
-        w.write(b"kept ").await.unwrap();
-        assert_eq!(w.end_chunk(Some(5)).await.unwrap(), 5);
-        drop(w);
-        let mut w = store
-            .begin_write(&repo, id.as_str(), Some(5), None)
-            .await
-            .unwrap();
-        w.write(&[b'!'; 100_000]).await.unwrap();
-        drop(w); // The body failed: no end_chunk.
-                 // The next writer waits for the cut: the session is at 5 again.
-        let mut w = store
-            .begin_write(&repo, id.as_str(), None, None)
-            .await
-            .unwrap();
-        assert_eq!(w.offset(), 5);
-        w.write(b"and this").await.unwrap();
-        let d = crate::storage::digester::digest_bytes(Algorithm::Sha256, b"kept and this");
-        assert_eq!(w.commit(&d).await.unwrap(), 13);
-    }
-
-    /// A chunk whose write failed (ENOSPC from /dev/full) cannot be committed: ending it cancels it and says so.
-    #[tokio::test]
-    async fn a_chunk_with_a_failed_write_is_cancelled_not_committed() {
-        let (dir, store) = store().await;
-        let repo = Name::parse("a").unwrap();
-        let id = store.start_upload(&repo).await.unwrap();
-        let data = dir.path().join(paths::upload_data(&repo, &id));
-        std::fs::remove_file(&data).unwrap();
-        std::os::unix::fs::symlink("/dev/full", &data).unwrap();
-        let mut w = store
-            .begin_write(&repo, id.as_str(), None, None)
-            .await
-            .unwrap();
-        let mut failed = false;
-        for _ in 0..64 {
-            if w.write(&[1u8; 65_536]).await.is_err() {
-                failed = true;
-                break;
-            }
-        }
-        assert!(failed, "a write to /dev/full fails");
-        assert!(
-            w.write(b"more").await.is_err(),
-            "a spoilt chunk takes no more"
-        );
-        assert!(matches!(
-            w.end_chunk(None).await,
-            Err(StorageError::Driver(_))
-        ));
-        assert_eq!(w.offset(), 0);
-    }
-
-    /// A chunk whose length differs from its Content-Range is cancelled: the upload's length and hash are as
-    /// before it.
-    #[tokio::test]
-    async fn a_chunk_of_the_wrong_length_is_cancelled() {
-        let (_dir, store) = store().await;
-        let repo = Name::parse("a").unwrap();
-        let id = store.start_upload(&repo).await.unwrap();
-        let mut w = store
-            .begin_write(&repo, id.as_str(), Some(0), None)
-            .await
-            .unwrap();
-        w.write(b"abc").await.unwrap();
-        assert!(matches!(
-            w.end_chunk(Some(4)).await,
-            Err(StorageError::ChunkLength {
-                declared: 4,
-                received: 3,
-                ..
-            })
-        ));
-        drop(w);
-        assert_eq!(store.upload_offset(&repo, id.as_str()).await.unwrap(), 0);
-        let mut w = store
-            .begin_write(&repo, id.as_str(), Some(0), None)
-            .await
-            .unwrap();
-        w.write(b"xyz").await.unwrap();
-        let d = crate::storage::digester::digest_bytes(Algorithm::Sha256, b"xyz");
-        assert_eq!(w.commit(&d).await.unwrap(), 3);
-    }
-
-    /// Issue 9 finding 4: once a chunk's end returns (the PATCH's 202), its bytes are in storage: a fresh store on
-    /// the same root (no shared hash state, no shared file handle) hashes them all.
-    #[tokio::test]
-    async fn a_chunk_is_in_storage_when_its_end_returns() {
-        let (dir, store) = store().await;
-        let repo = Name::parse("a").unwrap();
-        let id = store.start_upload(&repo).await.unwrap();
-        let mut data = Vec::new();
-        for round in 0..8u8 {
-            let mut w = store
-                .begin_write(&repo, id.as_str(), None, None)
-                .await
-                .unwrap();
-            for _ in 0..16 {
-                let piece = vec![round; 65_536 + round as usize];
-                w.write(&piece).await.unwrap();
-                data.extend_from_slice(&piece);
-            }
-            assert_eq!(w.end_chunk(None).await.unwrap(), data.len() as u64);
-            drop(w);
-            let fresh = Store::open(crate::storage::StorageConfig {
-                root: dir.path().to_path_buf(),
-                delete_enabled: false,
-                s3: None,
-            })
-            .await
-            .unwrap();
-            assert_eq!(
-                fresh.upload_offset(&repo, id.as_str()).await.unwrap(),
-                data.len() as u64
-            );
-            let hashed = hash_file(
-                fresh.driver(),
-                &paths::upload_data(&repo, &id),
-                Algorithm::Sha256,
-                data.len() as u64,
-            )
-            .await
-            .unwrap();
-            assert_eq!(
-                hashed.digest(),
-                crate::storage::digester::digest_bytes(Algorithm::Sha256, &data),
-                "round {round}"
-            );
-        }
-    }
-}
+mod tests;

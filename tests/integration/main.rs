@@ -30,6 +30,7 @@ mod push_pull;
 mod reload;
 mod s3;
 mod s3_cache;
+mod s3_chunked;
 mod stress_push;
 mod tls;
 mod tls_plain;

@@ -23,6 +23,7 @@ macro_rules! driver_conformance_tests {
                 concurrent_readers_never_see_a_partial_object,
                 ranged_reads,
                 writer_commit_and_cancel,
+                parked_chunks_count_and_are_sealed_whole,
                 stat_reports_size_and_mtime,
                 list_and_walk,
                 rename_moves_and_replaces,
@@ -217,6 +218,49 @@ pub async fn writer_commit_and_cancel(d: Arc<dyn Driver>) {
         b"hello, world"
     );
     assert_eq!(d.stat(k).await.unwrap(), None);
+}
+
+/// Parked chunks ([`super::Writer::park`]) count for the next writer and [`Driver::append_len`] at once, a
+/// cancelled chunk after them counts nothing, and after [`Driver::seal`] readers see every byte in order (the
+/// default driver parks by committing; object storage keeps one multipart upload open).
+pub async fn parked_chunks_count_and_are_sealed_whole(d: Arc<dyn Driver>) {
+    let k = "c/parked/data";
+    assert_eq!(d.append_len(k).await.unwrap(), None);
+    d.seal(k).await.unwrap();
+    assert_eq!(d.writer(k).await.unwrap().commit().await.unwrap(), 0);
+    assert_eq!(d.append_len(k).await.unwrap(), Some(0));
+    let data = pattern(300_000);
+    let mut at = 0;
+    for (i, size) in [1usize, 70_000, 0, 100_000, 128_999]
+        .into_iter()
+        .enumerate()
+    {
+        let mut w = d.writer(k).await.unwrap();
+        assert_eq!(w.len(), at as u64, "chunk {i}");
+        w.write(&data[at..at + size]).await.unwrap();
+        at += size;
+        assert_eq!(w.park().await.unwrap(), at as u64, "chunk {i}");
+        assert_eq!(d.append_len(k).await.unwrap(), Some(at as u64));
+        let mut cut = d.writer(k).await.unwrap();
+        cut.write(&[b'x'; 5000]).await.unwrap();
+        cut.cancel().await.unwrap();
+        assert_eq!(d.append_len(k).await.unwrap(), Some(at as u64));
+    }
+    d.seal(k).await.unwrap();
+    d.seal(k).await.unwrap();
+    assert_eq!(d.stat(k).await.unwrap().unwrap().size, at as u64);
+    assert!(read_all(&*d, k, 0, u64::MAX).await.unwrap() == data[..at]);
+    // A commit after parked chunks seals them with its own bytes.
+    let mut w = d.writer(k).await.unwrap();
+    w.write(&data[at..at + 1000]).await.unwrap();
+    at += 1000;
+    assert_eq!(w.park().await.unwrap(), at as u64);
+    let mut w = d.writer(k).await.unwrap();
+    w.write(&data[at..]).await.unwrap();
+    assert_eq!(w.commit().await.unwrap(), data.len() as u64);
+    assert!(read_all(&*d, k, 0, u64::MAX).await.unwrap() == data);
+    d.delete("c/parked").await.unwrap();
+    assert_eq!(d.append_len(k).await.unwrap(), None);
 }
 
 /// `stat` gives size, kind and a modification time close to now.

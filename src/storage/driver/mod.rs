@@ -183,7 +183,8 @@ pub trait Walk: Send {
     async fn next(&mut self) -> Result<Option<WalkEntry>, DriverError>;
 }
 
-/// Bytes being appended to one object; nothing written becomes part of it before [`Writer::commit`].
+/// Bytes being appended to one object; nothing written becomes part of it before [`Writer::commit`] (or, for
+/// the next writer only, [`Writer::park`]).
 ///
 /// A writer must end with `commit` or `cancel`: what dropping it in between leaves is unspecified.
 #[async_trait]
@@ -201,6 +202,13 @@ pub trait Writer: Send {
     async fn commit(self: Box<Self>) -> Result<u64, DriverError>;
     /// Drops what was written since the writer was opened; the object is as it was.
     async fn cancel(self: Box<Self>) -> Result<(), DriverError>;
+    /// Makes what was written durable and part of the object for the next writer and for
+    /// [`Driver::append_len`], but not necessarily for readers: they see it after [`Driver::seal`] or a later
+    /// [`Writer::commit`] (object storage keeps an upload's chunks in one open multipart upload). Returns the
+    /// object's length. A driver that appends in place commits.
+    async fn park(self: Box<Self>) -> Result<u64, DriverError> {
+        self.commit().await
+    }
 }
 
 /// The byte-level storage operations the registry logic is written against.
@@ -230,6 +238,16 @@ pub trait Driver: Send + Sync + 'static {
             op: "create_new",
             path: check_key(path)?.to_string(),
         })
+    }
+    /// The length of an object being appended to, parked bytes ([`Writer::park`]) included; `None` when absent.
+    async fn append_len(&self, path: &str) -> Result<Option<u64>, DriverError> {
+        Ok(self.stat(path).await?.filter(|m| !m.is_dir).map(|m| m.size))
+    }
+    /// Makes the bytes parked at `path` ([`Writer::park`]) part of the object readers see (read, stat, rename);
+    /// nothing to do when none are. A driver that never parks has nothing to do.
+    async fn seal(&self, path: &str) -> Result<(), DriverError> {
+        check_key(path)?;
+        Ok(())
     }
     /// Moves `from` to `to` atomically, replacing what is there.
     async fn rename(&self, from: &str, to: &str) -> Result<(), DriverError>;

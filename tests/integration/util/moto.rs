@@ -83,6 +83,20 @@ impl Moto {
             .collect()
     }
 
+    /// The keys of the unfinished multipart uploads in `bucket` (one unpaged ListMultipartUploads).
+    pub fn multipart_uploads(&self, bucket: &str) -> Vec<String> {
+        let reply = Http::new(&self.endpoint())
+            .req("GET", &format!("/{bucket}?uploads"))
+            .send();
+        reply.expect(200);
+        String::from_utf8_lossy(&reply.body)
+            .split("<Upload>")
+            .skip(1)
+            .filter_map(|u| u.split("<Key>").nth(1)?.split("</Key>").next())
+            .map(str::to_string)
+            .collect()
+    }
+
     /// The environment that makes gatehouse store into `bucket` under [`ROOT`], as registry:2 is told.
     pub fn env(&self, bucket: &str) -> Vec<(String, String)> {
         self.env_via(bucket, &self.endpoint())

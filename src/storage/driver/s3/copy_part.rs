@@ -2,7 +2,8 @@
 //! from an existing object (pinned to its ETag), so appending to a large object sends only the new bytes.
 //!
 //! The request is signed here with AWS Signature V4 (the same credentials `object_store` uses) and sent to the
-//! object URL `object_store` itself would use (taken from a presigned URL with its query removed).
+//! object URL `object_store` itself would use (taken from a presigned URL with its query removed). A rename of an
+//! object too large for CopyObject is a multipart upload of such copied parts ([`super::S3Driver::multipart_copy`]).
 
 use super::{os_err, Inner};
 use crate::storage::driver::DriverError;
@@ -238,6 +239,55 @@ pub(crate) async fn copy_part(
         path: key.to_string(),
         source: std::io::Error::other(last),
     })
+}
+
+impl super::S3Driver {
+    /// Copies `size` bytes at `src` to `dst` server-side as parts of one multipart upload on `dst`.
+    pub(super) async fn multipart_copy(
+        &self,
+        from: &str,
+        src: &Path,
+        dst: &Path,
+        size: u64,
+        etag: Option<String>,
+    ) -> Result<(), DriverError> {
+        use object_store::multipart::MultipartStore;
+        let store = &self.inner.store;
+        let id = store
+            .create_multipart(dst)
+            .await
+            .map_err(|e| os_err("rename", from, e))?;
+        let copied = async {
+            let mut parts = Vec::new();
+            let mut start = 0;
+            while start < size {
+                let end = size.min(start + MAX_COPY_PART);
+                parts.push(
+                    copy_part(
+                        &self.inner,
+                        from,
+                        src,
+                        dst,
+                        &id,
+                        parts.len() + 1,
+                        etag.as_deref(),
+                        start..end,
+                    )
+                    .await?,
+                );
+                start = end;
+            }
+            store
+                .complete_multipart(dst, &id, parts)
+                .await
+                .map_err(|e| os_err("rename", from, e))
+        }
+        .await;
+        if copied.is_err() {
+            let _ = store.abort_multipart(dst, &id).await;
+        }
+        copied.map(drop)
+    }
 }
 
 #[cfg(test)]

@@ -8,6 +8,7 @@ use super::{os_err, Inner};
 use crate::storage::driver::DriverError;
 use object_store::multipart::MultipartStore;
 use object_store::path::Path;
+use object_store::ObjectStore;
 use std::time::{Duration, SystemTime};
 
 /// One unfinished multipart upload.
@@ -116,6 +117,19 @@ pub(crate) async fn list(
     }
 }
 
+/// Whether the multipart upload on `key` may belong to a parked session still being written: its state object
+/// was written at or after `before` (S3 reports when an upload started, not when it last got a part, and some
+/// stores report a fixed start). Such an upload goes with its session when the session is purged.
+async fn parked_is_young(inner: &Inner, key: &str, before: SystemTime) -> bool {
+    let at = super::parked::state_loc(&Path::from(key));
+    match inner.store.head(&at).await {
+        Ok(m) => super::to_system(m.last_modified.timestamp_millis()) >= before,
+        Err(object_store::Error::NotFound { .. }) => false,
+        // Unsure: keep it (the next purge looks again).
+        Err(_) => true,
+    }
+}
+
 /// Aborts the multipart uploads under `loc/` started before `before` (with `dry_run`, only lists them); returns
 /// their keys (relative to the bucket).
 pub(crate) async fn abort_before(
@@ -127,7 +141,7 @@ pub(crate) async fn abort_before(
 ) -> Result<Vec<String>, DriverError> {
     let mut aborted = Vec::new();
     for p in list(inner, key, loc).await? {
-        if p.initiated >= before {
+        if p.initiated >= before || parked_is_young(inner, &p.key, before).await {
             continue;
         }
         if !dry_run {
