@@ -7,9 +7,11 @@
 //! the manifest put that references it); offline runs default to no grace, as distribution's.
 
 pub mod barrier;
+pub mod budget;
 pub mod cli;
 pub mod du;
 pub mod fsck;
+pub mod keeper;
 pub mod layout;
 pub mod lease;
 pub mod mark;
