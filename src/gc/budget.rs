@@ -182,6 +182,16 @@ impl Driver for Paced {
             pacer: self.pacer.clone(),
         }))
     }
+    async fn walk_keys(&self, prefix: &str) -> Result<Box<dyn Walk>, DriverError> {
+        let inner = {
+            let _p = self.pacer.permit().await;
+            self.inner.walk_keys(prefix).await?
+        };
+        Ok(Box::new(PacedWalk {
+            inner,
+            pacer: self.pacer.clone(),
+        }))
+    }
     async fn delete(&self, path: &str) -> Result<(), DriverError> {
         let _p = self.pacer.permit().await;
         self.inner.delete(path).await

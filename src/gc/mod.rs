@@ -81,6 +81,12 @@ impl Options {
         self.is_young(modified) || self.now.duration_since(modified).map_or(true, |a| a < age)
     }
 
+    /// Whether the run compares modification times (a grace, or retention rules): without, the walks need not
+    /// stat what they find.
+    pub fn compares_times(&self) -> bool {
+        !self.grace.is_zero() || !self.retention.is_empty()
+    }
+
     /// How old an untagged manifest of `repo` must be to be deleted: no age with `delete_untagged` (the grace
     /// still holds), the rules' age otherwise, `None` when untagged manifests of `repo` stay.
     pub fn untagged_after(&self, repo: &Name) -> Option<Duration> {
@@ -166,7 +172,7 @@ async fn run(
         // What an interrupted online run left in quarantine goes back first, to be judged again.
         online::recover(driver.as_ref()).await?;
     }
-    let (mut inv, _strays) = layout::inventory(driver.as_ref()).await?;
+    let (mut inv, _strays) = layout::inventory_with(driver.as_ref(), opts.compares_times()).await?;
     renew(driver.as_ref(), lease).await?;
     let mut report = Report::default();
     retention::apply_tags(driver.as_ref(), &mut inv, opts, &mut report).await?;
