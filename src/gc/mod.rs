@@ -130,7 +130,8 @@ pub struct Report {
 }
 
 /// How long a run's hold on the collector lock lasts without renewal (renewed between phases and every
-/// [`RENEW_EVERY`] deletes).
+/// [`RENEW_EVERY`] deletes; an online run's also every third of it on a timer, [`keeper`], since its budget
+/// makes it slow).
 pub const LEASE_TTL: Duration = Duration::from_secs(600);
 
 /// Deletes between two renewals of the lease.
