@@ -269,9 +269,10 @@ ensure_gatehouse_built() {
 start_gatehouse() {
     local name=$1
     shift
-    local upstream="" root="" htpasswd="" cache_ttl=600 observe=on kv
+    local upstream="" root="" htpasswd="" cache_ttl=600 observe=on kv extra_env=()
     for kv in "$@"; do
         case $kv in
+        env=*=*) extra_env+=("${kv#env=}") ;;
         upstream=*) upstream=${kv#*=} ;;
         root=*) root=${kv#*=} ;;
         htpasswd=*) htpasswd=${kv#*=} ;;
@@ -316,6 +317,7 @@ EOF
         envs+=(REGISTRY_AUTH=none)
     fi
     [[ -z $upstream ]] || envs+=(GATEHOUSE_UPSTREAM_URL="$upstream")
+    envs+=("${extra_env[@]}")
     env -i "${envs[@]}" "$GATEHOUSE_BIN" serve --config "$cfg" >"$RUN_DIR/$name.log" 2>&1 &
     GH_PID=$!
     BENCH_PIDS+=("$GH_PID")

@@ -211,8 +211,12 @@ pub fn run(config: Config, options: RunOptions) -> Result<(), StartError> {
     if let Backend::Embedded(registry) = &*backend {
         let count = crate::services::BlobCount(registry.clone());
         server.add_service(background_service("blob count", count));
-        let gc =
-            crate::gc::service::Collector::register(registry.store().shared_driver(), &config.gc);
+        let local = config.storage.s3.is_none();
+        let gc = crate::gc::service::Collector::register(
+            registry.store().shared_driver(),
+            &config.gc,
+            local,
+        );
         server.add_service(background_service("gc", crate::gc::service::Scheduled(gc)));
         if let Some(settings) = config.gc.purging.clone() {
             let driver = registry.store().shared_driver();

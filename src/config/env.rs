@@ -343,6 +343,15 @@ pub const VARS: &[Var] = &[
         },
     ),
     var(
+        "GATEHOUSE_GC_BUDGET",
+        "gc.budget",
+        Refuse("give a percentage like 25% or unset it for the default"),
+        |f, v| {
+            f.gc.budget = v.to_string();
+            Ok(())
+        },
+    ),
+    var(
         "REGISTRY_STORAGE_MAINTENANCE_UPLOADPURGING_ENABLED",
         "gc.upload_purging.enabled",
         Ignore,

@@ -79,10 +79,24 @@ fn split_repo(rel: &str) -> Option<(Name, Vec<&str>)> {
 
 /// Walks `repositories/` once; objects that are under no repository name are returned as strays too.
 pub async fn inventory(driver: &dyn Driver) -> Result<(Inventory, Vec<String>), GcError> {
+    inventory_with(driver, true).await
+}
+
+/// [`inventory`]; without `times` the links' modification times and the uploads' sizes and times may be
+/// missing (the epoch, 0): a walk of keys, for a run that compares no time (no grace, no retention rule).
+pub async fn inventory_with(
+    driver: &dyn Driver,
+    times: bool,
+) -> Result<(Inventory, Vec<String>), GcError> {
     let root = paths::repositories_root();
     let mut repos = Inventory::new();
     let mut strays = Vec::new();
-    for e in super::scan::walk_all(driver, &root).await? {
+    let found = if times {
+        super::scan::walk_all(driver, &root).await?
+    } else {
+        super::scan::walk_all_keys(driver, &root).await?
+    };
+    for e in found {
         let Some(rel) = e.key.strip_prefix(&root).and_then(|r| r.strip_prefix('/')) else {
             strays.push(e.key);
             continue;

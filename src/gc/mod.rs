@@ -7,9 +7,11 @@
 //! the manifest put that references it); offline runs default to no grace, as distribution's.
 
 pub mod barrier;
+pub mod budget;
 pub mod cli;
 pub mod du;
 pub mod fsck;
+pub mod keeper;
 pub mod layout;
 pub mod lease;
 pub mod mark;
@@ -79,6 +81,12 @@ impl Options {
         self.is_young(modified) || self.now.duration_since(modified).map_or(true, |a| a < age)
     }
 
+    /// Whether the run compares modification times (a grace, or retention rules): without, the walks need not
+    /// stat what they find.
+    pub fn compares_times(&self) -> bool {
+        !self.grace.is_zero() || !self.retention.is_empty()
+    }
+
     /// How old an untagged manifest of `repo` must be to be deleted: no age with `delete_untagged` (the grace
     /// still holds), the rules' age otherwise, `None` when untagged manifests of `repo` stay.
     pub fn untagged_after(&self, repo: &Name) -> Option<Duration> {
@@ -122,7 +130,8 @@ pub struct Report {
 }
 
 /// How long a run's hold on the collector lock lasts without renewal (renewed between phases and every
-/// [`RENEW_EVERY`] deletes).
+/// [`RENEW_EVERY`] deletes; an online run's also every third of it on a timer, [`keeper`], since its budget
+/// makes it slow).
 pub const LEASE_TTL: Duration = Duration::from_secs(600);
 
 /// Deletes between two renewals of the lease.
@@ -164,7 +173,7 @@ async fn run(
         // What an interrupted online run left in quarantine goes back first, to be judged again.
         online::recover(driver.as_ref()).await?;
     }
-    let (mut inv, _strays) = layout::inventory(driver.as_ref()).await?;
+    let (mut inv, _strays) = layout::inventory_with(driver.as_ref(), opts.compares_times()).await?;
     renew(driver.as_ref(), lease).await?;
     let mut report = Report::default();
     retention::apply_tags(driver.as_ref(), &mut inv, opts, &mut report).await?;

@@ -7,10 +7,11 @@ use super::barrier::{
     quarantine_key, quarantine_root, quarantined, relink, restore, unlinked, unlinked_key,
     unlinked_root,
 };
+use super::keeper::Kept;
 use super::layout::{inventory, Inventory, Link};
 use super::mark::{self, refs_of, Refs, Untagged};
 use super::sweep::{blob_of, link_dir};
-use super::{lease, renew, GcError, Options, Report, LEASE_TTL};
+use super::{lease, GcError, Options, Report, LEASE_TTL};
 use crate::names::{Digest, Name};
 use crate::storage::driver::Driver;
 use crate::storage::paths;
@@ -170,12 +171,10 @@ pub async fn collect_online(
     untagged: &mut Untagged,
 ) -> Result<Report, GcError> {
     let owner = lease::owner_name();
-    let mut held =
-        Some(lease::acquire(driver.as_ref(), &owner, LEASE_TTL, SystemTime::now()).await??);
-    let result = run(driver, template, untagged, &mut held).await;
-    if let Some(l) = held {
-        l.release(driver.as_ref()).await?;
-    }
+    let lease = lease::acquire(driver.as_ref(), &owner, LEASE_TTL, SystemTime::now()).await??;
+    let kept = Kept::start(driver.clone(), lease, LEASE_TTL);
+    let result = run(driver, template, untagged, &kept).await;
+    kept.release().await?;
     result
 }
 
@@ -183,7 +182,7 @@ async fn run(
     driver: &Arc<dyn Driver>,
     template: &Options,
     untagged: &mut Untagged,
-    lease: &mut Option<lease::Lease>,
+    lease: &Kept,
 ) -> Result<Report, GcError> {
     let d = driver.as_ref();
     let recovered = recover(d).await?;
@@ -202,7 +201,7 @@ async fn run(
     let mut report = Report::default();
     super::retention::apply_tags(d, &mut inv, &opts, &mut report).await?;
     let mut marks = mark::mark_remembering(driver, &inv, &opts, Some(untagged)).await?;
-    renew(d, lease).await?;
+    lease.renew().await?;
     report.repositories = inv.len() as u64;
     report.manifests = marks.manifests;
     report.marked = marks.blobs.len() as u64;
@@ -229,7 +228,7 @@ async fn run(
             continue;
         }
         if moved.len() as u64 % super::RENEW_EVERY == super::RENEW_EVERY - 1 {
-            renew(d, lease).await?;
+            lease.renew().await?;
         }
         match d.rename(&e.key, &quarantine_key(&b)).await {
             Ok(()) => {
@@ -264,16 +263,14 @@ async fn run(
         );
     }
     // Still the collector? If not, everything goes back and the run stops.
-    if let Some(l) = lease.as_ref() {
-        if let Err(lost) = l.check(d, SystemTime::now()).await? {
-            for b in moved.keys() {
-                restore(d, b).await?;
-            }
-            for (name, l) in &unlinked_now {
-                relink(d, name, &l.digest).await?;
-            }
-            return Err(lost.into());
+    if let Err(lost) = lease.check().await? {
+        for b in moved.keys() {
+            restore(d, b).await?;
         }
+        for (name, l) in &unlinked_now {
+            relink(d, name, &l.digest).await?;
+        }
+        return Err(lost.into());
     }
     // A writer may have taken a blob or a link back itself (its link came after the second look): it stays.
     let mut taken_back = Vec::new();

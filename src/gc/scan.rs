@@ -49,8 +49,16 @@ async fn list(driver: &dyn Driver, dir: &str) -> Result<Vec<(String, bool)>, Dri
     }
 }
 
-async fn walk_one(driver: &dyn Driver, prefix: String) -> Result<Vec<WalkEntry>, DriverError> {
-    let mut walk = driver.walk(&prefix).await?;
+async fn walk_one(
+    driver: &dyn Driver,
+    prefix: String,
+    keys: bool,
+) -> Result<Vec<WalkEntry>, DriverError> {
+    let mut walk = if keys {
+        driver.walk_keys(&prefix).await?
+    } else {
+        driver.walk(&prefix).await?
+    };
     let mut out = Vec::new();
     while let Some(e) = walk.next().await? {
         out.push(e);
@@ -60,6 +68,20 @@ async fn walk_one(driver: &dyn Driver, prefix: String) -> Result<Vec<WalkEntry>,
 
 /// Every object under `root`, sorted by key (what one [`Driver::walk`] of it finds).
 pub async fn walk_all(driver: &dyn Driver, root: &str) -> Result<Vec<WalkEntry>, DriverError> {
+    walk_split(driver, root, false).await
+}
+
+/// Every key under `root`, sorted, as [`walk_all`] but through [`Driver::walk_keys`]: sizes and times may
+/// be missing (0 and the epoch).
+pub async fn walk_all_keys(driver: &dyn Driver, root: &str) -> Result<Vec<WalkEntry>, DriverError> {
+    walk_split(driver, root, true).await
+}
+
+async fn walk_split(
+    driver: &dyn Driver,
+    root: &str,
+    keys: bool,
+) -> Result<Vec<WalkEntry>, DriverError> {
     let mut subtrees = vec![root.to_string()];
     let mut files: Vec<String> = Vec::new();
     for _ in 0..MAX_SPLIT_DEPTH {
@@ -85,11 +107,27 @@ pub async fn walk_all(driver: &dyn Driver, root: &str) -> Result<Vec<WalkEntry>,
     let jobs: Vec<Job<'_, Vec<WalkEntry>>> = subtrees
         .into_iter()
         .chain(files)
-        .map(|p| Box::pin(walk_one(driver, p)) as Job<'_, _>)
+        .map(|p| Box::pin(walk_one(driver, p, keys)) as Job<'_, _>)
         .collect();
     let mut out: Vec<WalkEntry> = run_all(jobs).await?.into_iter().flatten().collect();
     out.sort_by(|a, b| a.key.cmp(&b.key));
     out.dedup_by(|a, b| a.key == b.key);
+    Ok(out)
+}
+
+/// The sizes of `keys` (a key that is gone has none), [`PARALLEL`] stats at a time.
+pub async fn sizes(driver: &dyn Driver, keys: &[&str]) -> Result<Vec<Option<u64>>, DriverError> {
+    let jobs: Vec<Job<'_, (usize, Option<u64>)>> = keys
+        .iter()
+        .enumerate()
+        .map(|(i, k)| {
+            Box::pin(async move { Ok((i, driver.stat(k).await?.map(|m| m.size))) }) as Job<'_, _>
+        })
+        .collect();
+    let mut out = vec![None; keys.len()];
+    for (i, size) in run_all(jobs).await? {
+        out[i] = size;
+    }
     Ok(out)
 }
 
@@ -117,7 +155,7 @@ mod tests {
         for k in &keys {
             d.write_atomic(k, k.as_bytes()).await.unwrap();
         }
-        let one = walk_one(&d, "t".into()).await.unwrap();
+        let one = walk_one(&d, "t".into(), false).await.unwrap();
         let mut want: Vec<String> = one.into_iter().map(|e| e.key).collect();
         want.sort();
         let got: Vec<String> = walk_all(&d, "t")
@@ -128,6 +166,22 @@ mod tests {
             .collect();
         assert_eq!(got, want);
         assert_eq!(got.len(), keys.len());
+        let by_keys: Vec<String> = walk_all_keys(&d, "t")
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|e| e.key)
+            .collect();
+        assert_eq!(by_keys, want, "a walk of keys finds the same keys");
+        let wide: Vec<&str> = want.iter().map(String::as_str).take(3).collect();
+        let mut asked = wide.clone();
+        asked.push("t/absent");
+        let want_sizes: Vec<Option<u64>> = wide
+            .iter()
+            .map(|k| Some(k.len() as u64))
+            .chain([None])
+            .collect();
+        assert_eq!(sizes(&d, &asked).await.unwrap(), want_sizes);
         assert!(walk_all(&d, "absent").await.unwrap().is_empty());
         assert_eq!(
             walk_all(&d, "t/top").await.unwrap().len(),

@@ -18,6 +18,10 @@ pub struct Collector {
     interval: Option<Duration>,
     delete_untagged: bool,
     retention: Vec<super::retention::Rule>,
+    /// The share of the time a run may work, in percent ([`super::budget`]).
+    budget: u8,
+    /// Whether runs go to the low-priority threads (local storage, [`super::budget::low_priority`]).
+    low_priority: bool,
     /// One run at a time; it holds when each untagged manifest was first seen untagged.
     running: tokio::sync::Mutex<super::mark::Untagged>,
     /// The last usage measurement and when it was taken ([`Collector::usage`]).
@@ -32,10 +36,12 @@ pub fn registered() -> Option<Arc<Collector>> {
 }
 
 impl Collector {
-    /// A collector over `driver` with the server's settings; registered for the admin listener.
+    /// A collector over `driver` with the server's settings; registered for the admin listener. With
+    /// `local_storage` (a disk, not object storage) its runs work on low-priority threads.
     pub fn register(
         driver: Arc<dyn Driver>,
         settings: &super::settings::GcSettings,
+        local_storage: bool,
     ) -> Arc<Collector> {
         let c = Arc::new(Collector {
             driver,
@@ -43,6 +49,8 @@ impl Collector {
             interval: settings.interval,
             delete_untagged: settings.delete_untagged,
             retention: settings.retention.clone(),
+            budget: settings.budget,
+            low_priority: local_storage,
             running: tokio::sync::Mutex::new(Default::default()),
             usage: tokio::sync::Mutex::new(None),
         });
@@ -104,7 +112,7 @@ impl Collector {
             now: SystemTime::now(),
             retention: self.retention.clone(),
         };
-        let result = collect_online(&self.driver, &opts, &mut untagged).await;
+        let result = self.paced_run(opts, &mut untagged).await;
         let m = &crate::metrics::metrics().gc;
         match &result {
             Ok(r) => {
@@ -142,6 +150,42 @@ impl Collector {
                 tracing::error!(error = %e, "gc: run failed; nothing more was deleted");
             }
         }
+        result
+    }
+}
+
+impl Collector {
+    /// One online run through a [`super::budget::Paced`] driver, on the low-priority threads when the storage
+    /// is local. A run moved there goes on to its end even if the caller stops waiting (the lease and the
+    /// barrier do not depend on who waits).
+    async fn paced_run(
+        &self,
+        opts: super::Options,
+        untagged: &mut super::mark::Untagged,
+    ) -> Result<Report, GcError> {
+        let pacer = super::budget::Pacer::new(self.budget);
+        let paced: Arc<dyn Driver> = Arc::new(super::budget::Paced::new(
+            self.driver.clone(),
+            pacer.clone(),
+        ));
+        let rt = self
+            .low_priority
+            .then(super::budget::low_priority)
+            .flatten();
+        let result = match rt {
+            Some(rt) => {
+                let mut memory = std::mem::take(untagged);
+                let job = rt.spawn(async move {
+                    let r = collect_online(&paced, &opts, &mut memory).await;
+                    (r, memory)
+                });
+                let (r, memory) = job.await.map_err(|e| GcError::Task(e.to_string()))?;
+                *untagged = memory;
+                r
+            }
+            None => collect_online(&paced, &opts, untagged).await,
+        };
+        tracing::debug!(paused = ?pacer.paused(), budget = self.budget, "gc: run paced");
         result
     }
 }

@@ -1,5 +1,5 @@
 //! `[gc]`: the collector's settings (`GATEHOUSE_GC_INTERVAL`, `GATEHOUSE_GC_GRACE`,
-//! `GATEHOUSE_GC_DELETE_UNTAGGED`), validated into [`GcSettings`].
+//! `GATEHOUSE_GC_DELETE_UNTAGGED`, `GATEHOUSE_GC_BUDGET`), validated into [`GcSettings`].
 
 use crate::config::values::parse_duration;
 use crate::settings::Invalid;
@@ -20,6 +20,8 @@ pub struct GcSection {
     pub grace: String,
     /// Whether runs also delete manifests no tag reaches.
     pub delete_untagged: bool,
+    /// The share of the time an online run may work, in percent (`25%` or `25`, 1–100); empty = 25.
+    pub budget: String,
     /// `[gc.upload_purging]`: distribution's `storage.maintenance.uploadpurging`.
     pub upload_purging: PurgingSection,
 }
@@ -69,6 +71,8 @@ pub struct GcSettings {
     pub grace: Option<Duration>,
     /// Whether untagged manifests are deleted.
     pub delete_untagged: bool,
+    /// The share of the time an online run may work, in percent (1–100; [`super::budget`]).
+    pub budget: u8,
     /// Upload purging, `None` when disabled.
     pub purging: Option<Purging>,
     /// `[[retention]]` (validated by [`super::retention::parse`]; none by default).
@@ -87,6 +91,22 @@ impl GcSettings {
     }
 }
 
+/// A budget in percent: `25%` or `25`, from 1 to 100; empty is the default.
+fn parse_budget(v: &str) -> Result<u8, Invalid> {
+    let v = v.trim();
+    if v.is_empty() {
+        return Ok(super::budget::DEFAULT_BUDGET_PERCENT);
+    }
+    let digits = v.strip_suffix('%').unwrap_or(v).trim_end();
+    match digits.parse::<u8>() {
+        Ok(p) if (1..=100).contains(&p) && digits.bytes().all(|b| b.is_ascii_digit()) => Ok(p),
+        _ => Err(Invalid::new(
+            "budget",
+            format!("{v:?}: give a percentage from 1 to 100, like 25%"),
+        )),
+    }
+}
+
 /// Validates `[gc]`; the warnings name what cannot take effect.
 pub fn validate(s: &GcSection) -> Result<(GcSettings, Vec<String>), Invalid> {
     let duration = |field: &'static str, v: &str| -> Result<Option<Duration>, Invalid> {
@@ -99,6 +119,7 @@ pub fn validate(s: &GcSection) -> Result<(GcSettings, Vec<String>), Invalid> {
     };
     let interval = duration("interval", &s.interval)?.filter(|d| !d.is_zero());
     let grace = duration("grace", &s.grace)?;
+    let budget = parse_budget(&s.budget)?;
     let p = &s.upload_purging;
     let required = |field: &'static str, v: &str| {
         duration(field, v)?
@@ -120,6 +141,7 @@ pub fn validate(s: &GcSection) -> Result<(GcSettings, Vec<String>), Invalid> {
             interval,
             grace,
             delete_untagged: s.delete_untagged,
+            budget,
             purging,
             retention: Vec::new(),
         },
@@ -137,6 +159,7 @@ mod tests {
             interval: interval.into(),
             grace: grace.into(),
             delete_untagged: false,
+            budget: String::new(),
             upload_purging: PurgingSection::default(),
         };
         for (interval, grace, want_interval, want_grace) in [
@@ -219,6 +242,39 @@ mod tests {
             "distribution's defaults"
         );
         assert_eq!(unset.online_grace(), DEFAULT_ONLINE_GRACE);
+        assert_eq!(unset.budget, super::super::budget::DEFAULT_BUDGET_PERCENT);
         assert_eq!(unset.offline_grace(), Duration::ZERO);
+    }
+
+    #[test]
+    fn budgets_are_percentages_from_1_to_100() {
+        let budget = |v: &str| {
+            validate(&GcSection {
+                budget: v.into(),
+                ..GcSection::default()
+            })
+            .map(|(s, _)| s.budget)
+            .map_err(|e| e.field)
+        };
+        for (v, want) in [
+            ("", Ok(25)),
+            ("  ", Ok(25)),
+            ("25%", Ok(25)),
+            ("25", Ok(25)),
+            ("1", Ok(1)),
+            ("100%", Ok(100)),
+            (" 50 % ", Ok(50)),
+            ("0", Err("budget")),
+            ("0%", Err("budget")),
+            ("101", Err("budget")),
+            ("-5", Err("budget")),
+            ("+5", Err("budget")),
+            ("0.5", Err("budget")),
+            ("25%%", Err("budget")),
+            ("quarter", Err("budget")),
+            ("300", Err("budget")),
+        ] {
+            assert_eq!(budget(v), want, "{v:?}");
+        }
     }
 }

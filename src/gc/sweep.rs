@@ -6,7 +6,7 @@ use super::layout::Inventory;
 use super::mark::Marks;
 use super::{GcError, Options, Report};
 use crate::names::Digest;
-use crate::storage::driver::Driver;
+use crate::storage::driver::{Driver, WalkEntry};
 use crate::storage::paths;
 use std::collections::HashSet;
 
@@ -24,6 +24,35 @@ pub fn blob_of(key: &str) -> Option<Digest> {
         }
         _ => None,
     }
+}
+
+/// Every object under `blobs/`: when the run compares no times, a walk of keys, and only the unmarked blobs
+/// are stat'ed for their sizes (one that is gone meanwhile is left out).
+async fn blobs(
+    driver: &dyn Driver,
+    marks: &Marks,
+    opts: &Options,
+) -> Result<Vec<WalkEntry>, GcError> {
+    let root = paths::blobs_root();
+    if opts.compares_times() {
+        return Ok(super::scan::walk_all(driver, &root).await?);
+    }
+    let mut found = super::scan::walk_all_keys(driver, &root).await?;
+    found.retain(|e| blob_of(&e.key).is_some());
+    let (marked, mut unmarked): (Vec<WalkEntry>, Vec<WalkEntry>) = found
+        .into_iter()
+        .partition(|e| blob_of(&e.key).is_some_and(|d| marks.blobs.contains(&d)));
+    let keys: Vec<&str> = unmarked.iter().map(|e| e.key.as_str()).collect();
+    let sizes = super::scan::sizes(driver, &keys).await?;
+    let mut sizes = sizes.into_iter();
+    unmarked.retain_mut(|e| match sizes.next().flatten() {
+        Some(s) => {
+            e.size = s;
+            true
+        }
+        None => false,
+    });
+    Ok(marked.into_iter().chain(unmarked).collect())
 }
 
 /// Deletes what the marks leave unreferenced; fills `report`.
@@ -58,7 +87,7 @@ pub async fn sweep(
         }
     }
     let mut deleted = HashSet::new();
-    for e in super::scan::walk_all(driver, &paths::blobs_root()).await? {
+    for e in blobs(driver, marks, opts).await? {
         let Some(d) = blob_of(&e.key) else { continue };
         report.blobs_seen += 1;
         if marks.blobs.contains(&d) {

@@ -330,6 +330,19 @@ pub async fn list_and_walk(d: Arc<dyn Driver>) {
     assert_eq!(seen, want);
     let mut none = d.walk("c/absent").await.unwrap();
     assert_eq!(none.next().await.unwrap(), None);
+    // A walk of keys finds the same keys (sizes and times may be left out).
+    for (prefix, want) in [
+        ("c/tree", want.keys().cloned().collect::<Vec<_>>()),
+        ("c/absent", vec![]),
+    ] {
+        let mut walk = d.walk_keys(prefix).await.unwrap();
+        let mut keys = Vec::new();
+        while let Some(e) = walk.next().await.unwrap() {
+            keys.push(e.key);
+        }
+        keys.sort();
+        assert_eq!(keys, want, "walk_keys {prefix}");
+    }
 }
 
 /// `rename` moves an object, replacing what is at the target.

@@ -386,6 +386,11 @@ impl Driver for FsDriver {
         Ok(Box::new(walk::FsWalk::new(p, prefix)))
     }
 
+    async fn walk_keys(&self, prefix: &str) -> Result<Box<dyn Walk>, DriverError> {
+        let p = self.resolve(prefix)?;
+        Ok(Box::new(walk::FsWalk::keys(p, prefix)))
+    }
+
     async fn delete(&self, path: &str) -> Result<(), DriverError> {
         let p = self.resolve(path)?;
         let root = self.root.clone();

@@ -298,6 +298,11 @@ pub trait Driver: Send + Sync + 'static {
     }
     /// Every object under a prefix, at any depth (an absent prefix walks nothing).
     async fn walk(&self, prefix: &str) -> Result<Box<dyn Walk>, DriverError>;
+    /// The objects [`Driver::walk`] finds, for a caller that needs neither sizes nor times: a driver may report
+    /// size 0 and the epoch when knowing them costs a call per object (a disk's stat; a listing has them).
+    async fn walk_keys(&self, prefix: &str) -> Result<Box<dyn Walk>, DriverError> {
+        self.walk(prefix).await
+    }
     /// Removes an object or every object under a prefix; succeeds when nothing is there.
     async fn delete(&self, path: &str) -> Result<(), DriverError>;
     /// A URL a client may fetch the object from directly (object storage's presigned GET); `None` when the

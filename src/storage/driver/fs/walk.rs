@@ -2,13 +2,22 @@
 //! batch of directories), and the files are handed out one by one. A registry tree is mostly small
 //! directories (one per tag, revision and layer link), so one job per directory spent more on hand-offs to
 //! the blocking pool than on the reads.
+//!
+//! Only the walk's root is stat'ed by path (it may be a file, or absent); below it the directory entries'
+//! types say what is a directory, and a file is stat'ed relative to its directory, or not at all for a walk of
+//! keys ([`FsWalk::keys`]: size 0, modified at the epoch), which a caller that needs neither uses to save a
+//! system call per object.
 
 use super::super::{check_key, DriverError, Walk, WalkEntry};
 use super::{blocking, modified};
 use async_trait::async_trait;
 use std::collections::VecDeque;
+use std::ffi::{CStr, CString, OsStr};
 use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
 
 /// A directory still to be read by a walk: its local path and its key.
 type PendingDir = (PathBuf, String);
@@ -22,8 +31,12 @@ const BATCH_DIRS: usize = 256;
 pub(super) struct FsWalk {
     /// Directories still to read.
     dirs: Vec<PendingDir>,
+    /// The root, until it was looked at (it may be a file, or absent).
+    root: Option<PendingDir>,
     /// Files found and not yet handed out.
     found: VecDeque<WalkEntry>,
+    /// Whether files are stat'ed (sizes and modification times).
+    stat: bool,
 }
 
 /// A symbolic link met by a walk: an error naming it (see [`super::SYMLINK_REFUSED`]), so a collector or a
@@ -32,61 +45,224 @@ fn symlink_error(key: &str) -> io::Error {
     io::Error::other(format!("{key}: {}", super::SYMLINK_REFUSED))
 }
 
-/// Reads one directory: the files in it and the subdirectories to read next; a symbolic link is an error. A directory that is gone, or a file given as the prefix, is handled here too.
-fn read_one_dir(dir: &Path, key: &str) -> io::Result<(Vec<WalkEntry>, Vec<PendingDir>)> {
-    let (mut files, mut dirs) = (Vec::new(), Vec::new());
-    let meta = match std::fs::symlink_metadata(dir) {
+/// A found file as an entry: with its size and modification time when `meta` is given.
+fn entry(key: String, meta: Option<&std::fs::Metadata>) -> WalkEntry {
+    WalkEntry {
+        key,
+        size: meta.map_or(0, |m| m.len()),
+        modified: meta.map_or(SystemTime::UNIX_EPOCH, modified),
+    }
+}
+
+/// Looks at the walk's root: `Some(dir)` to read when it is a directory; a file given as the prefix is
+/// found here; an absent one (or a path through a file) walks nothing.
+fn read_root(
+    dir: PathBuf,
+    key: &str,
+    files: &mut Vec<WalkEntry>,
+) -> io::Result<Option<PendingDir>> {
+    let meta = match std::fs::symlink_metadata(&dir) {
         Ok(m) => m,
         Err(e) if e.kind() == io::ErrorKind::NotFound || e.raw_os_error() == Some(20) => {
-            return Ok((files, dirs));
+            return Ok(None);
         }
         Err(e) => return Err(e),
     };
     if meta.file_type().is_symlink() {
         return Err(symlink_error(key));
     }
-    if !meta.is_dir() {
-        if let Some(m) = std::fs::metadata(dir).ok().filter(|m| m.is_file()) {
-            files.push(WalkEntry {
-                key: key.to_string(),
-                size: m.len(),
-                modified: modified(&m),
-            });
-        }
-        return Ok((files, dirs));
+    if meta.is_dir() {
+        return Ok(Some((dir, key.to_string())));
     }
-    for e in std::fs::read_dir(dir)? {
-        let e = e?;
-        let Ok(name) = e.file_name().into_string() else {
-            continue; // Not UTF-8: nothing the registry could have written.
+    if let Some(m) = std::fs::metadata(&dir).ok().filter(|m| m.is_file()) {
+        files.push(entry(key.to_string(), Some(&m)));
+    }
+    Ok(None)
+}
+
+/// The buffer one blocking job reads directory entries into.
+const DIRENT_BUF: usize = 32 * 1024;
+
+/// What a directory entry is, from its `d_type` (or a stat of it when the filesystem gives none).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Dir,
+    File,
+    Symlink,
+    Other,
+}
+
+fn kind_of_mode(mode: libc::mode_t) -> Kind {
+    match mode & libc::S_IFMT {
+        libc::S_IFDIR => Kind::Dir,
+        libc::S_IFREG => Kind::File,
+        libc::S_IFLNK => Kind::Symlink,
+        _ => Kind::Other,
+    }
+}
+
+/// `fstatat(dir, name)`, following a symlink when `follow`.
+fn stat_at(dir: &OwnedFd, name: &CStr, follow: bool) -> io::Result<libc::stat> {
+    let flags = if follow { 0 } else { libc::AT_SYMLINK_NOFOLLOW };
+    // SAFETY: `st` is written by the kernel before it is read; `name` is NUL-terminated; `dir` is open.
+    unsafe {
+        let mut st: libc::stat = std::mem::zeroed();
+        if libc::fstatat(dir.as_raw_fd(), name.as_ptr(), &mut st, flags) != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(st)
+    }
+}
+
+/// The size and modification time a stat says.
+fn meta_of(st: &libc::stat) -> (u64, SystemTime) {
+    let mtime = u64::try_from(st.st_mtime)
+        .ok()
+        .map(|s| Duration::new(s, u32::try_from(st.st_mtime_nsec).unwrap_or(0)));
+    let modified = mtime.map_or(SystemTime::UNIX_EPOCH, |d| SystemTime::UNIX_EPOCH + d);
+    (u64::try_from(st.st_size).unwrap_or(0), modified)
+}
+
+/// Opens a directory for [`entries`]. std's `read_dir` goes through opendir(3), which stats the directory it
+/// just opened: one system call per directory more, in a tree of mostly one-entry directories.
+fn open_dir(path: &Path) -> io::Result<OwnedFd> {
+    let c = CString::new(path.as_os_str().as_bytes())
+        .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+    // SAFETY: `c` is NUL-terminated; a descriptor returned is owned by nothing else.
+    unsafe {
+        let fd = libc::open(
+            c.as_ptr(),
+            libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC,
+        );
+        if fd < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(OwnedFd::from_raw_fd(fd))
+    }
+}
+
+/// Calls `f` with the name and `d_type` of every entry of `dir` but `.` and `..` (getdents64 into `buf`).
+fn entries(
+    dir: &OwnedFd,
+    buf: &mut [u8],
+    mut f: impl FnMut(&CStr, u8) -> io::Result<()>,
+) -> io::Result<()> {
+    loop {
+        // SAFETY: the kernel writes at most `buf.len()` bytes into `buf`.
+        let n = unsafe {
+            libc::syscall(
+                libc::SYS_getdents64,
+                dir.as_raw_fd(),
+                buf.as_mut_ptr(),
+                buf.len(),
+            )
         };
-        let child = format!("{key}/{name}");
-        if check_key(&child).is_err() {
-            continue;
+        if n < 0 {
+            let e = io::Error::last_os_error();
+            if e.kind() == io::ErrorKind::Interrupted {
+                continue;
+            }
+            return Err(e);
         }
-        let Ok(t) = e.file_type() else { continue };
-        if t.is_symlink() {
-            return Err(symlink_error(&child));
+        if n == 0 {
+            return Ok(());
         }
-        if t.is_dir() {
-            dirs.push((e.path(), child));
-        } else if let Some(m) = std::fs::metadata(e.path()).ok().filter(|m| m.is_file()) {
-            files.push(WalkEntry {
-                key: child,
-                size: m.len(),
-                modified: modified(&m),
-            });
+        // struct linux_dirent64 { u64 d_ino; i64 d_off; u16 d_reclen; u8 d_type; char d_name[]; }
+        let (mut at, end) = (0usize, n as usize);
+        while at < end {
+            let bad = || io::Error::new(io::ErrorKind::InvalidData, "a malformed directory entry");
+            let head = buf.get(at..at + 19).ok_or_else(bad)?;
+            let len = usize::from(u16::from_ne_bytes([head[16], head[17]]));
+            let d_type = head[18];
+            let record = buf.get(at..at + len).filter(|_| len > 19).ok_or_else(bad)?;
+            let name = CStr::from_bytes_until_nul(&record[19..]).map_err(|_| bad())?;
+            if name.to_bytes() != b"." && name.to_bytes() != b".." {
+                f(name, d_type)?;
+            }
+            at += len;
         }
     }
-    Ok((files, dirs))
+}
+
+/// Reads one directory: the files in it and the subdirectories to read next; a symbolic link is an error. A
+/// directory that is gone meanwhile has nothing.
+fn read_one_dir(
+    dir: &Path,
+    key: &str,
+    stat: bool,
+    buf: &mut [u8],
+    files: &mut Vec<WalkEntry>,
+    dirs: &mut Vec<PendingDir>,
+) -> io::Result<()> {
+    let fd = match open_dir(dir) {
+        Ok(fd) => fd,
+        Err(e) if e.kind() == io::ErrorKind::NotFound || e.raw_os_error() == Some(20) => {
+            return Ok(());
+        }
+        Err(e) => return Err(e),
+    };
+    entries(&fd, buf, |name, d_type| {
+        let Ok(utf8) = name.to_str() else {
+            return Ok(()); // Not UTF-8: nothing the registry could have written.
+        };
+        let child = format!("{key}/{utf8}");
+        if check_key(&child).is_err() {
+            return Ok(());
+        }
+        let kind = match d_type {
+            libc::DT_DIR => Kind::Dir,
+            libc::DT_REG => Kind::File,
+            libc::DT_LNK => Kind::Symlink,
+            libc::DT_UNKNOWN => match stat_at(&fd, name, false) {
+                Ok(st) => kind_of_mode(st.st_mode),
+                Err(_) => return Ok(()), // Gone meanwhile.
+            },
+            _ => Kind::Other,
+        };
+        match kind {
+            Kind::Dir => dirs.push((dir.join(OsStr::from_bytes(name.to_bytes())), child)),
+            Kind::File if !stat => files.push(entry(child, None)),
+            Kind::Symlink => return Err(symlink_error(&child)),
+            Kind::File => {
+                // Stat'ed relative to the directory (no lookup of the whole path).
+                let Ok(st) = stat_at(&fd, name, false) else {
+                    return Ok(());
+                };
+                if kind_of_mode(st.st_mode) == Kind::File {
+                    let (size, modified) = meta_of(&st);
+                    files.push(if stat {
+                        WalkEntry {
+                            key: child,
+                            size,
+                            modified,
+                        }
+                    } else {
+                        entry(child, None)
+                    });
+                }
+            }
+            Kind::Other => {}
+        }
+        Ok(())
+    })
 }
 
 impl FsWalk {
     /// A walk of the tree at local path `dir`, whose key is `key`.
     pub(super) fn new(dir: PathBuf, key: &str) -> FsWalk {
         FsWalk {
-            dirs: vec![(dir, key.to_string())],
+            dirs: Vec::new(),
+            root: Some((dir, key.to_string())),
             found: VecDeque::new(),
+            stat: true,
+        }
+    }
+
+    /// A walk of keys only: the files are not stat'ed (size 0, modified at the epoch).
+    pub(super) fn keys(dir: PathBuf, key: &str) -> FsWalk {
+        FsWalk {
+            stat: false,
+            ..FsWalk::new(dir, key)
         }
     }
 }
@@ -98,20 +274,23 @@ impl Walk for FsWalk {
             if let Some(e) = self.found.pop_front() {
                 return Ok(Some(e));
             }
-            let Some((_, key)) = self.dirs.last() else {
+            let root = self.root.take();
+            let Some((_, key)) = root.as_ref().or(self.dirs.last()) else {
                 return Ok(None);
             };
             let key = key.clone();
-            let mut dirs = std::mem::take(&mut self.dirs);
+            let (mut dirs, stat) = (std::mem::take(&mut self.dirs), self.stat);
             let (files, dirs) = blocking("walk", &key, move || {
                 let mut files = Vec::new();
+                let mut buf = vec![0u8; DIRENT_BUF];
+                if let Some((dir, key)) = root {
+                    dirs.extend(read_root(dir, &key, &mut files)?);
+                }
                 for _ in 0..BATCH_DIRS {
                     let Some((dir, key)) = dirs.pop() else { break };
                     // The job is named after the first directory; an error names its own.
-                    let (found, more) = read_one_dir(&dir, &key)
+                    read_one_dir(&dir, &key, stat, &mut buf, &mut files, &mut dirs)
                         .map_err(|e| io::Error::new(e.kind(), format!("{key}: {e}")))?;
-                    files.extend(found);
-                    dirs.extend(more);
                     if files.len() >= BATCH_FILES {
                         break;
                     }
@@ -122,5 +301,91 @@ impl Walk for FsWalk {
             self.found.extend(files);
             self.dirs = dirs;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn walk(w: FsWalk) -> Vec<(String, u64, bool)> {
+        let mut w: Box<dyn Walk> = Box::new(w);
+        let mut out = Vec::new();
+        while let Some(e) = w.next().await.unwrap() {
+            out.push((e.key, e.size, e.modified > SystemTime::UNIX_EPOCH));
+        }
+        out.sort();
+        out
+    }
+
+    /// Files are found with their sizes and times (none for a walk of keys); a FIFO and a name that is not
+    /// UTF-8 are not walked; a symbolic link of any kind (to a file, a directory, nowhere; the root itself) ends
+    /// the walk with an error naming it (see `a_symlink_inside_the_root_fails_a_listing...` in fs.rs).
+    #[tokio::test]
+    async fn a_walk_finds_files_and_refuses_every_symlink() {
+        let dir = tempfile::tempdir().unwrap();
+        let t = dir.path().join("t");
+        std::fs::create_dir_all(t.join("a/b/c")).unwrap();
+        std::fs::write(t.join("top"), b"12345").unwrap();
+        std::fs::write(t.join("a/b/c/deep"), b"xy").unwrap();
+        let fifo = CString::new(t.join("a/fifo").as_os_str().as_bytes()).unwrap();
+        // SAFETY: a NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o600) }, 0);
+        std::fs::write(t.join(OsStr::from_bytes(b"bad\xff")), b"x").unwrap();
+        for i in 0..600 {
+            std::fs::create_dir_all(t.join(format!("wide/{i}"))).unwrap();
+            std::fs::write(t.join(format!("wide/{i}/link")), b"l").unwrap();
+        }
+        let mut want = vec![
+            ("t/a/b/c/deep".to_string(), 2, true),
+            ("t/top".to_string(), 5, true),
+        ];
+        want.extend((0..600).map(|i| (format!("t/wide/{i}/link"), 1, true)));
+        want.sort();
+        assert_eq!(walk(FsWalk::new(t.clone(), "t")).await, want);
+        let keys: Vec<_> = want.iter().map(|(k, ..)| (k.clone(), 0, false)).collect();
+        assert_eq!(walk(FsWalk::keys(t.clone(), "t")).await, keys);
+        // The root may be a file, absent, or under a file.
+        assert_eq!(
+            walk(FsWalk::keys(t.join("top"), "t/top")).await,
+            [("t/top".to_string(), 5, true)],
+            "a file as the root is stat'ed"
+        );
+        assert!(walk(FsWalk::new(t.join("absent"), "t/absent"))
+            .await
+            .is_empty());
+        assert!(walk(FsWalk::new(t.join("top/x"), "t/top/x"))
+            .await
+            .is_empty());
+        for (link, to) in [
+            ("a/to-file", "top"),
+            ("a/to-dir", "a/b"),
+            ("a/dangling", "nowhere"),
+        ] {
+            std::os::unix::fs::symlink(t.join(to), t.join(link)).unwrap();
+            for stat in [true, false] {
+                let w = if stat {
+                    FsWalk::new(t.clone(), "t")
+                } else {
+                    FsWalk::keys(t.clone(), "t")
+                };
+                let mut w: Box<dyn Walk> = Box::new(w);
+                let err = loop {
+                    match w.next().await {
+                        Ok(Some(_)) => {}
+                        Ok(None) => panic!("{link}: the walk ended without a word"),
+                        Err(e) => break e.to_string(),
+                    }
+                };
+                assert!(
+                    err.contains(&format!("t/{link}")) && err.contains("symbolic link"),
+                    "{err}"
+                );
+            }
+            std::fs::remove_file(t.join(link)).unwrap();
+        }
+        std::os::unix::fs::symlink(&t, dir.path().join("root-link")).unwrap();
+        let mut w: Box<dyn Walk> = Box::new(FsWalk::new(dir.path().join("root-link"), "r"));
+        assert!(w.next().await.is_err(), "a symlinked walk root");
     }
 }
