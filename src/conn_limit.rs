@@ -151,7 +151,8 @@ impl<A: ServerApp + Send + Sync + 'static> ServerApp for PerClient<A> {
                             limit = self.limit,
                             "connection refused: the client already holds server.max_connections_per_client \
                              connections (GATEHOUSE_MAX_CONNECTIONS_PER_CLIENT); further refusals of it are \
-                             counted in gatehouse_connections_refused_total"
+                             counted in gatehouse_connections_refused_total (a reverse proxy in front belongs \
+                             in server.trusted_proxies, whose connections are not counted)"
                         );
                     }
                     return None;
