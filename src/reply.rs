@@ -34,6 +34,13 @@ pub trait RequestBody: Send {
 pub trait ByteStream: Send {
     /// The next chunk, or `None` at the end.
     async fn next_chunk(&mut self) -> std::io::Result<Option<Bytes>>;
+
+    /// The local file and the byte range (offset, length) this stream reads, when it is exactly that and
+    /// nothing of it has been read yet: the proxy may then have the kernel send the range (`sendfile`) and
+    /// never call [`ByteStream::next_chunk`].
+    fn file_range(&self) -> Option<(std::sync::Arc<std::fs::File>, u64, u64)> {
+        None
+    }
 }
 
 /// The body of a reply.

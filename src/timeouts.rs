@@ -22,6 +22,7 @@ use pingora::server::ShutdownWatch;
 use std::future::Future;
 use std::io;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -147,6 +148,8 @@ pub struct Guarded {
     deadline: Pin<Box<Sleep>>,
     /// When the deadline was last moved (writes move it at most every [`REARM_EVERY`], not per write).
     armed_at: Instant,
+    /// A response went out past this wrapper, straight to the socket ([`Guarded::answered_past_me`]).
+    answered_elsewhere: AtomicBool,
 }
 
 impl std::fmt::Debug for Guarded {
@@ -167,6 +170,7 @@ impl Guarded {
             phase: Phase::Idle,
             deadline: Box::pin(tokio::time::sleep(timeouts.idle)),
             armed_at: Instant::now(),
+            answered_elsewhere: AtomicBool::new(false),
         }
     }
 
@@ -180,7 +184,27 @@ impl Guarded {
             phase: Phase::H2Start { left: H2_START },
             deadline: Box::pin(tokio::time::sleep(timeouts.header)),
             armed_at: Instant::now(),
+            answered_elsewhere: AtomicBool::new(false),
         }
+    }
+
+    /// The socket of a plain TCP connection (no TLS, not HTTP/2), for a reply written straight to it.
+    pub fn plain_tcp_fd(&self) -> Option<std::os::fd::RawFd> {
+        use std::os::fd::AsRawFd;
+        if self.h2 {
+            return None;
+        }
+        let tcp = self
+            .inner
+            .as_any()
+            .downcast_ref::<pingora::protocols::l4::stream::Stream>()?;
+        Some(tcp.as_raw_fd())
+    }
+
+    /// Says that a whole response was written straight to the socket, past this wrapper: the connection is
+    /// idle again from the next time it is read, as if the status line had gone by here.
+    pub fn answered_past_me(&self) {
+        self.answered_elsewhere.store(true, Ordering::Release);
     }
 
     fn rearm(&mut self, after: Duration) {
@@ -252,6 +276,11 @@ impl AsyncRead for Guarded {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         let this = self.get_mut();
+        if this.answered_elsewhere.swap(false, Ordering::AcqRel) {
+            this.phase = Phase::Idle;
+            let idle = this.timeouts.idle;
+            this.rearm(idle);
+        }
         let before = buf.filled().len();
         match Pin::new(&mut this.inner).poll_read(cx, buf) {
             Poll::Ready(Ok(())) => {

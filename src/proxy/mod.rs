@@ -23,6 +23,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 mod admit;
+mod sendfile;
 mod support;
 #[cfg(test)]
 mod tests;
@@ -58,6 +59,9 @@ pub struct Ctx {
     user: Option<String>,
     auth: &'static str,
     client: ClientView,
+    /// A reply written straight to the socket (`sendfile`), which pingora never saw: its status and the body
+    /// bytes that went out.
+    direct: Option<(u16, u64)>,
 }
 
 impl Gatehouse {
@@ -101,6 +105,7 @@ impl ProxyHttp for Gatehouse {
             user: None,
             auth: "none",
             client: ClientView::default(),
+            direct: None,
         }
     }
 
@@ -229,7 +234,7 @@ impl ProxyHttp for Gatehouse {
                     | ErrorType::ConnectionClosed
                     | ErrorType::WriteTimedout
             );
-        if downstream_gone || session.response_written().is_some() {
+        if downstream_gone || session.response_written().is_some() || ctx.direct.is_some() {
             return FailToProxy {
                 error_code: 0,
                 can_reuse_downstream: false,
@@ -271,13 +276,19 @@ impl ProxyHttp for Gatehouse {
     }
 
     async fn logging(&self, session: &mut Session, e: Option<&Error>, ctx: &mut Ctx) {
-        let status = session
-            .response_written()
-            .map(|r| r.status.as_u16())
-            .unwrap_or(0);
+        let (status, bytes_out) = match ctx.direct {
+            Some((status, sent)) => (status, sent as usize),
+            None => (
+                session
+                    .response_written()
+                    .map(|r| r.status.as_u16())
+                    .unwrap_or(0),
+                session.body_bytes_sent(),
+            ),
+        };
         let req = session.req_header();
         let method = method_label(&req.method);
-        let (bytes_in, bytes_out) = (session.body_bytes_read(), session.body_bytes_sent());
+        let bytes_in = session.body_bytes_read();
         let elapsed = ctx.start.elapsed();
         let m = metrics();
         if ctx.counted {

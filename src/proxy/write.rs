@@ -1,19 +1,29 @@
 //! The one writer of every reply gatehouse makes itself: preflights, errors, challenges and the embedded
 //! registry's answers all leave through [`Gatehouse::write`], which adds the common headers and streams the body.
+//! A large body that is a range of a local file goes to a plain TCP client by `sendfile` ([`super::sendfile`]).
 
+use super::sendfile::{self, SendError};
 use super::support::stream_chunks;
 use super::{Ctx, Gatehouse};
 use crate::headers;
 use crate::reply::{Reply, ReplyBody};
+use bytes::{BufMut, BytesMut};
 use http::Method;
 use pingora::http::ResponseHeader;
 use pingora::prelude::*;
 use pingora::proxy::Session;
+use std::fs::File;
+use std::sync::Arc;
 
 impl Gatehouse {
     /// Writes a reply with the common headers; a HEAD gets the headers only. Streams go out as the client
     /// takes them, each write under the send timeout set on the session.
-    pub(super) async fn write(&self, session: &mut Session, ctx: &Ctx, reply: Reply) -> Result<()> {
+    pub(super) async fn write(
+        &self,
+        session: &mut Session,
+        ctx: &mut Ctx,
+        reply: Reply,
+    ) -> Result<()> {
         let head_only = session.req_header().method == Method::HEAD;
         let mut resp = ResponseHeader::build(reply.status, Some(reply.headers.len() + 8))?;
         for (name, value) in reply.headers {
@@ -36,9 +46,76 @@ impl Gatehouse {
                 session.write_response_body(Some(b), true).await
             }
             ReplyBody::Stream { mut stream, len } => {
+                if let Some((file, offset, file_len)) = stream.file_range() {
+                    if len >= sendfile::MIN_LEN && file_len == len {
+                        if let Some(done) = self
+                            .write_direct(session, ctx, &mut resp, file, offset, len)
+                            .await
+                        {
+                            return done;
+                        }
+                    }
+                }
                 session.write_response_header(Box::new(resp), false).await?;
                 stream_chunks(session, &mut *stream, len).await
             }
         }
+    }
+
+    /// Writes the reply straight to the socket, its body by `sendfile`, when the connection is plain TCP
+    /// HTTP/1.1; `None` (nothing written) otherwise. The head gets what pingora would add (Date, Connection).
+    async fn write_direct(
+        &self,
+        session: &mut Session,
+        ctx: &mut Ctx,
+        resp: &mut ResponseHeader,
+        file: Arc<File>,
+        offset: u64,
+        len: u64,
+    ) -> Option<Result<()>> {
+        let keep_alive = session.get_keepalive().is_some();
+        let (guarded, fd) = sendfile::direct_socket(session)?;
+        let connection = if keep_alive { "keep-alive" } else { "close" };
+        let headed = resp
+            .insert_header(
+                http::header::DATE,
+                pingora::protocols::http::date::get_cached_date(),
+            )
+            .and_then(|()| resp.insert_header(http::header::CONNECTION, connection));
+        if let Err(e) = headed {
+            return Some(Err(e));
+        }
+        let mut head = BytesMut::with_capacity(512);
+        head.put_slice(b"HTTP/1.1 ");
+        head.put_slice(resp.status.as_str().as_bytes());
+        head.put_u8(b' ');
+        head.put_slice(resp.status.canonical_reason().unwrap_or("").as_bytes());
+        head.put_slice(b"\r\n");
+        resp.header_to_h1_wire(&mut head);
+        head.put_slice(b"\r\n");
+        let status = resp.status.as_u16();
+        let r = sendfile::send(fd, &head, file, offset, len, self.timeouts.send).await;
+        guarded.answered_past_me();
+        let sent = match &r {
+            Ok(sent) | Err((_, sent)) => *sent,
+        };
+        ctx.direct = Some((status, sent));
+        crate::metrics::metrics().sendfile_bytes.inc_by(sent);
+        Some(match r {
+            Ok(_) => Ok(()),
+            Err((why, _)) => Err(match why {
+                SendError::Client { error, timed_out } => {
+                    let kind = if timed_out {
+                        ErrorType::WriteTimedout
+                    } else {
+                        ErrorType::WriteError
+                    };
+                    Error::because(kind, "sending a file body", error).into_down()
+                }
+                SendError::File(error) => {
+                    Error::because(ErrorType::InternalError, "reading a file body", error)
+                }
+            }),
+        })
     }
 }

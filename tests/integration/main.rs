@@ -31,6 +31,7 @@ mod reload;
 mod s3;
 mod s3_cache;
 mod s3_chunked;
+mod sendfile;
 mod stress_push;
 mod tls;
 mod tls_plain;

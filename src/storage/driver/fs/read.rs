@@ -17,6 +17,8 @@ pub const READ_CHUNK: usize = 256 * 1024;
 pub(super) struct FsRange {
     file: Arc<std::fs::File>,
     path: String,
+    /// Where the range starts (for [`ByteStream::file_range`]).
+    start: u64,
     /// Where the next read job starts.
     next: u64,
     /// Bytes no read job has been started for.
@@ -31,6 +33,7 @@ impl FsRange {
         FsRange {
             file,
             path: path.to_string(),
+            start: offset,
             next: offset,
             left: len,
             ahead: None,
@@ -137,6 +140,11 @@ impl ByteStream for FsRange {
         self.ahead = self.start_read();
         Ok(Some(chunk))
     }
+
+    fn file_range(&self) -> Option<(Arc<std::fs::File>, u64, u64)> {
+        let untouched = self.next == self.start && self.ahead.is_none();
+        untouched.then(|| (self.file.clone(), self.start, self.left))
+    }
 }
 
 #[cfg(test)]
@@ -155,6 +163,7 @@ mod tests {
         let mut s = FsRange {
             file: Arc::new(file),
             path: "blob".into(),
+            start: 0,
             next: 0,
             left: data.len() as u64,
             ahead: None,

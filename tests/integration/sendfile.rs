@@ -1,0 +1,140 @@
+//! Blob downloads the kernel sends (`sendfile`) on a plain-TCP HTTP/1.1 connection to the embedded disk
+//! backend: the bytes and ranges are exact, the connection stays alive for the next request and then idles out
+//! like any other, and the access log and metrics count what went out. (TLS connections, where the kernel
+//! cannot send, take the copying path: the TLS tests pull through it.)
+
+use std::io::Write;
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+use crate::adversarial::{embedded, log_text, pass_of, write_users};
+use crate::util::embedded::{sha256_of, Reg};
+use crate::util::frontdoor::{access_lines, noise, Samples};
+use crate::util::raw::{self, basic, peek, Peek};
+use crate::util::temp_dir;
+
+/// Splits one raw reply into its head (lower-cased) and body.
+fn split(raw: &[u8]) -> (String, &[u8]) {
+    let end = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("a reply head");
+    (
+        String::from_utf8_lossy(&raw[..end]).to_ascii_lowercase(),
+        &raw[end + 4..],
+    )
+}
+
+#[test]
+fn sendfile_downloads_are_exact_keep_the_connection_alive_idle_out_and_are_counted() {
+    let dir = temp_dir("sendfile");
+    let htpasswd = write_users(dir.path());
+    let gh = embedded(
+        &dir.path().join("root"),
+        &htpasswd,
+        "idle_timeout_seconds = 2\n",
+        "",
+    );
+    let reg = Reg::new(&gh.url(), Some(("alice", pass_of("alice"))));
+    let data = noise((3 << 20) + 17, 91);
+    let digest = reg.push_blob("direct/blob", &data);
+    assert_eq!(digest, sha256_of(&data));
+
+    let auth = basic("alice", pass_of("alice"));
+    let mut c = TcpStream::connect(("127.0.0.1", gh.port)).expect("connecting");
+    let get = |c: &mut TcpStream, extra: &str| {
+        c.write_all(
+            format!(
+                "GET /v2/direct/blob/blobs/{digest} HTTP/1.1\r\nHost: x\r\nAuthorization: {auth}\r\n{extra}\r\n"
+            )
+            .as_bytes(),
+        )
+        .expect("writing a blob GET");
+        raw::read_one_reply(c, Duration::from_secs(30))
+    };
+
+    // The whole blob, a small request and a range, all on one connection.
+    let whole = get(&mut c, "");
+    let (head, body) = split(&whole);
+    assert!(head.starts_with("http/1.1 200 ok"), "{head}");
+    assert!(
+        head.contains(&format!("content-length: {}", data.len())),
+        "{head}"
+    );
+    assert!(head.contains("connection: keep-alive"), "{head}");
+    assert!(head.contains("\r\ndate: "), "{head}");
+    assert!(
+        head.contains(&format!("docker-content-digest: {digest}")),
+        "{head}"
+    );
+    assert!(
+        body == &data[..],
+        "the body is the blob ({} bytes)",
+        body.len()
+    );
+
+    c.write_all(
+        format!("GET /v2/ HTTP/1.1\r\nHost: x\r\nAuthorization: {auth}\r\n\r\n").as_bytes(),
+    )
+    .expect("writing GET /v2/");
+    let small = raw::read_one_reply(&mut c, Duration::from_secs(10));
+    let (head, _) = split(&small);
+    assert!(
+        head.starts_with("http/1.1 200"),
+        "after a direct reply: {head}"
+    );
+
+    let ranged = get(&mut c, "Range: bytes=1000-2001999\r\n");
+    let (head, body) = split(&ranged);
+    assert!(head.starts_with("http/1.1 206"), "{head}");
+    assert!(
+        head.contains(&format!("content-range: bytes 1000-2001999/{}", data.len())),
+        "{head}"
+    );
+    assert!(body == &data[1000..2_002_000], "the range is exact");
+
+    // Idle after the last reply, a direct one: closed by the idle timeout (2 s), as after any reply.
+    let idle_since = Instant::now();
+    let mut closed = None;
+    while idle_since.elapsed() < Duration::from_secs(20) {
+        if peek(&mut c) == Peek::Closed {
+            closed = Some(idle_since.elapsed());
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let closed = closed.expect("the idle connection was never closed");
+    assert!(
+        closed >= Duration::from_millis(1500),
+        "closed after {closed:?}"
+    );
+
+    let sent = data.len() + 2_001_000;
+    let body = reqwest::blocking::get(format!("http://127.0.0.1:{}/metrics", gh.metrics_port))
+        .expect("GET /metrics")
+        .text()
+        .expect("metrics text");
+    let samples = Samples::parse(&body);
+    let direct = samples.sum("gatehouse_http_sendfile_bytes_total", &[]);
+    assert_eq!(direct, sent as f64, "sendfile bytes");
+    let blob_bytes = samples.sum("gatehouse_http_sent_bytes_total", &[("route", "blob")]);
+    assert!(
+        blob_bytes >= sent as f64,
+        "sent bytes {blob_bytes} < {sent}"
+    );
+    let lines = access_lines(&log_text(&gh));
+    let outs: Vec<(u64, u64)> = lines
+        .iter()
+        .filter(|l| l["route"] == "blob" && l["method"] == "GET")
+        .map(|l| {
+            (
+                l["status"].as_u64().unwrap_or(0),
+                l["bytes_out"].as_u64().unwrap_or(0),
+            )
+        })
+        .collect();
+    assert!(
+        outs.contains(&(200, data.len() as u64)) && outs.contains(&(206, 2_001_000)),
+        "access log of the blob GETs: {outs:?}"
+    );
+}
