@@ -20,7 +20,9 @@
 
 use crate::reply::ByteStream;
 use crate::storage::driver::Writer;
-use crate::storage::driver::{DirEntry, DirPage, Driver, DriverError, Metadata, Walk, WalkEntry};
+use crate::storage::driver::{
+    Assume, DirEntry, DirPage, Driver, DriverError, Metadata, Walk, WalkEntry,
+};
 use async_trait::async_trait;
 use bytes::Bytes;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -96,6 +98,14 @@ impl Paced {
     /// `inner`, paced by `pacer`.
     pub fn new(inner: Arc<dyn Driver>, pacer: Arc<Pacer>) -> Paced {
         Paced { inner, pacer }
+    }
+
+    /// A walk of the inner driver, each step paced.
+    fn paced(&self, inner: Box<dyn Walk>) -> Box<dyn Walk> {
+        Box::new(PacedWalk {
+            inner,
+            pacer: self.pacer.clone(),
+        })
     }
 }
 
@@ -173,24 +183,20 @@ impl Driver for Paced {
             .await
     }
     async fn walk(&self, prefix: &str) -> Result<Box<dyn Walk>, DriverError> {
-        let inner = {
-            let _p = self.pacer.permit().await;
-            self.inner.walk(prefix).await?
-        };
-        Ok(Box::new(PacedWalk {
-            inner,
-            pacer: self.pacer.clone(),
-        }))
+        let _p = self.pacer.permit().await;
+        Ok(self.paced(self.inner.walk(prefix).await?))
     }
     async fn walk_keys(&self, prefix: &str) -> Result<Box<dyn Walk>, DriverError> {
-        let inner = {
-            let _p = self.pacer.permit().await;
-            self.inner.walk_keys(prefix).await?
-        };
-        Ok(Box::new(PacedWalk {
-            inner,
-            pacer: self.pacer.clone(),
-        }))
+        let _p = self.pacer.permit().await;
+        Ok(self.paced(self.inner.walk_keys(prefix).await?))
+    }
+    async fn walk_keys_assuming(
+        &self,
+        prefix: &str,
+        assume: Assume,
+    ) -> Result<Box<dyn Walk>, DriverError> {
+        let _p = self.pacer.permit().await;
+        Ok(self.paced(self.inner.walk_keys_assuming(prefix, assume).await?))
     }
     async fn delete(&self, path: &str) -> Result<(), DriverError> {
         let _p = self.pacer.permit().await;

@@ -77,13 +77,40 @@ fn split_repo(rel: &str) -> Option<(Name, Vec<&str>)> {
     Some((name, parts[at..].to_vec()))
 }
 
+/// The one object a directory of distribution's layout holds, by the directory's key: a link directory's
+/// `link` (`_layers/<alg>/<hex>`, `_manifests/revisions/<alg>/<hex>`, `_manifests/tags/<tag>/current`,
+/// `_manifests/tags/<tag>/index/<alg>/<hex>`), a blob directory's `data` (`blobs/<alg>/<xx>/<hex>`). The
+/// walks of a run that compares no time take these directories to hold that object without reading them: a
+/// link's digest is in its path, and a link or blob that is missing is found missing where it is read.
+pub fn leaf_object(key: &str) -> Option<&'static str> {
+    let v2 = paths::blobs_root();
+    if let Some(rel) = key.strip_prefix(&v2).and_then(|r| r.strip_prefix('/')) {
+        return match rel.split('/').collect::<Vec<_>>().as_slice() {
+            [_, xx, hex] if xx.len() == 2 && hex.starts_with(xx) => Some("data"),
+            _ => None,
+        };
+    }
+    let rel = key
+        .strip_prefix(&paths::repositories_root())?
+        .strip_prefix('/')?;
+    let (_, parts) = split_repo(rel)?;
+    match parts.as_slice() {
+        ["_layers", _, _]
+        | ["_manifests", "revisions", _, _]
+        | ["_manifests", "tags", _, "current"]
+        | ["_manifests", "tags", _, "index", _, _] => Some("link"),
+        _ => None,
+    }
+}
+
 /// Walks `repositories/` once; objects that are under no repository name are returned as strays too.
 pub async fn inventory(driver: &dyn Driver) -> Result<(Inventory, Vec<String>), GcError> {
     inventory_with(driver, true).await
 }
 
 /// [`inventory`]; without `times` the links' modification times and the uploads' sizes and times may be
-/// missing (the epoch, 0): a walk of keys, for a run that compares no time (no grace, no retention rule).
+/// missing (the epoch, 0): a walk of keys, for a run that compares no time (no grace, no retention rule),
+/// which reads no link directory ([`leaf_object`]).
 pub async fn inventory_with(
     driver: &dyn Driver,
     times: bool,
@@ -94,7 +121,7 @@ pub async fn inventory_with(
     let found = if times {
         super::scan::walk_all(driver, &root).await?
     } else {
-        super::scan::walk_all_keys(driver, &root).await?
+        super::scan::walk_all_assuming(driver, &root, leaf_object).await?
     };
     for e in found {
         let Some(rel) = e.key.strip_prefix(&root).and_then(|r| r.strip_prefix('/')) else {
@@ -155,6 +182,42 @@ pub async fn inventory_with(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn leaf_objects_are_the_links_and_blob_data_of_distributions_layout() {
+        let r = paths::repositories_root();
+        let b = paths::blobs_root();
+        let hex = "ab".to_string() + &"0".repeat(62);
+        for (key, want) in [
+            (format!("{r}/team/app/_layers/sha256/{hex}"), Some("link")),
+            (
+                format!("{r}/a/_manifests/revisions/sha256/{hex}"),
+                Some("link"),
+            ),
+            (format!("{r}/a/_manifests/tags/v1/current"), Some("link")),
+            (
+                format!("{r}/a/_manifests/tags/current/current"),
+                Some("link"),
+            ),
+            (format!("{r}/a/_manifests/tags/current"), None),
+            (
+                format!("{r}/a/_manifests/tags/_x/index/sha256/{hex}"),
+                Some("link"),
+            ),
+            (format!("{r}/a/_manifests/tags/v1/index/sha256"), None),
+            (format!("{r}/a/_manifests/revisions/sha256"), None),
+            (format!("{r}/a/_uploads/{hex}"), None),
+            (format!("{r}/a/_uploads/id/hashstates/sha256"), None),
+            (format!("{r}/UPPER/_layers/sha256/{hex}"), None),
+            (format!("{r}/a/_layers"), None),
+            (format!("{b}/sha256/ab/{hex}"), Some("data")),
+            (format!("{b}/sha256/cd/{hex}"), None),
+            (format!("{b}/sha256/ab"), None),
+            (format!("{b}/sha256"), None),
+        ] {
+            assert_eq!(leaf_object(&key), want, "{key}");
+        }
+    }
 
     #[test]
     fn repository_names_end_at_the_first_underscore_component() {

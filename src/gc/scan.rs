@@ -2,7 +2,7 @@
 //! blocking job: one walk at a time spends most of its time handing jobs to the blocking pool and back, while
 //! [`PARALLEL`] walks keep the disk busy. On object storage it is that many listings in flight.
 
-use crate::storage::driver::{Driver, DriverError, WalkEntry};
+use crate::storage::driver::{Assume, Driver, DriverError, WalkEntry};
 use futures::stream::{FuturesUnordered, StreamExt};
 use std::future::Future;
 use std::pin::Pin;
@@ -49,15 +49,23 @@ async fn list(driver: &dyn Driver, dir: &str) -> Result<Vec<(String, bool)>, Dri
     }
 }
 
+/// What a walk reports of each object.
+#[derive(Clone, Copy)]
+enum How {
+    /// Keys, sizes and times ([`Driver::walk`]).
+    Full,
+    /// Keys, leaf directories unread ([`Driver::walk_keys_assuming`]).
+    Assuming(Assume),
+}
+
 async fn walk_one(
     driver: &dyn Driver,
     prefix: String,
-    keys: bool,
+    how: How,
 ) -> Result<Vec<WalkEntry>, DriverError> {
-    let mut walk = if keys {
-        driver.walk_keys(&prefix).await?
-    } else {
-        driver.walk(&prefix).await?
+    let mut walk = match how {
+        How::Full => driver.walk(&prefix).await?,
+        How::Assuming(assume) => driver.walk_keys_assuming(&prefix, assume).await?,
     };
     let mut out = Vec::new();
     while let Some(e) = walk.next().await? {
@@ -68,22 +76,28 @@ async fn walk_one(
 
 /// Every object under `root`, sorted by key (what one [`Driver::walk`] of it finds).
 pub async fn walk_all(driver: &dyn Driver, root: &str) -> Result<Vec<WalkEntry>, DriverError> {
-    walk_split(driver, root, false).await
+    walk_split(driver, root, How::Full).await
 }
 
-/// Every key under `root`, sorted, as [`walk_all`] but through [`Driver::walk_keys`]: sizes and times may
-/// be missing (0 and the epoch).
-pub async fn walk_all_keys(driver: &dyn Driver, root: &str) -> Result<Vec<WalkEntry>, DriverError> {
-    walk_split(driver, root, true).await
+/// Every key under `root`, sorted, as [`walk_all`] but through [`Driver::walk_keys_assuming`]: sizes and
+/// times may be missing (0 and the epoch), and the directories `assume` names an object for are taken to
+/// hold it, unread.
+pub async fn walk_all_assuming(
+    driver: &dyn Driver,
+    root: &str,
+    assume: Assume,
+) -> Result<Vec<WalkEntry>, DriverError> {
+    walk_split(driver, root, How::Assuming(assume)).await
 }
 
 async fn walk_split(
     driver: &dyn Driver,
     root: &str,
-    keys: bool,
+    how: How,
 ) -> Result<Vec<WalkEntry>, DriverError> {
     let mut subtrees = vec![root.to_string()];
     let mut files: Vec<String> = Vec::new();
+    let mut out: Vec<WalkEntry> = Vec::new();
     for _ in 0..MAX_SPLIT_DEPTH {
         if subtrees.len() >= ENOUGH_SUBTREES {
             break;
@@ -95,7 +109,17 @@ async fn walk_split(
         let listed = run_all(jobs).await?;
         let mut next = Vec::new();
         for (key, is_dir) in listed.into_iter().flatten() {
-            if is_dir {
+            let assumed = match how {
+                How::Assuming(assume) if is_dir => assume(&key),
+                _ => None,
+            };
+            if let Some(object) = assumed {
+                out.push(WalkEntry {
+                    key: format!("{key}/{object}"),
+                    size: 0,
+                    modified: std::time::SystemTime::UNIX_EPOCH,
+                });
+            } else if is_dir {
                 next.push(key);
             } else {
                 files.push(key);
@@ -107,9 +131,9 @@ async fn walk_split(
     let jobs: Vec<Job<'_, Vec<WalkEntry>>> = subtrees
         .into_iter()
         .chain(files)
-        .map(|p| Box::pin(walk_one(driver, p, keys)) as Job<'_, _>)
+        .map(|p| Box::pin(walk_one(driver, p, how)) as Job<'_, _>)
         .collect();
-    let mut out: Vec<WalkEntry> = run_all(jobs).await?.into_iter().flatten().collect();
+    out.extend(run_all(jobs).await?.into_iter().flatten());
     out.sort_by(|a, b| a.key.cmp(&b.key));
     out.dedup_by(|a, b| a.key == b.key);
     Ok(out)
@@ -155,7 +179,7 @@ mod tests {
         for k in &keys {
             d.write_atomic(k, k.as_bytes()).await.unwrap();
         }
-        let one = walk_one(&d, "t".into(), false).await.unwrap();
+        let one = walk_one(&d, "t".into(), How::Full).await.unwrap();
         let mut want: Vec<String> = one.into_iter().map(|e| e.key).collect();
         want.sort();
         let got: Vec<String> = walk_all(&d, "t")
@@ -166,13 +190,38 @@ mod tests {
             .collect();
         assert_eq!(got, want);
         assert_eq!(got.len(), keys.len());
-        let by_keys: Vec<String> = walk_all_keys(&d, "t")
+        let by_keys: Vec<String> = walk_all_assuming(&d, "t", |_| None)
             .await
             .unwrap()
             .into_iter()
             .map(|e| e.key)
             .collect();
         assert_eq!(by_keys, want, "a walk of keys finds the same keys");
+        // Directories taken to hold one object, met while splitting or while walking, are not read.
+        let leaf =
+            |k: &str| (k.starts_with("t/wide/") && k.matches('/').count() == 3).then_some("data");
+        let assumed: Vec<String> = walk_all_assuming(&d, "t", leaf)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|e| e.key)
+            .collect();
+        assert_eq!(
+            assumed, want,
+            "every wide/<xx>/<i> directory holds exactly its data"
+        );
+        let shallow = |k: &str| (k == "t/a").then_some("only");
+        let found: Vec<String> = walk_all_assuming(&d, "t", shallow)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|e| e.key)
+            .collect();
+        assert!(
+            found.contains(&"t/a/only".to_string()) && !found.iter().any(|k| k.contains("/e/deep")),
+            "t/a is not read: {:?}",
+            &found[..3]
+        );
         let wide: Vec<&str> = want.iter().map(String::as_str).take(3).collect();
         let mut asked = wide.clone();
         asked.push("t/absent");

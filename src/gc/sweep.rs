@@ -26,8 +26,9 @@ pub fn blob_of(key: &str) -> Option<Digest> {
     }
 }
 
-/// Every object under `blobs/`: when the run compares no times, a walk of keys, and only the unmarked blobs
-/// are stat'ed for their sizes (one that is gone meanwhile is left out).
+/// Every object under `blobs/`: when the run compares no times, a walk of keys that reads no blob directory
+/// ([`super::layout::leaf_object`]), and only the unmarked blobs are stat'ed for their sizes (one that is gone
+/// meanwhile, or was never there, is left out).
 async fn blobs(
     driver: &dyn Driver,
     marks: &Marks,
@@ -37,7 +38,8 @@ async fn blobs(
     if opts.compares_times() {
         return Ok(super::scan::walk_all(driver, &root).await?);
     }
-    let mut found = super::scan::walk_all_keys(driver, &root).await?;
+    let mut found =
+        super::scan::walk_all_assuming(driver, &root, super::layout::leaf_object).await?;
     found.retain(|e| blob_of(&e.key).is_some());
     let (marked, mut unmarked): (Vec<WalkEntry>, Vec<WalkEntry>) = found
         .into_iter()

@@ -15,7 +15,7 @@ mod walk;
 
 pub use read::READ_CHUNK;
 
-use super::{check_key, ByteStream, DirEntry, Driver, DriverError, Metadata, Walk, Writer};
+use super::{check_key, Assume, ByteStream, DirEntry, Driver, DriverError, Metadata, Walk, Writer};
 use async_trait::async_trait;
 use bytes::Bytes;
 use std::io::{self, Write};
@@ -388,7 +388,16 @@ impl Driver for FsDriver {
 
     async fn walk_keys(&self, prefix: &str) -> Result<Box<dyn Walk>, DriverError> {
         let p = self.resolve(prefix)?;
-        Ok(Box::new(walk::FsWalk::keys(p, prefix)))
+        Ok(Box::new(walk::FsWalk::keys(p, prefix, None)))
+    }
+
+    async fn walk_keys_assuming(
+        &self,
+        prefix: &str,
+        assume: Assume,
+    ) -> Result<Box<dyn Walk>, DriverError> {
+        let p = self.resolve(prefix)?;
+        Ok(Box::new(walk::FsWalk::keys(p, prefix, Some(assume))))
     }
 
     async fn delete(&self, path: &str) -> Result<(), DriverError> {

@@ -145,6 +145,10 @@ pub struct DirEntry {
     pub is_dir: bool,
 }
 
+/// For a directory's key, the name of the one object a walk of keys may take it to hold without reading it
+/// ([`Driver::walk_keys_assuming`]); `None`: read the directory.
+pub type Assume = fn(&str) -> Option<&'static str>;
+
 /// One object found by [`Driver::walk`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WalkEntry {
@@ -302,6 +306,18 @@ pub trait Driver: Send + Sync + 'static {
     /// size 0 and the epoch when knowing them costs a call per object (a disk's stat; a listing has them).
     async fn walk_keys(&self, prefix: &str) -> Result<Box<dyn Walk>, DriverError> {
         self.walk(prefix).await
+    }
+    /// [`Driver::walk_keys`], where a directory that `assume` names an object for is taken to hold that object
+    /// and is not read: a layout whose leaf directories each hold one known object (a registry's links and blob
+    /// data) is walked reading a fraction of its directories. The object may be missing (the caller reading it
+    /// finds out), and what else such a directory holds is not seen. A driver with a flat listing (object
+    /// storage) walks keys as usual: that costs it no more.
+    async fn walk_keys_assuming(
+        &self,
+        prefix: &str,
+        _assume: Assume,
+    ) -> Result<Box<dyn Walk>, DriverError> {
+        self.walk_keys(prefix).await
     }
     /// Removes an object or every object under a prefix; succeeds when nothing is there.
     async fn delete(&self, path: &str) -> Result<(), DriverError>;

@@ -8,7 +8,7 @@
 //! keys ([`FsWalk::keys`]: size 0, modified at the epoch), which a caller that needs neither uses to save a
 //! system call per object.
 
-use super::super::{check_key, DriverError, Walk, WalkEntry};
+use super::super::{check_key, Assume, DriverError, Walk, WalkEntry};
 use super::{blocking, modified};
 use async_trait::async_trait;
 use std::collections::VecDeque;
@@ -37,6 +37,8 @@ pub(super) struct FsWalk {
     found: VecDeque<WalkEntry>,
     /// Whether files are stat'ed (sizes and modification times).
     stat: bool,
+    /// Directories taken to hold one known file, not read ([`FsWalk::keys`]).
+    assume: Option<Assume>,
 }
 
 /// A symbolic link met by a walk: an error naming it (see [`super::SYMLINK_REFUSED`]), so a collector or a
@@ -189,7 +191,7 @@ fn entries(
 fn read_one_dir(
     dir: &Path,
     key: &str,
-    stat: bool,
+    (stat, assume): (bool, Option<Assume>),
     buf: &mut [u8],
     files: &mut Vec<WalkEntry>,
     dirs: &mut Vec<PendingDir>,
@@ -220,7 +222,10 @@ fn read_one_dir(
             _ => Kind::Other,
         };
         match kind {
-            Kind::Dir => dirs.push((dir.join(OsStr::from_bytes(name.to_bytes())), child)),
+            Kind::Dir => match assume.and_then(|a| a(&child)) {
+                Some(file) => files.push(entry(format!("{child}/{file}"), None)),
+                None => dirs.push((dir.join(OsStr::from_bytes(name.to_bytes())), child)),
+            },
             Kind::File if !stat => files.push(entry(child, None)),
             Kind::Symlink => return Err(symlink_error(&child)),
             Kind::File => {
@@ -255,13 +260,16 @@ impl FsWalk {
             root: Some((dir, key.to_string())),
             found: VecDeque::new(),
             stat: true,
+            assume: None,
         }
     }
 
-    /// A walk of keys only: the files are not stat'ed (size 0, modified at the epoch).
-    pub(super) fn keys(dir: PathBuf, key: &str) -> FsWalk {
+    /// A walk of keys only: the files are not stat'ed (size 0, modified at the epoch), and the directories
+    /// `assume` names a file for are taken to hold it, unread.
+    pub(super) fn keys(dir: PathBuf, key: &str, assume: Option<Assume>) -> FsWalk {
         FsWalk {
             stat: false,
+            assume,
             ..FsWalk::new(dir, key)
         }
     }
@@ -279,7 +287,7 @@ impl Walk for FsWalk {
                 return Ok(None);
             };
             let key = key.clone();
-            let (mut dirs, stat) = (std::mem::take(&mut self.dirs), self.stat);
+            let (mut dirs, how) = (std::mem::take(&mut self.dirs), (self.stat, self.assume));
             let (files, dirs) = blocking("walk", &key, move || {
                 let mut files = Vec::new();
                 let mut buf = vec![0u8; DIRENT_BUF];
@@ -289,7 +297,7 @@ impl Walk for FsWalk {
                 for _ in 0..BATCH_DIRS {
                     let Some((dir, key)) = dirs.pop() else { break };
                     // The job is named after the first directory; an error names its own.
-                    read_one_dir(&dir, &key, stat, &mut buf, &mut files, &mut dirs)
+                    read_one_dir(&dir, &key, how, &mut buf, &mut files, &mut dirs)
                         .map_err(|e| io::Error::new(e.kind(), format!("{key}: {e}")))?;
                     if files.len() >= BATCH_FILES {
                         break;
@@ -344,10 +352,10 @@ mod tests {
         want.sort();
         assert_eq!(walk(FsWalk::new(t.clone(), "t")).await, want);
         let keys: Vec<_> = want.iter().map(|(k, ..)| (k.clone(), 0, false)).collect();
-        assert_eq!(walk(FsWalk::keys(t.clone(), "t")).await, keys);
+        assert_eq!(walk(FsWalk::keys(t.clone(), "t", None)).await, keys);
         // The root may be a file, absent, or under a file.
         assert_eq!(
-            walk(FsWalk::keys(t.join("top"), "t/top")).await,
+            walk(FsWalk::keys(t.join("top"), "t/top", None)).await,
             [("t/top".to_string(), 5, true)],
             "a file as the root is stat'ed"
         );
@@ -367,7 +375,7 @@ mod tests {
                 let w = if stat {
                     FsWalk::new(t.clone(), "t")
                 } else {
-                    FsWalk::keys(t.clone(), "t")
+                    FsWalk::keys(t.clone(), "t", None)
                 };
                 let mut w: Box<dyn Walk> = Box::new(w);
                 let err = loop {
@@ -384,6 +392,31 @@ mod tests {
             }
             std::fs::remove_file(t.join(link)).unwrap();
         }
+        // Directories the rule names a file for are not read: their key is reported (even where the file is
+        // missing), and what else they hold is not.
+        std::fs::write(t.join("wide/7/extra"), b"e").unwrap();
+        std::fs::create_dir_all(t.join("wide/empty")).unwrap();
+        fn leaf(key: &str) -> Option<&'static str> {
+            key.strip_prefix("t/wide/")
+                .filter(|rest| !rest.contains('/'))
+                .map(|_| "link")
+        }
+        let mut assumed: Vec<_> = (0..600)
+            .map(|i| (format!("t/wide/{i}/link"), 0, false))
+            .chain([("t/wide/empty/link".to_string(), 0, false)])
+            .chain(
+                ["t/a/b/c/deep", "t/top"]
+                    .iter()
+                    .map(|k| (k.to_string(), 0, false)),
+            )
+            .collect();
+        assumed.sort();
+        assert_eq!(
+            walk(FsWalk::keys(t.clone(), "t", Some(leaf))).await,
+            assumed
+        );
+        std::fs::remove_file(t.join("wide/7/extra")).unwrap();
+        std::fs::remove_dir(t.join("wide/empty")).unwrap();
         std::os::unix::fs::symlink(&t, dir.path().join("root-link")).unwrap();
         let mut w: Box<dyn Walk> = Box::new(FsWalk::new(dir.path().join("root-link"), "r"));
         assert!(w.next().await.is_err(), "a symlinked walk root");
