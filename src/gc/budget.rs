@@ -202,6 +202,10 @@ impl Driver for Paced {
         let _p = self.pacer.permit().await;
         self.inner.delete(path).await
     }
+    async fn delete_many(&self, paths: &[&str]) -> Result<(), DriverError> {
+        let _p = self.pacer.permit().await;
+        self.inner.delete_many(paths).await
+    }
     async fn redirect_url(&self, path: &str) -> Result<Option<String>, DriverError> {
         self.inner.redirect_url(path).await
     }

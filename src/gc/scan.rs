@@ -155,9 +155,14 @@ pub async fn sizes(driver: &dyn Driver, keys: &[&str]) -> Result<Vec<Option<u64>
     Ok(out)
 }
 
-/// Deletes every key, [`PARALLEL`] at a time.
+/// Deletes every key: in [`PARALLEL`] runs of [`Driver::delete_many`] at once, so object storage has that many
+/// deletes in flight and a disk that many blocking jobs, not one per key.
 pub async fn delete_all(driver: &dyn Driver, keys: &[&str]) -> Result<(), DriverError> {
-    let jobs: Vec<Job<'_, ()>> = keys.iter().map(|k| driver.delete(k)).collect();
+    let per_run = keys.len().div_ceil(PARALLEL).max(1);
+    let jobs: Vec<Job<'_, ()>> = keys
+        .chunks(per_run)
+        .map(|c| driver.delete_many(c))
+        .collect();
     run_all(jobs).await?;
     Ok(())
 }

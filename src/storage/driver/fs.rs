@@ -11,6 +11,7 @@
 //! file back to where the writer found it.
 
 mod read;
+mod remove;
 mod walk;
 
 pub use read::READ_CHUNK;
@@ -401,28 +402,54 @@ impl Driver for FsDriver {
     }
 
     async fn delete(&self, path: &str) -> Result<(), DriverError> {
-        let p = self.resolve(path)?;
+        self.delete_many(&[path]).await
+    }
+
+    async fn delete_many(&self, paths: &[&str]) -> Result<(), DriverError> {
+        let Some(first) = paths.first() else {
+            return Ok(());
+        };
+        let doomed: Vec<(String, PathBuf)> = paths
+            .iter()
+            .map(|k| Ok((k.to_string(), self.resolve(k)?)))
+            .collect::<Result<_, DriverError>>()?;
         let root = self.root.clone();
-        let key = path.to_string();
-        let r = blocking("delete", path, move || {
-            if let Some(link) = symlink_between(&root, &p)? {
-                return Err(io::Error::other(format!(
-                    "{}: {SYMLINK_REFUSED} (refusing to delete {key} through it)",
-                    link.display()
-                )));
+        let failed = blocking("delete", first, move || {
+            for (key, p) in doomed {
+                match remove(&root, &p, &key) {
+                    Err(e) if e.kind() != io::ErrorKind::NotFound => return Ok(Some((key, e))),
+                    _ => {}
+                }
             }
-            let meta = std::fs::symlink_metadata(&p)?;
-            if meta.is_dir() {
-                std::fs::remove_dir_all(&p)
-            } else {
-                std::fs::remove_file(&p)
-            }
+            Ok(None)
         })
-        .await;
-        match r {
-            Err(e) if e.is_not_found() => Ok(()),
-            other => other,
+        .await?;
+        match failed {
+            Some((key, e)) => Err(io_err("delete", &key, e)),
+            None => Ok(()),
         }
+    }
+}
+
+/// Removes the object or tree at `p` (key `key`) beneath `root`, never through a symbolic link.
+fn remove(root: &Path, p: &Path, key: &str) -> io::Result<()> {
+    if let Ok(rel) = p.strip_prefix(root) {
+        if remove::remove_beneath(root, rel)? == remove::Beneath::Removed {
+            return Ok(());
+        }
+    }
+    // Through a symbolic link (named below), or no openat2: one component at a time.
+    if let Some(link) = symlink_between(root, p)? {
+        return Err(io::Error::other(format!(
+            "{}: {SYMLINK_REFUSED} (refusing to delete {key} through it)",
+            link.display()
+        )));
+    }
+    let meta = std::fs::symlink_metadata(p)?;
+    if meta.is_dir() {
+        std::fs::remove_dir_all(p)
+    } else {
+        std::fs::remove_file(p)
     }
 }
 

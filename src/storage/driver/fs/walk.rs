@@ -83,7 +83,7 @@ fn read_root(
 }
 
 /// The buffer one blocking job reads directory entries into.
-const DIRENT_BUF: usize = 32 * 1024;
+pub(super) const DIRENT_BUF: usize = 32 * 1024;
 
 /// What a directory entry is, from its `d_type` (or a stat of it when the filesystem gives none).
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -144,7 +144,7 @@ fn open_dir(path: &Path) -> io::Result<OwnedFd> {
 }
 
 /// Calls `f` with the name and `d_type` of every entry of `dir` but `.` and `..` (getdents64 into `buf`).
-fn entries(
+pub(super) fn entries(
     dir: &OwnedFd,
     buf: &mut [u8],
     mut f: impl FnMut(&CStr, u8) -> io::Result<()>,
