@@ -47,11 +47,37 @@ pub(super) enum SendError {
     File(io::Error),
 }
 
-/// Writes `head`, then `len` bytes of `file` from `offset`, to the socket `fd`, waiting at most `stall` each time
-/// the client takes nothing. Returns the body bytes sent; on an error, how many went before it as well (the
+/// Our own descriptor of a connection's socket, registered for writability beside pingora's registration of
+/// it: pingora keeps the socket open for the whole reply, and a blocking-pool job holds its own reference.
+pub(super) struct Socket {
+    sock: Arc<OwnedFd>,
+    ready: AsyncFd<Arc<OwnedFd>>,
+}
+
+impl Socket {
+    /// Duplicates and registers `fd`; an error (no descriptor left, say) leaves the reply to the copying path,
+    /// since nothing was written yet.
+    pub(super) fn open(fd: RawFd) -> io::Result<Socket> {
+        // SAFETY: F_DUPFD_CLOEXEC on an open descriptor creates a new one, which only `OwnedFd` then owns.
+        let dup = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 0) };
+        if dup < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: `dup` is a fresh descriptor nothing else owns.
+        let sock = Arc::new(unsafe { OwnedFd::from_raw_fd(dup) });
+        // SAFETY: the `Arc<OwnedFd>` keeps the duplicate open, always the same descriptor, for as long as
+        // `ready` lives (it holds one of the references).
+        let ready = unsafe { AsyncFd::register_with_interest(sock.clone(), Interest::WRITABLE) }
+            .map_err(|e| io::Error::other(e.to_string()))?;
+        Ok(Socket { sock, ready })
+    }
+}
+
+/// Writes `head`, then `len` bytes of `file` from `offset`, to `socket`, waiting at most `stall` each time the
+/// client takes nothing. Returns the body bytes sent; on an error, how many went before it as well (the
 /// connection is then unusable and must be closed).
 pub(super) async fn send(
-    fd: RawFd,
+    socket: Socket,
     head: &[u8],
     file: Arc<File>,
     offset: u64,
@@ -62,20 +88,7 @@ pub(super) async fn send(
         timed_out: error.kind() == io::ErrorKind::TimedOut,
         error,
     };
-    // Our own descriptor of the socket, registered for writability beside pingora's: pingora keeps `fd` open
-    // for the whole call, and a blocking-pool job holds its own reference to the duplicate.
-    // SAFETY: F_DUPFD_CLOEXEC on an open descriptor creates a new one, which only `OwnedFd` then owns.
-    let dup = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 0) };
-    if dup < 0 {
-        return Err((client(io::Error::last_os_error()), 0));
-    }
-    // SAFETY: `dup` is a fresh descriptor nothing else owns.
-    let sock = Arc::new(unsafe { OwnedFd::from_raw_fd(dup) });
-    // SAFETY: the `Arc<OwnedFd>` keeps the duplicate open, always the same descriptor, for as long as `ready`
-    // lives (it holds one of the references).
-    let ready = unsafe { AsyncFd::register_with_interest(sock.clone(), Interest::WRITABLE) }
-        .map_err(|e| (client(io::Error::other(e.to_string())), 0))?;
-
+    let Socket { sock, ready } = socket;
     let mut at = 0;
     while at < head.len() {
         match send_some(sock.as_raw_fd(), &head[at..]) {
@@ -125,19 +138,40 @@ pub(super) async fn send(
     Ok(sent)
 }
 
-/// Waits until the socket takes more, at most `stall`.
+/// Waits until the socket takes more. A client that took nothing for `stall` is cut off; one whose unsent
+/// queue shrank meanwhile is reading, however slowly (the kernel wakes a writer only once a third of a full
+/// send buffer has drained, which a slow reader may take longer than `stall` to do; found in review).
 async fn writable(ready: &AsyncFd<Arc<OwnedFd>>, stall: Duration) -> io::Result<()> {
-    match tokio::time::timeout(stall, ready.writable()).await {
-        Err(_) => Err(io::Error::new(
-            io::ErrorKind::TimedOut,
-            format!("the client took nothing of the response for {stall:?}"),
-        )),
-        Ok(guard) => {
-            // Cleared before the retry: an edge that comes after this is seen by the next wait.
-            guard?.clear_ready();
-            Ok(())
+    let mut queued = unsent(ready.get_ref().as_raw_fd());
+    loop {
+        match tokio::time::timeout(stall, ready.writable()).await {
+            Err(_) => {
+                let now = unsent(ready.get_ref().as_raw_fd());
+                match (queued, now) {
+                    (Some(before), Some(now)) if now < before => queued = Some(now),
+                    _ => {
+                        return Err(io::Error::new(
+                            io::ErrorKind::TimedOut,
+                            format!("the client took nothing of the response for {stall:?}"),
+                        ))
+                    }
+                }
+            }
+            Ok(guard) => {
+                // Cleared before the retry: an edge that comes after this is seen by the next wait.
+                guard?.clear_ready();
+                return Ok(());
+            }
         }
     }
+}
+
+/// The bytes in the socket's send queue that the client has not taken yet (`SIOCOUTQ`), if the kernel says.
+fn unsent(fd: RawFd) -> Option<u64> {
+    let mut n: libc::c_int = 0;
+    // SAFETY: TIOCOUTQ (SIOCOUTQ) writes one int through the pointer, which is valid for the call.
+    let r = unsafe { libc::ioctl(fd, libc::TIOCOUTQ, &mut n as *mut libc::c_int) };
+    (r == 0).then(|| u64::try_from(n).unwrap_or(0))
 }
 
 /// One non-blocking `send` of `buf`, never raising SIGPIPE.
@@ -283,7 +317,7 @@ mod tests {
         server.set_nonblocking(true).unwrap();
         let (off, len) = (12_345u64, (8 << 20) + 3);
         let sent = send(
-            server.as_raw_fd(),
+            Socket::open(server.as_raw_fd()).unwrap(),
             b"HEAD\r\n\r\n",
             file,
             off,
@@ -312,7 +346,7 @@ mod tests {
         let (server, _) = listener.accept().unwrap();
         server.set_nonblocking(true).unwrap();
         let r = send(
-            server.as_raw_fd(),
+            Socket::open(server.as_raw_fd()).unwrap(),
             b"",
             file,
             0,
@@ -347,7 +381,7 @@ mod tests {
         let (server, _) = listener.accept().unwrap();
         server.set_nonblocking(true).unwrap();
         let r = send(
-            server.as_raw_fd(),
+            Socket::open(server.as_raw_fd()).unwrap(),
             b"",
             file,
             0,

@@ -47,7 +47,10 @@ impl Gatehouse {
             }
             ReplyBody::Stream { mut stream, len } => {
                 if let Some((file, offset, file_len)) = stream.file_range() {
-                    if len >= sendfile::MIN_LEN && file_len == len {
+                    // A request body not read yet (a GET may have one) is left to pingora's writer, which
+                    // answers `Connection: close` then; a reply past pingora would leave it to be drained
+                    // as if it were the next request (found in review: it held the connection forever).
+                    if len >= sendfile::MIN_LEN && file_len == len && session.is_body_done() {
                         if let Some(done) = self
                             .write_direct(session, ctx, &mut resp, file, offset, len)
                             .await
@@ -75,6 +78,14 @@ impl Gatehouse {
     ) -> Option<Result<()>> {
         let keep_alive = session.get_keepalive().is_some();
         let (guarded, fd) = sendfile::direct_socket(session)?;
+        let socket = match sendfile::Socket::open(fd) {
+            Ok(s) => s,
+            Err(e) => {
+                // Out of descriptors, say: nothing is written yet, so the copying path answers.
+                tracing::debug!("sendfile unavailable for this reply: {e}");
+                return None;
+            }
+        };
         let connection = if keep_alive { "keep-alive" } else { "close" };
         let headed = resp
             .insert_header(
@@ -94,7 +105,7 @@ impl Gatehouse {
         resp.header_to_h1_wire(&mut head);
         head.put_slice(b"\r\n");
         let status = resp.status.as_u16();
-        let r = sendfile::send(fd, &head, file, offset, len, self.timeouts.send).await;
+        let r = sendfile::send(socket, &head, file, offset, len, self.timeouts.send).await;
         guarded.answered_past_me();
         let sent = match &r {
             Ok(sent) | Err((_, sent)) => *sent,

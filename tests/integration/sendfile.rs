@@ -138,3 +138,111 @@ fn sendfile_downloads_are_exact_keep_the_connection_alive_idle_out_and_are_count
         "access log of the blob GETs: {outs:?}"
     );
 }
+
+/// Review of the sendfile path, F1: a blob GET that carries a body (`Content-Length`, or chunked) got a direct
+/// reply with `Connection: keep-alive`, and the body, drained afterwards, was taken for the next request's
+/// head: the connection was then held past every timeout. Such a reply now says `Connection: close` and the
+/// connection ends with it.
+#[test]
+fn a_blob_get_with_a_body_is_answered_and_the_connection_closed() {
+    let dir = temp_dir("sendfile-body");
+    let htpasswd = write_users(dir.path());
+    let gh = embedded(
+        &dir.path().join("root"),
+        &htpasswd,
+        "idle_timeout_seconds = 2\nheader_timeout_seconds = 2\n",
+        "",
+    );
+    let reg = Reg::new(&gh.url(), Some(("alice", pass_of("alice"))));
+    let data = noise(256 << 10, 17);
+    let digest = reg.push_blob("direct/body", &data);
+    let auth = basic("alice", pass_of("alice"));
+    for (framing, body) in [
+        ("Content-Length: 4\r\n", &b"\r\n\r\n"[..]),
+        ("Transfer-Encoding: chunked\r\n", &b"0\r\n\r\n"[..]),
+    ] {
+        let mut c = TcpStream::connect(("127.0.0.1", gh.port)).expect("connecting");
+        c.write_all(
+            format!(
+                "GET /v2/direct/body/blobs/{digest} HTTP/1.1\r\nHost: x\r\nAuthorization: {auth}\r\n{framing}\r\n"
+            )
+            .as_bytes(),
+        )
+        .expect("writing the GET");
+        let reply = raw::read_one_reply(&mut c, Duration::from_secs(30));
+        let (head, got) = split(&reply);
+        assert!(head.starts_with("http/1.1 200"), "{framing}: {head}");
+        assert!(got == &data[..], "{framing}: the body is the blob");
+        assert!(head.contains("connection: close"), "{framing}: {head}");
+        let _ = c.write_all(body);
+        let since = Instant::now();
+        while peek(&mut c) != Peek::Closed {
+            assert!(
+                since.elapsed() < Duration::from_secs(10),
+                "{framing}: the connection is still open 10 s after the reply (idle timeout 2 s)"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+/// Review of the sendfile path, F4: a client that keeps reading, slowly, was cut off by the send timeout,
+/// because the kernel wakes a writer only once a third of a full send buffer has drained. It now gets the whole
+/// blob: a wait that times out while the client's unsent queue shrank goes on.
+#[test]
+fn a_slow_but_moving_reader_gets_the_whole_blob_past_the_send_timeout() {
+    let dir = temp_dir("sendfile-slow");
+    let htpasswd = write_users(dir.path());
+    let gh = embedded(
+        &dir.path().join("root"),
+        &htpasswd,
+        "send_timeout_seconds = 2\n",
+        "",
+    );
+    let reg = Reg::new(&gh.url(), Some(("alice", pass_of("alice"))));
+    let data = noise(24 << 20, 29);
+    let digest = reg.push_blob("direct/slow", &data);
+    let auth = basic("alice", pass_of("alice"));
+    let mut c = TcpStream::connect(("127.0.0.1", gh.port)).expect("connecting");
+    c.write_all(
+        format!("GET /v2/direct/slow/blobs/{digest} HTTP/1.1\r\nHost: x\r\nAuthorization: {auth}\r\n\r\n")
+            .as_bytes(),
+    )
+    .expect("writing the GET");
+    c.set_read_timeout(Some(Duration::from_secs(30)))
+        .expect("read timeout");
+    // 64 KiB every 200 ms (320 KiB/s) for 8 s: far longer between the kernel's wake-ups than the 2 s timeout.
+    let mut got = Vec::with_capacity(data.len() + 1024);
+    let mut buf = vec![0u8; 64 << 10];
+    let since = Instant::now();
+    while since.elapsed() < Duration::from_secs(8) {
+        match std::io::Read::read(&mut c, &mut buf) {
+            Ok(0) => break,
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+            Err(e) => panic!("reading slowly: {e}"),
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    // Then the rest at full speed: a connection cut meanwhile shows as a short body.
+    loop {
+        let end = got.windows(4).position(|w| w == b"\r\n\r\n");
+        if end.is_some_and(|e| got.len() >= e + 4 + data.len()) {
+            break;
+        }
+        match std::io::Read::read(&mut c, &mut buf) {
+            Ok(0) => break,
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+            Err(e) => panic!("reading the rest: {e}"),
+        }
+    }
+    let (head, body) = split(&got);
+    assert!(head.starts_with("http/1.1 200"), "{head}");
+    assert_eq!(
+        body.len(),
+        data.len(),
+        "the slow reader was cut off after {} of {} bytes",
+        body.len(),
+        data.len()
+    );
+    assert!(body == &data[..]);
+}

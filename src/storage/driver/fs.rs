@@ -217,7 +217,10 @@ fn create_via(tmp_dir: &Path, target: &Path, data: &[u8]) -> io::Result<bool> {
 impl Driver for FsDriver {
     async fn stat(&self, path: &str) -> Result<Option<Metadata>, DriverError> {
         let p = self.resolve(path)?;
-        match tokio::fs::metadata(&p).await {
+        match tokio::fs::symlink_metadata(&p).await {
+            // Where the object itself is a link (a `data` or `link` file, a blob directory), say so: its size
+            // and time are another file's (found in review: gc counted a link target's size as freed).
+            Ok(m) if m.file_type().is_symlink() => Err(symlink_refused("stat", path)),
             Ok(m) => Ok(Some(Metadata {
                 size: if m.is_dir() { 0 } else { m.len() },
                 is_dir: m.is_dir(),
@@ -233,10 +236,11 @@ impl Driver for FsDriver {
     async fn read(&self, path: &str, max: u64) -> Result<Bytes, DriverError> {
         let p = self.resolve(path)?;
         // One blocking hop for open + read: small files (links, manifests) are on every pull's path.
+        let (root, key) = (self.root.clone(), path.to_string());
         let buf = blocking("read", path, move || {
             use std::io::Read;
             let mut buf = Vec::new();
-            std::fs::File::open(&p)?
+            open_read(&root, &p, &key)?
                 .take(max + 1)
                 .read_to_end(&mut buf)?;
             Ok(buf)
@@ -258,8 +262,9 @@ impl Driver for FsDriver {
         len: u64,
     ) -> Result<Box<dyn ByteStream>, DriverError> {
         let p = self.resolve(path)?;
+        let (root, key) = (self.root.clone(), path.to_string());
         let (file, meta) = blocking("open", path, move || {
-            let file = std::fs::File::open(&p)?;
+            let file = open_read(&root, &p, &key)?;
             let meta = file.metadata()?;
             Ok((file, meta))
         })
@@ -431,6 +436,31 @@ impl Driver for FsDriver {
     }
 }
 
+/// Opens the file at `p` (key `key`) beneath `root` for reading, never through a symbolic link (found in
+/// review: a `data` file or blob directory made a link to a file outside the root was served).
+fn open_read(root: &Path, p: &Path, key: &str) -> io::Result<std::fs::File> {
+    let refused = || io::Error::other(format!("{key}: {SYMLINK_REFUSED}"));
+    if let Ok(rel) = p.strip_prefix(root) {
+        match remove::open_file_beneath(root, rel)? {
+            remove::Opened::File(f) => return Ok(f),
+            remove::Opened::ThroughSymlink => return Err(refused()),
+            remove::Opened::Unsupported => {}
+        }
+    }
+    if symlink_between(root, p)?.is_some() {
+        return Err(refused());
+    }
+    use std::os::unix::fs::OpenOptionsExt;
+    match std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(p)
+    {
+        Err(e) if e.raw_os_error() == Some(libc::ELOOP) => Err(refused()),
+        r => r,
+    }
+}
+
 /// Removes the object or tree at `p` (key `key`) beneath `root`, never through a symbolic link.
 fn remove(root: &Path, p: &Path, key: &str) -> io::Result<()> {
     if let Ok(rel) = p.strip_prefix(root) {
@@ -567,6 +597,48 @@ mod tests {
         d.delete("repositories/evil").await.unwrap();
         assert!(outside.path().join("precious.txt").exists());
         assert_eq!(d.list("repositories").await.unwrap().len(), 1);
+    }
+
+    /// Review of the sendfile path (F2, F6): a blob's `data` made a link to a file outside the root, or its
+    /// directory a link to a directory outside, was served (read, ranged read) and stat'ed as the target. Every
+    /// read and stat of such an object is now an error naming it, and the target is never read.
+    #[tokio::test]
+    async fn no_read_or_stat_goes_through_a_symlink_inside_the_root() {
+        let (dir, d) = driver().await;
+        let outside = tempfile::tempdir().unwrap();
+        std::fs::write(outside.path().join("secret"), "outside the root").unwrap();
+        std::fs::create_dir_all(outside.path().join("blobdir")).unwrap();
+        std::fs::write(outside.path().join("blobdir/data"), "outside too").unwrap();
+        std::fs::create_dir_all(dir.path().join("blobs/ab/one")).unwrap();
+        std::fs::create_dir_all(dir.path().join("blobs/cd")).unwrap();
+        std::os::unix::fs::symlink(
+            outside.path().join("secret"),
+            dir.path().join("blobs/ab/one/data"),
+        )
+        .unwrap();
+        std::os::unix::fs::symlink(
+            outside.path().join("blobdir"),
+            dir.path().join("blobs/cd/two"),
+        )
+        .unwrap();
+        for key in ["blobs/ab/one/data", "blobs/cd/two/data"] {
+            let err = d.read(key, 1024).await.unwrap_err().to_string();
+            assert!(err.contains("symbolic link"), "read {key}: {err}");
+            let err = d
+                .read_range(key, 0, 5)
+                .await
+                .err()
+                .expect("refused")
+                .to_string();
+            assert!(err.contains("symbolic link"), "read_range {key}: {err}");
+        }
+        let err = d.stat("blobs/ab/one/data").await.unwrap_err().to_string();
+        assert!(err.contains("symbolic link"), "stat: {err}");
+        let err = d.stat("blobs/cd/two").await.unwrap_err().to_string();
+        assert!(
+            err.contains("symbolic link"),
+            "stat of a linked directory: {err}"
+        );
     }
 
     /// The collector may remove a link's directory between the write's mkdir and its rename; the write makes the

@@ -5,6 +5,8 @@
 //! one-file directories: checking each path component with its own `lstat` and then `remove_dir_all` cost it
 //! about twice the system calls. A symbolic link inside what is removed is removed itself, never followed.
 //!
+//! Files are opened for reading the same way ([`open_file_beneath`]): no link on the path, the file included.
+//!
 //! Where the kernel has no `openat2` (before 5.6, or a seccomp profile that forbids it) the caller falls back
 //! to its component-by-component check.
 
@@ -35,31 +37,65 @@ fn c_path(p: &Path) -> io::Result<CString> {
         .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))
 }
 
+/// What [`open_file_beneath`] found.
+pub(super) enum Opened {
+    /// The file, open for reading.
+    File(std::fs::File),
+    /// A component of the path, or the file, is a symbolic link: nothing was opened.
+    ThroughSymlink,
+    /// The kernel cannot do it this way: nothing was tried.
+    Unsupported,
+}
+
+/// `openat2` of `rel` beneath `root` with `flags`; `Err(Ok(..))` says why it cannot be used here.
+fn open_resolved(root: &Path, rel: &Path, flags: libc::c_int) -> io::Result<Result<OwnedFd, bool>> {
+    if NO_OPENAT2.load(Ordering::Relaxed) {
+        return Ok(Err(false));
+    }
+    let root = open_dir_path(&c_path(root)?)?;
+    match open_beneath(&root, &c_path(rel)?, flags) {
+        Ok(fd) => Ok(Ok(fd)),
+        Err(e) => match e.raw_os_error() {
+            Some(libc::ELOOP | libc::EXDEV) => Ok(Err(true)),
+            Some(libc::ENOSYS | libc::EPERM | libc::E2BIG) => {
+                NO_OPENAT2.store(true, Ordering::Relaxed);
+                Ok(Err(false))
+            }
+            _ => Err(e),
+        },
+    }
+}
+
+/// Opens the file `rel` beneath the directory `root` for reading, never through a symbolic link.
+pub(super) fn open_file_beneath(root: &Path, rel: &Path) -> io::Result<Opened> {
+    Ok(
+        match open_resolved(root, rel, libc::O_RDONLY | libc::O_CLOEXEC)? {
+            Ok(fd) => Opened::File(std::fs::File::from(fd)),
+            Err(true) => Opened::ThroughSymlink,
+            Err(false) => Opened::Unsupported,
+        },
+    )
+}
+
 /// Removes `rel` (a file, or a directory and all it holds) beneath the directory `root`.
 pub(super) fn remove_beneath(root: &Path, rel: &Path) -> io::Result<Beneath> {
     let (Some(name), Some(parent)) = (rel.file_name(), rel.parent()) else {
         return Ok(Beneath::Unsupported);
     };
-    if NO_OPENAT2.load(Ordering::Relaxed) {
-        return Ok(Beneath::Unsupported);
-    }
-    let root = open_dir_path(&c_path(root)?)?;
-    let parent_fd = if parent.as_os_str().is_empty() {
-        root
+    // The root itself when `rel` has one component ("" beneath the root is the root).
+    let parent = if parent.as_os_str().is_empty() {
+        Path::new(".")
     } else {
-        match open_beneath(&root, &c_path(parent)?) {
-            Ok(fd) => fd,
-            Err(e) => {
-                return match e.raw_os_error() {
-                    Some(libc::ELOOP | libc::EXDEV) => Ok(Beneath::ThroughSymlink),
-                    Some(libc::ENOSYS | libc::EPERM | libc::E2BIG) => {
-                        NO_OPENAT2.store(true, Ordering::Relaxed);
-                        Ok(Beneath::Unsupported)
-                    }
-                    _ => Err(e),
-                }
-            }
-        }
+        parent
+    };
+    let parent_fd = match open_resolved(
+        root,
+        parent,
+        libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC,
+    )? {
+        Ok(fd) => fd,
+        Err(true) => return Ok(Beneath::ThroughSymlink),
+        Err(false) => return Ok(Beneath::Unsupported),
     };
     let mut buf = vec![0u8; DIRENT_BUF];
     remove_at(&parent_fd, &c_path(Path::new(name))?, &mut buf)?;
@@ -82,11 +118,11 @@ fn open_dir_path(path: &CStr) -> io::Result<OwnedFd> {
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
-/// Opens the directory `rel` beneath `root`, refusing symbolic links and anything outside `root`.
-fn open_beneath(root: &OwnedFd, rel: &CStr) -> io::Result<OwnedFd> {
+/// Opens `rel` beneath `root` with `flags`, refusing symbolic links and anything outside `root`.
+fn open_beneath(root: &OwnedFd, rel: &CStr, flags: libc::c_int) -> io::Result<OwnedFd> {
     // SAFETY: `open_how` is plain integers; all zero is a valid value, filled in below.
     let mut how: libc::open_how = unsafe { std::mem::zeroed() };
-    how.flags = (libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC) as u64;
+    how.flags = flags as u64;
     how.resolve = libc::RESOLVE_BENEATH | libc::RESOLVE_NO_SYMLINKS | libc::RESOLVE_NO_MAGICLINKS;
     // SAFETY: `rel` is NUL-terminated and `how` is the kernel's `open_how`, both valid for the call.
     let fd = unsafe {
@@ -206,6 +242,22 @@ mod tests {
             "the link itself may go"
         );
         assert!(outside.join("keep").exists());
+        std::fs::write(root.join("plain"), b"p").unwrap();
+        std::os::unix::fs::symlink(outside.join("keep"), root.join("file-link")).unwrap();
+        std::os::unix::fs::symlink(&outside, root.join("dir-link")).unwrap();
+        assert!(matches!(
+            open_file_beneath(&root, Path::new("plain")).unwrap(),
+            Opened::File(_)
+        ));
+        for through in ["file-link", "dir-link/keep"] {
+            assert!(
+                matches!(
+                    open_file_beneath(&root, Path::new(through)).unwrap(),
+                    Opened::ThroughSymlink
+                ),
+                "{through}"
+            );
+        }
         let e = remove_beneath(&root, Path::new("a/absent")).unwrap_err();
         assert_eq!(e.kind(), io::ErrorKind::NotFound);
         let e = remove_beneath(&root, Path::new("absent/x")).unwrap_err();
