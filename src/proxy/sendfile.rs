@@ -269,13 +269,19 @@ mod tests {
         (0..len).map(|i| (i * 7 % 251) as u8).collect()
     }
 
+    /// A file of `len` pattern bytes in `dir`, open for reading, and its bytes.
+    fn pattern_file(dir: &tempfile::TempDir, len: usize) -> (Vec<u8>, Arc<File>) {
+        let path = dir.path().join("f");
+        let data = pattern(len);
+        std::fs::write(&path, &data).unwrap();
+        (data, Arc::new(File::open(&path).unwrap()))
+    }
+
     /// A file just written is in the page cache; a range past its end is not "all cached".
     #[test]
     fn page_cached_says_yes_for_a_fresh_file_when_the_kernel_can_tell() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("f");
-        std::fs::write(&path, pattern(3 << 20)).unwrap();
-        let f = File::open(&path).unwrap();
+        let (_, f) = pattern_file(&dir, 3 << 20);
         let cached = page_cached(&f, 4097, 2 << 20);
         if NO_CACHESTAT.load(Ordering::Relaxed) {
             assert!(!cached, "no cachestat means 'cannot say'");
@@ -294,10 +300,7 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn send_writes_the_head_then_exactly_the_range_through_a_full_socket() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("f");
-        let data = pattern(9 << 20);
-        std::fs::write(&path, &data).unwrap();
-        let file = Arc::new(File::open(&path).unwrap());
+        let (data, file) = pattern_file(&dir, 9 << 20);
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
         let reader = std::thread::spawn(move || {
@@ -337,9 +340,7 @@ mod tests {
     #[tokio::test]
     async fn a_client_that_takes_nothing_times_out() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("f");
-        std::fs::write(&path, pattern(64 << 20)).unwrap();
-        let file = Arc::new(File::open(&path).unwrap());
+        let (_, file) = pattern_file(&dir, 64 << 20);
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let mut client = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
         client.write_all(b"x").unwrap();
@@ -367,9 +368,7 @@ mod tests {
     #[tokio::test]
     async fn a_file_shorter_than_the_range_is_an_error() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("f");
-        std::fs::write(&path, pattern(1000)).unwrap();
-        let file = Arc::new(File::open(&path).unwrap());
+        let (_, file) = pattern_file(&dir, 1000);
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
         let reader = std::thread::spawn(move || {

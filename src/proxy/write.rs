@@ -100,7 +100,7 @@ impl Gatehouse {
         head.put_slice(b"HTTP/1.1 ");
         head.put_slice(resp.status.as_str().as_bytes());
         head.put_u8(b' ');
-        head.put_slice(resp.status.canonical_reason().unwrap_or("").as_bytes());
+        head.put_slice(resp.get_reason_phrase().unwrap_or("").as_bytes());
         head.put_slice(b"\r\n");
         resp.header_to_h1_wire(&mut head);
         head.put_slice(b"\r\n");

@@ -10,8 +10,10 @@ use std::time::{Duration, Instant};
 use crate::adversarial::{embedded, log_text, pass_of, write_users};
 use crate::util::embedded::{sha256_of, Reg};
 use crate::util::frontdoor::{access_lines, noise, Samples};
+use crate::util::gatehouse::Gatehouse;
 use crate::util::raw::{self, basic, peek, Peek};
 use crate::util::temp_dir;
+use tempfile::TempDir;
 
 /// Splits one raw reply into its head (lower-cased) and body.
 fn split(raw: &[u8]) -> (String, &[u8]) {
@@ -25,31 +27,49 @@ fn split(raw: &[u8]) -> (String, &[u8]) {
     )
 }
 
+/// An embedded gatehouse with `server` lines in `[server]`, holding `len` bytes of noise as a blob of `repo`
+/// (pushed as alice); the temp dir, the server, the bytes and their digest.
+fn serving_a_blob(
+    what: &str,
+    server: &str,
+    repo: &str,
+    len: usize,
+    seed: u64,
+) -> (TempDir, Gatehouse, Vec<u8>, String) {
+    let dir = temp_dir(what);
+    let htpasswd = write_users(dir.path());
+    let gh = embedded(&dir.path().join("root"), &htpasswd, server, "");
+    let reg = Reg::new(&gh.url(), Some(("alice", pass_of("alice"))));
+    let data = noise(len, seed);
+    let digest = reg.push_blob(repo, &data);
+    (dir, gh, data, digest)
+}
+
+/// Writes `GET path` as alice on `c`, with `extra` header lines (each ending in CRLF).
+fn send_get(c: &mut TcpStream, path: &str, extra: &str) {
+    let auth = basic("alice", pass_of("alice"));
+    c.write_all(
+        format!("GET {path} HTTP/1.1\r\nHost: x\r\nAuthorization: {auth}\r\n{extra}\r\n")
+            .as_bytes(),
+    )
+    .unwrap_or_else(|e| panic!("writing GET {path}: {e}"));
+}
+
 #[test]
 fn sendfile_downloads_are_exact_keep_the_connection_alive_idle_out_and_are_counted() {
-    let dir = temp_dir("sendfile");
-    let htpasswd = write_users(dir.path());
-    let gh = embedded(
-        &dir.path().join("root"),
-        &htpasswd,
+    let (_dir, gh, data, digest) = serving_a_blob(
+        "sendfile",
         "idle_timeout_seconds = 2\n",
-        "",
+        "direct/blob",
+        (3 << 20) + 17,
+        91,
     );
-    let reg = Reg::new(&gh.url(), Some(("alice", pass_of("alice"))));
-    let data = noise((3 << 20) + 17, 91);
-    let digest = reg.push_blob("direct/blob", &data);
     assert_eq!(digest, sha256_of(&data));
 
-    let auth = basic("alice", pass_of("alice"));
     let mut c = TcpStream::connect(("127.0.0.1", gh.port)).expect("connecting");
+    let blob = format!("/v2/direct/blob/blobs/{digest}");
     let get = |c: &mut TcpStream, extra: &str| {
-        c.write_all(
-            format!(
-                "GET /v2/direct/blob/blobs/{digest} HTTP/1.1\r\nHost: x\r\nAuthorization: {auth}\r\n{extra}\r\n"
-            )
-            .as_bytes(),
-        )
-        .expect("writing a blob GET");
+        send_get(c, &blob, extra);
         raw::read_one_reply(c, Duration::from_secs(30))
     };
 
@@ -73,10 +93,7 @@ fn sendfile_downloads_are_exact_keep_the_connection_alive_idle_out_and_are_count
         body.len()
     );
 
-    c.write_all(
-        format!("GET /v2/ HTTP/1.1\r\nHost: x\r\nAuthorization: {auth}\r\n\r\n").as_bytes(),
-    )
-    .expect("writing GET /v2/");
+    send_get(&mut c, "/v2/", "");
     let small = raw::read_one_reply(&mut c, Duration::from_secs(10));
     let (head, _) = split(&small);
     assert!(
@@ -145,30 +162,19 @@ fn sendfile_downloads_are_exact_keep_the_connection_alive_idle_out_and_are_count
 /// connection ends with it.
 #[test]
 fn a_blob_get_with_a_body_is_answered_and_the_connection_closed() {
-    let dir = temp_dir("sendfile-body");
-    let htpasswd = write_users(dir.path());
-    let gh = embedded(
-        &dir.path().join("root"),
-        &htpasswd,
+    let (_dir, gh, data, digest) = serving_a_blob(
+        "sendfile-body",
         "idle_timeout_seconds = 2\nheader_timeout_seconds = 2\n",
-        "",
+        "direct/body",
+        256 << 10,
+        17,
     );
-    let reg = Reg::new(&gh.url(), Some(("alice", pass_of("alice"))));
-    let data = noise(256 << 10, 17);
-    let digest = reg.push_blob("direct/body", &data);
-    let auth = basic("alice", pass_of("alice"));
     for (framing, body) in [
         ("Content-Length: 4\r\n", &b"\r\n\r\n"[..]),
         ("Transfer-Encoding: chunked\r\n", &b"0\r\n\r\n"[..]),
     ] {
         let mut c = TcpStream::connect(("127.0.0.1", gh.port)).expect("connecting");
-        c.write_all(
-            format!(
-                "GET /v2/direct/body/blobs/{digest} HTTP/1.1\r\nHost: x\r\nAuthorization: {auth}\r\n{framing}\r\n"
-            )
-            .as_bytes(),
-        )
-        .expect("writing the GET");
+        send_get(&mut c, &format!("/v2/direct/body/blobs/{digest}"), framing);
         let reply = raw::read_one_reply(&mut c, Duration::from_secs(30));
         let (head, got) = split(&reply);
         assert!(head.starts_with("http/1.1 200"), "{framing}: {head}");
@@ -191,24 +197,15 @@ fn a_blob_get_with_a_body_is_answered_and_the_connection_closed() {
 /// blob: a wait that times out while the client's unsent queue shrank goes on.
 #[test]
 fn a_slow_but_moving_reader_gets_the_whole_blob_past_the_send_timeout() {
-    let dir = temp_dir("sendfile-slow");
-    let htpasswd = write_users(dir.path());
-    let gh = embedded(
-        &dir.path().join("root"),
-        &htpasswd,
+    let (_dir, gh, data, digest) = serving_a_blob(
+        "sendfile-slow",
         "send_timeout_seconds = 2\n",
-        "",
+        "direct/slow",
+        24 << 20,
+        29,
     );
-    let reg = Reg::new(&gh.url(), Some(("alice", pass_of("alice"))));
-    let data = noise(24 << 20, 29);
-    let digest = reg.push_blob("direct/slow", &data);
-    let auth = basic("alice", pass_of("alice"));
     let mut c = TcpStream::connect(("127.0.0.1", gh.port)).expect("connecting");
-    c.write_all(
-        format!("GET /v2/direct/slow/blobs/{digest} HTTP/1.1\r\nHost: x\r\nAuthorization: {auth}\r\n\r\n")
-            .as_bytes(),
-    )
-    .expect("writing the GET");
+    send_get(&mut c, &format!("/v2/direct/slow/blobs/{digest}"), "");
     c.set_read_timeout(Some(Duration::from_secs(30)))
         .expect("read timeout");
     // 64 KiB every 200 ms (320 KiB/s) for 8 s: far longer between the kernel's wake-ups than the 2 s timeout.
