@@ -435,12 +435,15 @@ fn ui_csrf_from_another_origin_fails_even_when_cors_allows_it() {
     let mut b = Browser::start("csrf");
     log_in(&mut b, &url, ALICE);
     b.goto(&format!("{evil}/?target={url}&digest={digest}"));
+    // Done when its result parses (the page writes it whole, once; a CI run once read it as not JSON).
     b.wait(
-        "document.querySelector('#out').textContent !== 'pending'",
+        "typeof JSON.parse(document.querySelector('#out').textContent) === 'object'",
         "the foreign page's calls",
     );
     b.screenshot("01-foreign-page");
-    let out: serde_json::Value = serde_json::from_str(&text(&mut b, "#out")).unwrap();
+    let raw = text(&mut b, "#out");
+    let out: serde_json::Value = serde_json::from_str(&raw)
+        .unwrap_or_else(|e| panic!("the foreign page's result is not JSON ({e}): {raw:?}"));
     assert_eq!(
         out["whoami"]["status"], 403,
         "the token is not readable: {out}"
