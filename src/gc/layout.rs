@@ -5,7 +5,7 @@
 
 use super::GcError;
 use crate::names::{Digest, Name, Tag};
-use crate::storage::driver::Driver;
+use crate::storage::driver::{Assumed, Driver};
 use crate::storage::paths;
 use std::collections::BTreeMap;
 use std::time::SystemTime;
@@ -82,46 +82,73 @@ fn split_repo(rel: &str) -> Option<(Name, Vec<&str>)> {
 /// `_manifests/tags/<tag>/index/<alg>/<hex>`), a blob directory's `data` (`blobs/<alg>/<xx>/<hex>`). The
 /// walks of a run that compares no time take these directories to hold that object without reading them: a
 /// link's digest is in its path, and a link or blob that is missing is found missing where it is read.
-pub fn leaf_object(key: &str) -> Option<&'static str> {
+pub fn leaf_object(key: &str) -> Option<Assumed> {
     let v2 = paths::blobs_root();
     if let Some(rel) = key.strip_prefix(&v2).and_then(|r| r.strip_prefix('/')) {
         return match rel.split('/').collect::<Vec<_>>().as_slice() {
-            [_, xx, hex] if xx.len() == 2 && hex.starts_with(xx) => Some("data"),
+            [_, xx, hex] if xx.len() == 2 && hex.starts_with(xx) => Some(Assumed::Holds("data")),
             _ => None,
         };
     }
-    let rel = key
-        .strip_prefix(&paths::repositories_root())?
-        .strip_prefix('/')?;
-    let (_, parts) = split_repo(rel)?;
-    match parts.as_slice() {
+    match repo_parts(key)?.as_slice() {
         ["_layers", _, _]
         | ["_manifests", "revisions", _, _]
         | ["_manifests", "tags", _, "current"]
-        | ["_manifests", "tags", _, "index", _, _] => Some("link"),
+        | ["_manifests", "tags", _, "index", _, _] => Some(Assumed::Holds("link")),
         _ => None,
     }
 }
 
-/// Walks `repositories/` once; objects that are under no repository name are returned as strays too.
-pub async fn inventory(driver: &dyn Driver) -> Result<(Inventory, Vec<String>), GcError> {
-    inventory_with(driver, true).await
+/// [`leaf_object`], and a repository's `_manifests/tags` is not read at all: for a run that reads no tag
+/// (no `delete_untagged`, no retention rule: every revision is kept, as distribution's `garbage-collect`
+/// keeps them). Tags are most of a repository's directories (three per tag).
+pub fn leaf_object_skipping_tags(key: &str) -> Option<Assumed> {
+    match repo_parts(key).as_deref() {
+        Some(["_manifests", "tags"]) => Some(Assumed::Skipped),
+        _ => leaf_object(key),
+    }
 }
 
-/// [`inventory`]; without `times` the links' modification times and the uploads' sizes and times may be
-/// missing (the epoch, 0): a walk of keys, for a run that compares no time (no grace, no retention rule),
-/// which reads no link directory ([`leaf_object`]).
+/// The components of a key under `repositories/` from the repository name's end on.
+fn repo_parts(key: &str) -> Option<Vec<&str>> {
+    let rel = key
+        .strip_prefix(&paths::repositories_root())?
+        .strip_prefix('/')?;
+    Some(split_repo(rel)?.1)
+}
+
+/// Walks `repositories/` once; objects that are under no repository name are returned as strays too.
+pub async fn inventory(driver: &dyn Driver) -> Result<(Inventory, Vec<String>), GcError> {
+    inventory_with(driver, Needs::Times).await
+}
+
+/// What an [`inventory_with`] must find.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Needs {
+    /// Everything, with modification times and sizes.
+    Times,
+    /// Keys only (times may be the epoch, sizes 0): a walk that reads no link directory ([`leaf_object`]),
+    /// for a run that compares no time (no grace, no retention rule).
+    Keys,
+    /// Keys only, and no tags (they may be missing): for such a run that reads no tag either (no
+    /// `delete_untagged`), [`leaf_object_skipping_tags`].
+    KeysWithoutTags,
+}
+
+/// [`inventory`], finding what `needs` says.
 pub async fn inventory_with(
     driver: &dyn Driver,
-    times: bool,
+    needs: Needs,
 ) -> Result<(Inventory, Vec<String>), GcError> {
     let root = paths::repositories_root();
     let mut repos = Inventory::new();
     let mut strays = Vec::new();
-    let found = if times {
-        super::scan::walk_all(driver, &root).await?
-    } else {
-        super::scan::walk_all_assuming(driver, &root, leaf_object).await?
+    let found = match needs {
+        Needs::Times => super::scan::walk_all(driver, &root).await?,
+        Needs::Keys => super::scan::walk_all_assuming(driver, &root, leaf_object).await?,
+        Needs::KeysWithoutTags => {
+            super::scan::walk_all_assuming(driver, &root, leaf_object_skipping_tags).await?
+        }
     };
     for e in found {
         let Some(rel) = e.key.strip_prefix(&root).and_then(|r| r.strip_prefix('/')) else {
@@ -215,7 +242,28 @@ mod tests {
             (format!("{b}/sha256/ab"), None),
             (format!("{b}/sha256"), None),
         ] {
-            assert_eq!(leaf_object(&key), want, "{key}");
+            assert_eq!(leaf_object(&key), want.map(Assumed::Holds), "{key}");
+        }
+        let r = paths::repositories_root();
+        for (key, want) in [
+            (format!("{r}/a/_manifests/tags"), Some(Assumed::Skipped)),
+            (
+                format!("{r}/team/app/_manifests/tags"),
+                Some(Assumed::Skipped),
+            ),
+            (
+                format!("{r}/a/_manifests/tags/v1/current"),
+                Some(Assumed::Holds("link")),
+            ),
+            (format!("{r}/a/_manifests/revisions"), None),
+            (format!("{r}/a/_manifests"), None),
+            (format!("{r}/_manifests/tags"), None),
+            (
+                format!("{r}/a/b/_layers/sha256/{hex}"),
+                Some(Assumed::Holds("link")),
+            ),
+        ] {
+            assert_eq!(leaf_object_skipping_tags(&key), want, "{key}");
         }
     }
 

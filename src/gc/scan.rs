@@ -2,7 +2,7 @@
 //! blocking job: one walk at a time spends most of its time handing jobs to the blocking pool and back, while
 //! [`PARALLEL`] walks keep the disk busy. On object storage it is that many listings in flight.
 
-use crate::storage::driver::{Assume, Driver, DriverError, WalkEntry};
+use crate::storage::driver::{Assume, Assumed, Driver, DriverError, WalkEntry};
 use futures::stream::{FuturesUnordered, StreamExt};
 use std::future::Future;
 use std::pin::Pin;
@@ -113,16 +113,15 @@ async fn walk_split(
                 How::Assuming(assume) if is_dir => assume(&key),
                 _ => None,
             };
-            if let Some(object) = assumed {
-                out.push(WalkEntry {
+            match (assumed, is_dir) {
+                (Some(Assumed::Holds(object)), _) => out.push(WalkEntry {
                     key: format!("{key}/{object}"),
                     size: 0,
                     modified: std::time::SystemTime::UNIX_EPOCH,
-                });
-            } else if is_dir {
-                next.push(key);
-            } else {
-                files.push(key);
+                }),
+                (Some(Assumed::Skipped), _) => {}
+                (None, true) => next.push(key),
+                (None, false) => files.push(key),
             }
         }
         subtrees = next;
@@ -203,8 +202,10 @@ mod tests {
             .collect();
         assert_eq!(by_keys, want, "a walk of keys finds the same keys");
         // Directories taken to hold one object, met while splitting or while walking, are not read.
-        let leaf =
-            |k: &str| (k.starts_with("t/wide/") && k.matches('/').count() == 3).then_some("data");
+        let leaf = |k: &str| {
+            (k.starts_with("t/wide/") && k.matches('/').count() == 3)
+                .then_some(Assumed::Holds("data"))
+        };
         let assumed: Vec<String> = walk_all_assuming(&d, "t", leaf)
             .await
             .unwrap()
@@ -215,7 +216,23 @@ mod tests {
             assumed, want,
             "every wide/<xx>/<i> directory holds exactly its data"
         );
-        let shallow = |k: &str| (k == "t/a").then_some("only");
+        let skipped = |k: &str| (k == "t/a" || k == "t/wide/07").then_some(Assumed::Skipped);
+        let found: Vec<String> = walk_all_assuming(&d, "t", skipped)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|e| e.key)
+            .collect();
+        let unskipped: Vec<String> = want
+            .iter()
+            .filter(|k| !k.starts_with("t/a/") && !k.starts_with("t/wide/07/"))
+            .cloned()
+            .collect();
+        assert_eq!(
+            found, unskipped,
+            "skipped directories, met while splitting or walking"
+        );
+        let shallow = |k: &str| (k == "t/a").then_some(Assumed::Holds("only"));
         let found: Vec<String> = walk_all_assuming(&d, "t", shallow)
             .await
             .unwrap()

@@ -1,11 +1,7 @@
 use super::*;
+use crate::storage::driver::hooked::Hooked;
 use crate::storage::driver::s3::{testing, S3Driver};
-use crate::storage::driver::{
-    ByteStream, DirEntry, Driver, DriverError, FsDriver, Metadata, Walk, Writer,
-};
-use async_trait::async_trait;
-use bytes::Bytes;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use crate::storage::driver::{Driver, FsDriver};
 use std::sync::Arc;
 
 /// Nested names, with separators that sort before `/` (`-`, `.`) and after it (`0`, `_`, letters), repositories
@@ -191,57 +187,11 @@ async fn s3_and_fs_catalogs_page_identically() {
     }
 }
 
-/// A driver that counts directory listings.
-struct Counting {
-    inner: FsDriver,
-    listings: AtomicUsize,
-}
-
-#[async_trait]
-impl Driver for Counting {
-    async fn stat(&self, path: &str) -> Result<Option<Metadata>, DriverError> {
-        self.inner.stat(path).await
-    }
-    async fn read(&self, path: &str, max: u64) -> Result<Bytes, DriverError> {
-        self.inner.read(path, max).await
-    }
-    async fn read_range(
-        &self,
-        p: &str,
-        o: u64,
-        l: u64,
-    ) -> Result<Box<dyn ByteStream>, DriverError> {
-        self.inner.read_range(p, o, l).await
-    }
-    async fn write_atomic(&self, path: &str, data: &[u8]) -> Result<(), DriverError> {
-        self.inner.write_atomic(path, data).await
-    }
-    async fn writer(&self, path: &str) -> Result<Box<dyn Writer>, DriverError> {
-        self.inner.writer(path).await
-    }
-    async fn rename(&self, from: &str, to: &str) -> Result<(), DriverError> {
-        self.inner.rename(from, to).await
-    }
-    async fn list(&self, dir: &str) -> Result<Vec<DirEntry>, DriverError> {
-        self.listings.fetch_add(1, Ordering::Relaxed);
-        self.inner.list(dir).await
-    }
-    async fn walk(&self, prefix: &str) -> Result<Box<dyn Walk>, DriverError> {
-        self.inner.walk(prefix).await
-    }
-    async fn delete(&self, path: &str) -> Result<(), DriverError> {
-        self.inner.delete(path).await
-    }
-}
-
 /// A page lists the directories on the way to it, not every repository (distribution #947).
 #[tokio::test]
 async fn a_page_lists_what_it_shows_not_every_repository() {
     let dir = tempfile::tempdir().unwrap();
-    let d = Arc::new(Counting {
-        inner: FsDriver::new(dir.path()).await.unwrap(),
-        listings: AtomicUsize::new(0),
-    });
+    let d = Arc::new(Hooked::new(FsDriver::new(dir.path()).await.unwrap()));
     let root = paths::repositories_root();
     for i in 0..300 {
         d.write_atomic(&format!("{root}/r{i:03}/_manifests/x"), b"x")
@@ -249,19 +199,18 @@ async fn a_page_lists_what_it_shows_not_every_repository() {
             .unwrap();
     }
     let store = Store::with_driver(d.clone(), false);
-    d.listings.store(0, Ordering::Relaxed);
+    d.take_listings();
     let page = store
         .catalog_page(Some("r150"), Some(3), &|_| true)
         .await
         .unwrap();
     assert_eq!(page, ["r151", "r152", "r153"]);
-    let listed = d.listings.load(Ordering::Relaxed);
+    let listed = d.take_listings();
     // The top directory, `r150` itself (it might hold `r150/x`), and the three shown.
     assert_eq!(listed, 5, "listings for a page of 3");
-    d.listings.store(0, Ordering::Relaxed);
     assert_eq!(store.catalog().await.unwrap().len(), 300);
     assert!(
-        d.listings.load(Ordering::Relaxed) >= 300,
+        d.take_listings() >= 300,
         "the whole catalog lists every repository"
     );
 }

@@ -12,6 +12,8 @@
 #[cfg(test)]
 pub(crate) mod conformance;
 pub mod fs;
+#[cfg(test)]
+pub(crate) mod hooked;
 pub mod s3;
 
 use async_trait::async_trait;
@@ -145,9 +147,17 @@ pub struct DirEntry {
     pub is_dir: bool,
 }
 
-/// For a directory's key, the name of the one object a walk of keys may take it to hold without reading it
-/// ([`Driver::walk_keys_assuming`]); `None`: read the directory.
-pub type Assume = fn(&str) -> Option<&'static str>;
+/// What a walk of keys may take a directory to be without reading it ([`Driver::walk_keys_assuming`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Assumed {
+    /// It holds this one object: its key is reported.
+    Holds(&'static str),
+    /// Nothing under it is wanted: nothing is reported.
+    Skipped,
+}
+
+/// For a directory's key, what a walk of keys may take it to be without reading it; `None`: read it.
+pub type Assume = fn(&str) -> Option<Assumed>;
 
 /// One object found by [`Driver::walk`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -310,8 +320,9 @@ pub trait Driver: Send + Sync + 'static {
     /// [`Driver::walk_keys`], where a directory that `assume` names an object for is taken to hold that object
     /// and is not read: a layout whose leaf directories each hold one known object (a registry's links and blob
     /// data) is walked reading a fraction of its directories. The object may be missing (the caller reading it
-    /// finds out), and what else such a directory holds is not seen. A driver with a flat listing (object
-    /// storage) walks keys as usual: that costs it no more.
+    /// finds out), and what else such a directory holds is not seen; a directory `assume` skips is not read
+    /// at all. A driver with a flat listing (object storage) may walk keys as usual, skipped directories
+    /// included: that costs it no more.
     async fn walk_keys_assuming(
         &self,
         prefix: &str,

@@ -10,7 +10,7 @@
 //! Where the kernel has no `openat2` (before 5.6, or a seccomp profile that forbids it) the caller falls back
 //! to its component-by-component check.
 
-use super::walk::{entries, DIRENT_BUF};
+use super::walk::{entries_once, open_dir_at, rewind, DIRENT_BUF};
 use std::ffi::{CStr, CString};
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
@@ -47,6 +47,19 @@ pub(super) enum Opened {
     Unsupported,
 }
 
+/// What a refused `openat2` means: `Ok(true)` a symbolic link (or an escape) on the path, `Ok(false)` no
+/// `openat2` here (remembered), `Err` anything else.
+fn refusal(e: io::Error) -> io::Result<bool> {
+    match e.raw_os_error() {
+        Some(libc::ELOOP | libc::EXDEV) => Ok(true),
+        Some(libc::ENOSYS | libc::EPERM | libc::E2BIG) => {
+            NO_OPENAT2.store(true, Ordering::Relaxed);
+            Ok(false)
+        }
+        _ => Err(e),
+    }
+}
+
 /// `openat2` of `rel` beneath `root` with `flags`; `Err(Ok(..))` says why it cannot be used here.
 fn open_resolved(root: &Path, rel: &Path, flags: libc::c_int) -> io::Result<Result<OwnedFd, bool>> {
     if NO_OPENAT2.load(Ordering::Relaxed) {
@@ -55,14 +68,7 @@ fn open_resolved(root: &Path, rel: &Path, flags: libc::c_int) -> io::Result<Resu
     let root = open_dir_path(&c_path(root)?)?;
     match open_beneath(&root, &c_path(rel)?, flags) {
         Ok(fd) => Ok(Ok(fd)),
-        Err(e) => match e.raw_os_error() {
-            Some(libc::ELOOP | libc::EXDEV) => Ok(Err(true)),
-            Some(libc::ENOSYS | libc::EPERM | libc::E2BIG) => {
-                NO_OPENAT2.store(true, Ordering::Relaxed);
-                Ok(Err(false))
-            }
-            _ => Err(e),
-        },
+        Err(e) => refusal(e).map(Err),
     }
 }
 
@@ -77,29 +83,68 @@ pub(super) fn open_file_beneath(root: &Path, rel: &Path) -> io::Result<Opened> {
     )
 }
 
+/// Removes objects beneath one root, for a batch of deletes: the root is opened once, and objects that share
+/// a parent directory (a blob's `<xx>` directory, a repository's `_layers/<alg>`) share its descriptor.
+pub(super) struct Remover {
+    root: OwnedFd,
+    /// The last parent opened, by its path relative to the root.
+    parent: Option<(std::path::PathBuf, OwnedFd)>,
+    buf: Vec<u8>,
+}
+
+impl Remover {
+    /// A remover beneath `root`; `None` where the kernel has no `openat2` (the caller falls back).
+    pub(super) fn new(root: &Path) -> io::Result<Option<Remover>> {
+        if NO_OPENAT2.load(Ordering::Relaxed) {
+            return Ok(None);
+        }
+        Ok(Some(Remover {
+            root: open_dir_path(&c_path(root)?)?,
+            parent: None,
+            buf: vec![0u8; DIRENT_BUF],
+        }))
+    }
+
+    /// Removes `rel` (a file, or a directory and all it holds).
+    pub(super) fn remove(&mut self, rel: &Path) -> io::Result<Beneath> {
+        let (Some(name), Some(parent)) = (rel.file_name(), rel.parent()) else {
+            return Ok(Beneath::Unsupported);
+        };
+        // The root itself when `rel` has one component ("" beneath the root is the root).
+        let parent = if parent.as_os_str().is_empty() {
+            Path::new(".")
+        } else {
+            parent
+        };
+        if self.parent.as_ref().is_none_or(|(p, _)| p != parent) {
+            self.parent = None;
+            let flags = libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC;
+            match open_beneath(&self.root, &c_path(parent)?, flags) {
+                Ok(fd) => self.parent = Some((parent.to_path_buf(), fd)),
+                Err(e) => {
+                    return Ok(if refusal(e)? {
+                        Beneath::ThroughSymlink
+                    } else {
+                        Beneath::Unsupported
+                    })
+                }
+            }
+        }
+        let Some((_, parent_fd)) = &self.parent else {
+            return Ok(Beneath::Unsupported);
+        };
+        remove_at(parent_fd, &c_path(Path::new(name))?, &mut self.buf)?;
+        Ok(Beneath::Removed)
+    }
+}
+
 /// Removes `rel` (a file, or a directory and all it holds) beneath the directory `root`.
-pub(super) fn remove_beneath(root: &Path, rel: &Path) -> io::Result<Beneath> {
-    let (Some(name), Some(parent)) = (rel.file_name(), rel.parent()) else {
-        return Ok(Beneath::Unsupported);
-    };
-    // The root itself when `rel` has one component ("" beneath the root is the root).
-    let parent = if parent.as_os_str().is_empty() {
-        Path::new(".")
-    } else {
-        parent
-    };
-    let parent_fd = match open_resolved(
-        root,
-        parent,
-        libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC,
-    )? {
-        Ok(fd) => fd,
-        Err(true) => return Ok(Beneath::ThroughSymlink),
-        Err(false) => return Ok(Beneath::Unsupported),
-    };
-    let mut buf = vec![0u8; DIRENT_BUF];
-    remove_at(&parent_fd, &c_path(Path::new(name))?, &mut buf)?;
-    Ok(Beneath::Removed)
+#[cfg(test)]
+fn remove_beneath(root: &Path, rel: &Path) -> io::Result<Beneath> {
+    match Remover::new(root)? {
+        Some(mut r) => r.remove(rel),
+        None => Ok(Beneath::Unsupported),
+    }
 }
 
 /// `open(path, O_PATH | O_DIRECTORY)`.
@@ -150,46 +195,46 @@ fn unlink_at(dir: &OwnedFd, name: &CStr, flags: libc::c_int) -> io::Result<()> {
 }
 
 /// Removes `name` in `dir`: a file or symbolic link is unlinked, a directory emptied (depth first) and removed.
+///
+/// A directory is emptied one `getdents64` buffer at a time, and its removal is tried after each: most hold
+/// one file, and the read that would only say "no more entries" is skipped. Where the removal finds it not
+/// empty yet (a bigger directory, or a file created meanwhile), it is read again from the start.
 fn remove_at(dir: &OwnedFd, name: &CStr, buf: &mut Vec<u8>) -> io::Result<()> {
-    // SAFETY: `name` is NUL-terminated and `dir` is open; a descriptor returned is owned by nothing else.
-    let fd = unsafe {
-        libc::openat(
-            dir.as_raw_fd(),
-            name.as_ptr(),
-            libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC,
-        )
+    let fd = match open_dir_at(Some(dir), name, libc::O_NOFOLLOW) {
+        Ok(fd) => fd,
+        // Not a directory, or a symbolic link (to anything): the entry itself goes.
+        Err(e) if matches!(e.raw_os_error(), Some(libc::ENOTDIR | libc::ELOOP)) => {
+            return unlink_at(dir, name, 0)
+        }
+        Err(e) => return Err(e),
     };
-    if fd < 0 {
-        let e = io::Error::last_os_error();
-        return match e.raw_os_error() {
-            // Not a directory, or a symbolic link (to anything): the entry itself goes.
-            Some(libc::ENOTDIR | libc::ELOOP) => unlink_at(dir, name, 0),
-            _ => Err(e),
-        };
-    }
-    // SAFETY: a fresh descriptor.
-    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
-    let mut children: Vec<(CString, u8)> = Vec::new();
-    entries(&fd, buf, |child, d_type| {
-        children.push((child.to_owned(), d_type));
-        Ok(())
-    })?;
-    for (child, d_type) in children {
-        let r = if d_type == libc::DT_DIR {
-            remove_at(&fd, &child, buf)
-        } else {
-            match unlink_at(&fd, &child, 0) {
-                Err(e) if e.raw_os_error() == Some(libc::EISDIR) => remove_at(&fd, &child, buf),
-                r => r,
+    loop {
+        let mut children: Vec<(CString, u8)> = Vec::new();
+        let more = entries_once(&fd, buf, |child, d_type| {
+            children.push((child.to_owned(), d_type));
+            Ok(())
+        })?;
+        for (child, d_type) in children {
+            let r = if d_type == libc::DT_DIR {
+                remove_at(&fd, &child, buf)
+            } else {
+                match unlink_at(&fd, &child, 0) {
+                    Err(e) if e.raw_os_error() == Some(libc::EISDIR) => remove_at(&fd, &child, buf),
+                    r => r,
+                }
+            };
+            match r {
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                r => r?,
             }
-        };
-        match r {
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-            r => r?,
+        }
+        match unlink_at(dir, name, libc::AT_REMOVEDIR) {
+            Err(e) if more && matches!(e.raw_os_error(), Some(libc::ENOTEMPTY | libc::EEXIST)) => {
+                rewind(&fd)?;
+            }
+            r => return r,
         }
     }
-    drop(fd);
-    unlink_at(dir, name, libc::AT_REMOVEDIR)
 }
 
 #[cfg(test)]
