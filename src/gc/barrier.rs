@@ -35,6 +35,13 @@
 //! manifest untagged for less than the grace is never deleted. With zero grace a put can still lose that
 //! race: it then fails (no 201), and a tag it wrote may be left to a manifest that is gone (fsck reports it).
 //!
+//! Layer links to the blobs deleted go last, each one only while its blob is still absent and the link is
+//! the one first seen, and the blob is looked at once more after the delete: a push of the same blob (an
+//! upload's commit, a mount) writes the data before its last write of the link, so a link it rewrote between
+//! the collector's look and its delete is always followed by data that this last look sees, and the link is
+//! written back. A manifest put that checks that link in the moment between the delete and the write back
+//! (one storage round trip) answers `MANIFEST_BLOB_UNKNOWN`, and its retry succeeds; nothing is lost.
+//!
 //! A run that dies leaves blobs and links in quarantine: the next run puts them all back first, and `fsck`
 //! counts quarantined blobs as stored.
 

@@ -321,17 +321,37 @@ async fn run(
         report.bytes_deleted += size;
         report.blobs_deleted.push((b.clone(), *size));
     }
-    // Layer links to deleted blobs, unless rewritten since the first look (a push of the same blob again).
+    // Layer links to deleted blobs, unless the blob was pushed again.
     for repo in inv.values() {
         for l in repo.layers.iter().filter(|l| moved.contains_key(&l.digest)) {
-            match d.stat(&l.key).await? {
-                Some(m) if m.modified == l.modified => {
-                    d.delete(link_dir(&l.key)).await?;
-                    report.layer_links_deleted += 1;
-                }
-                _ => {}
+            if unlink_layer(d, l).await? {
+                report.layer_links_deleted += 1;
             }
         }
     }
     Ok(report)
+}
+
+/// Deletes the layer link `l` to a blob this run deleted; `true` when it is gone. It stays when the blob is
+/// stored again (a push of the same blob) or the link was rewritten since the first look; and it is written
+/// back when the blob turns out to be stored again after the delete ([`super::barrier`]: a push's last write
+/// of a layer link follows its data, so a link it rewrote between this look and the delete is always
+/// followed by data that the second look at the blob sees).
+async fn unlink_layer(d: &dyn Driver, l: &Link) -> Result<bool, GcError> {
+    let data = paths::blob_data(&l.digest);
+    if d.stat(&data).await?.is_some() {
+        return Ok(false);
+    }
+    match d.stat(&l.key).await? {
+        Some(m) if m.modified == l.modified => {}
+        _ => return Ok(false),
+    }
+    d.delete(link_dir(&l.key)).await?;
+    if d.stat(&data).await?.is_some() {
+        d.write_atomic(&l.key, l.digest.to_string().as_bytes())
+            .await?;
+        tracing::info!(link = %l.key, "gc: a layer link deleted while its blob was pushed again was put back");
+        return Ok(false);
+    }
+    Ok(true)
 }

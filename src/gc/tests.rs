@@ -351,6 +351,81 @@ async fn writers_take_back_a_quarantined_blob_they_rely_on() {
     let _ = app;
 }
 
+/// The layer-link race of online runs (left open in session 6: the collector looked at a link, then deleted
+/// it, and a push that rewrote it in between lost it for good, so its manifest put failed): a push of the blob
+/// being deleted writes its data and its link just before the collector's delete of that link. The link is
+/// written back, the push's manifest is accepted, and fsck finds nothing.
+#[tokio::test]
+async fn a_layer_link_a_push_rewrites_while_the_collector_deletes_it_is_written_back() {
+    use crate::storage::driver::hooked::Hooked;
+    use crate::storage::paths;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let dir = tempfile::tempdir().unwrap();
+    let disk = FsDriver::new(dir.path()).await.unwrap();
+    let app = Name::parse("app").unwrap();
+    let data = b"garbage, then pushed again".to_vec();
+    let blob = digest_bytes(Algorithm::Sha256, &data);
+    let raced = Arc::new(AtomicBool::new(false));
+    let mut hooked = Hooked::new(disk.clone());
+    let (link, ran) = (paths::layer_link(&app, &blob), raced.clone());
+    let (racer, racing, bytes) = (disk.clone(), blob.clone(), data.clone());
+    hooked.before_delete = Some(Box::new(move |key| {
+        let (disk, blob, data, link, ran) = (
+            racer.clone(),
+            racing.clone(),
+            bytes.clone(),
+            link.clone(),
+            ran.clone(),
+        );
+        Box::pin(async move {
+            if sweep::link_dir(&link) == key && !ran.swap(true, Ordering::SeqCst) {
+                // An upload's commit: the data, then the link.
+                disk.write_atomic(&paths::blob_data(&blob), &data)
+                    .await
+                    .unwrap();
+                disk.write_atomic(&link, blob.to_string().as_bytes())
+                    .await
+                    .unwrap();
+            }
+        })
+    }));
+    let driver: Arc<dyn Driver> = Arc::new(hooked);
+    let store = Store::with_driver(driver.clone(), true);
+    store.put_blob_bytes(&blob, &data).await.unwrap();
+    store.link_layer(&app, &blob).await.unwrap();
+    let r = online::collect_online(
+        &driver,
+        &opts(false, false, Duration::ZERO),
+        &mut Default::default(),
+    )
+    .await
+    .unwrap();
+    assert!(
+        raced.load(Ordering::SeqCst),
+        "the push ran in the collector's window"
+    );
+    assert_eq!(r.layer_links_deleted, 0, "{r:?}");
+    assert!(
+        store.has_layer(&app, &blob).await.unwrap(),
+        "the pushed blob is linked in its repository"
+    );
+    let m = json!({
+        "schemaVersion": 2, "mediaType": IMAGE,
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": blob.to_string(), "size": data.len()},
+        "layers": [],
+    });
+    store
+        .put_manifest(
+            &app,
+            &Reference::Tag(Tag::parse("v1").unwrap()),
+            serde_json::to_vec(&m).unwrap().into(),
+            Some(IMAGE),
+        )
+        .await
+        .expect("the push's manifest put is accepted");
+    assert_eq!(fsck::fsck(&driver, false).await.unwrap().findings, []);
+}
+
 #[tokio::test]
 async fn a_run_that_died_with_blobs_in_quarantine_leaves_fsck_clean_and_the_next_run_finishes() {
     use crate::storage::paths;

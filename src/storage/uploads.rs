@@ -465,7 +465,9 @@ impl UploadWriter<'_> {
             }
             store.link_layer(&self.repo, expected).await?;
             // The online collector's barrier (crate::gc::barrier): look again after the link is written; a
-            // stored copy found above and deleted since is replaced by this upload's bytes.
+            // stored copy found above and deleted since is replaced by this upload's bytes, and the link is
+            // written again after them (the barrier's rule for layer links: the last link write follows the
+            // data).
             if crate::gc::barrier::settle(store.driver(), std::slice::from_ref(expected))
                 .await?
                 .is_some()
@@ -474,6 +476,7 @@ impl UploadWriter<'_> {
                     .driver
                     .rename(&data, &paths::blob_data(expected))
                     .await?;
+                store.link_layer(&self.repo, expected).await?;
             }
             Ok::<_, StorageError>(())
         }
