@@ -6,7 +6,11 @@
 #  - Offline: `gatehouse gc` vs distribution 2.8.2's `docker-registry garbage-collect` on two copies of the same
 #    store, side by side, best of RUNS (fresh copies every run), with each one's peak RSS (/usr/bin/time -v).
 #    The blob sets they leave are compared (they must be identical). Target: gatehouse's time <= 0.5 of
-#    distribution's.
+#    distribution's. The copies live on GC_FS: `here` (the run directory's own filesystem), `ext4` (a fresh
+#    ext4 image with a journal, loop-mounted: a VPS disk as Debian and Ubuntu make it; needs root), or
+#    `tmpfs` (what the code costs, no disk at all). The filesystem and its mount options are printed: where
+#    ext4 has no journal and is mounted `discard`, every freed block is a synchronous discard, and both
+#    collectors' deletes wait on the disk.
 #  - Online: p99 of GET manifest (WRK_CONNS connections, WRK_DURATION) and blob push throughput (PUSHES
 #    sequential monolithic pushes of PUSH_KIB KiB) against a gatehouse whose collector runs back to back
 #    (POST /gc in a loop, the default 1 h grace, GC_BUDGET: the collector's GATEHOUSE_GC_BUDGET, unset = the
@@ -20,7 +24,8 @@
 #
 # Env: GATEHOUSE_BENCH_DIR (default /tmp/gatehouse-bench), RUNS (3), REPOS (500), BLOBS (10000),
 #      LAYERS_PER_IMAGE (3), PUSHES (200), PUSH_KIB (64), WRK_DURATION (10s), WRK_CONNS (32), WRK_THREADS (2),
-#      GC_BUDGET (unset), GATEHOUSE_BIN, BENCH_KEEP=1.
+#      GC_BUDGET (unset), GC_FS (here), OFFLINE_ONLY (0: 1 skips the online part), GATEHOUSE_BIN,
+#      OLD_GATEHOUSE_BIN (another build, timed offline beside the two: before/after), BENCH_KEEP=1.
 set -euo pipefail
 # shellcheck source=benches/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -31,6 +36,8 @@ BLOBS=${BLOBS:-10000}
 LAYERS_PER_IMAGE=${LAYERS_PER_IMAGE:-3}
 PUSHES=${PUSHES:-200}
 PUSH_KIB=${PUSH_KIB:-64}
+GC_FS=${GC_FS:-here}
+OFFLINE_ONLY=${OFFLINE_ONLY:-0}
 
 bench_init gc
 [[ -x /usr/bin/time ]] || die "/usr/bin/time is not installed (apt-get install time)"
@@ -96,13 +103,47 @@ PY
 # The blob set under a root, sorted.
 blob_set() { (cd "$1/docker/registry/v2/blobs" && find . -name data | sort); }
 
+# Where the offline copies live (GC_FS).
+STORE="$RUN_DIR/store"
+mkdir -p "$STORE"
+case $GC_FS in
+here) ;;
+ext4)
+    command -v mkfs.ext4 >/dev/null || die "GC_FS=ext4 needs mkfs.ext4 (apt-get install e2fsprogs)"
+    truncate -s 4G "$RUN_DIR/ext4.img"
+    mkfs.ext4 -q -F "$RUN_DIR/ext4.img"
+    mount -o loop "$RUN_DIR/ext4.img" "$STORE" || die "GC_FS=ext4: could not loop-mount an image (root is needed)"
+    BENCH_MOUNTS+=("$STORE")
+    ;;
+tmpfs)
+    mount -t tmpfs -o size=4G tmpfs "$STORE" || die "GC_FS=tmpfs: could not mount a tmpfs (root is needed)"
+    BENCH_MOUNTS+=("$STORE")
+    ;;
+*) die "GC_FS=$GC_FS: expected here, ext4 or tmpfs" ;;
+esac
+# What the store's filesystem is: type, options, and for ext4 whether it keeps a journal.
+store_fs() {
+    local src fstype opts journal=""
+    read -r src fstype opts < <(findmnt -no SOURCE,FSTYPE,OPTIONS -T "$STORE")
+    if [[ $fstype == ext4 ]]; then
+        local dev
+        dev=$(basename "$(readlink -f "$src")")
+        case $(cat "/sys/fs/ext4/$dev/journal_task" 2>/dev/null) in
+        "" | "<none>") journal=", no journal" ;;
+        *) journal=", journal" ;;
+        esac
+    fi
+    echo "$fstype ($opts$journal)"
+}
+log "offline copies on GC_FS=$GC_FS: $(store_fs)"
+
 cat >"$RUN_DIR/dist-gc.yml" <<EOF
 version: 0.1
 log:
   level: error
 storage:
   filesystem:
-    rootdirectory: $RUN_DIR/dist
+    rootdirectory: $STORE/dist
   delete:
     enabled: true
 http:
@@ -114,7 +155,7 @@ listen = "127.0.0.1:1"
 [auth]
 mode = "none"
 [storage]
-root = "$RUN_DIR/gh"
+root = "$STORE/gh"
 EOF
 
 # timed LABEL CMD...: runs CMD under /usr/bin/time -v; prints "<seconds> <peak RSS KiB>".
@@ -127,17 +168,25 @@ timed() {
         /Maximum resident set size/ {rss = $2} END {print s, rss}' "$RUN_DIR/time-$label.txt"
 }
 
-gh_times=() dist_times=() gh_rss=0 dist_rss=0
+sed "s#$STORE/gh#$STORE/old#" "$RUN_DIR/gh-gc.toml" >"$RUN_DIR/old-gc.toml"
+gh_times=() dist_times=() old_times=() gh_rss=0 dist_rss=0
 before=$(blob_set "$PRISTINE" | wc -l)
 for run in $(seq "$RUNS"); do
-    rm -rf "$RUN_DIR/gh" "$RUN_DIR/dist"
-    cp -a "$PRISTINE" "$RUN_DIR/gh"
-    cp -a "$PRISTINE" "$RUN_DIR/dist"
+    arms=(gh dist)
+    [[ -z ${OLD_GATEHOUSE_BIN:-} ]] || arms+=(old)
+    for arm in "${arms[@]}"; do
+        rm -rf "${STORE:?}/$arm"
+        cp -a "$PRISTINE" "$STORE/$arm"
+    done
     sync
     # Alternate which goes first, so neither always finds the other's pages in the cache.
-    if ((run % 2)); then order=(gh dist); else order=(dist gh); fi
+    if ((run % 2)); then order=("${arms[@]}"); else order=(dist "${arms[@]:2}" gh); fi
     for arm in "${order[@]}"; do
-        if [[ $arm == gh ]]; then
+        if [[ $arm == old ]]; then
+            out=$(timed "old-$run" "$OLD_GATEHOUSE_BIN" gc --config "$RUN_DIR/old-gc.toml")
+            read -r t rss <<<"$out"
+            old_times+=("$t")
+        elif [[ $arm == gh ]]; then
             out=$(timed "gh-$run" "$GATEHOUSE_BIN" gc --config "$RUN_DIR/gh-gc.toml")
             read -r t rss <<<"$out"
             gh_times+=("$t")
@@ -150,16 +199,39 @@ for run in $(seq "$RUNS"); do
         fi
         log "run $run: $arm ${t}s, peak RSS $((rss / 1024)) MiB"
     done
-    if ! diff <(blob_set "$RUN_DIR/gh") <(blob_set "$RUN_DIR/dist") >"$RUN_DIR/blob-diff.txt"; then
+    if ! diff <(blob_set "$STORE/gh") <(blob_set "$STORE/dist") >"$RUN_DIR/blob-diff.txt"; then
         die "the blob sets left differ ($(wc -l <"$RUN_DIR/blob-diff.txt") lines, see $RUN_DIR/blob-diff.txt)"
     fi
+    rm -rf "$STORE/old"
 done
-after=$(blob_set "$RUN_DIR/gh" | wc -l)
+after=$(blob_set "$STORE/gh" | wc -l)
 gh_best=$(min_of "${gh_times[@]}")
 dist_best=$(min_of "${dist_times[@]}")
 
 # ---- online: the same load against a gatehouse with and without a collector running back to back ----
-rm -rf "$RUN_DIR/gh" "$RUN_DIR/dist"
+rm -rf "$STORE/gh" "$STORE/dist"
+offline_table() {
+    printf '| %-44s | %14s | %14s | %8s |\n' "" "gatehouse" "distribution" "ratio"
+    printf '|%s|%s|%s|%s|\n' "$(printf -- '-%.0s' {1..46})" "$(printf -- '-%.0s' {1..16})" "$(printf -- '-%.0s' {1..16})" "$(printf -- '-%.0s' {1..10})"
+    printf '| %-44s | %13ss | %13ss | %8s |\n' "offline gc, wall time" "$gh_best" "$dist_best" "$(calc "$gh_best / $dist_best" "%.2f")"
+    printf '| %-44s | %10s MiB | %10s MiB | %8s |\n' "offline gc, peak RSS" "$((gh_rss / 1024))" "$((dist_rss / 1024))" "$(calc "$gh_rss / $dist_rss" "%.2f")"
+    if [[ -n ${OLD_GATEHOUSE_BIN:-} ]]; then
+        local old_best
+        old_best=$(min_of "${old_times[@]}")
+        printf '| %-44s | %13ss | %14s | %8s |\n' "offline gc, OLD_GATEHOUSE_BIN (new/old)" "$old_best" "" "$(calc "$gh_best / $old_best" "%.2f")"
+    fi
+    echo
+    echo "Offline copies on GC_FS=$GC_FS: $(store_fs). All times: gatehouse ${gh_times[*]}; distribution ${dist_times[*]}${OLD_GATEHOUSE_BIN:+; old ${old_times[*]}}."
+}
+if [[ $OFFLINE_ONLY == 1 ]]; then
+    echo
+    echo "## gc: $before blobs in $REPOS repositories ($after left), best of $RUNS, offline only"
+    machine_note
+    echo
+    offline_table
+    echo "Ratio: offline gatehouse/distribution time (target <= 0.5)."
+    exit 0
+fi
 cp -a "$PRISTINE" "$RUN_DIR/on-nogc"
 cp -a "$PRISTINE" "$RUN_DIR/on-gc"
 start_gatehouse nogc root="$RUN_DIR/on-nogc" observe=on
@@ -221,10 +293,7 @@ echo
 echo "## gc: $before blobs in $REPOS repositories ($after left), best of $RUNS"
 machine_note
 echo
-printf '| %-44s | %14s | %14s | %8s |\n' "" "gatehouse" "distribution" "ratio"
-printf '|%s|%s|%s|%s|\n' "$(printf -- '-%.0s' {1..46})" "$(printf -- '-%.0s' {1..16})" "$(printf -- '-%.0s' {1..16})" "$(printf -- '-%.0s' {1..10})"
-printf '| %-44s | %13ss | %13ss | %8s |\n' "offline gc, wall time" "$gh_best" "$dist_best" "$(calc "$gh_best / $dist_best" "%.2f")"
-printf '| %-44s | %10s MiB | %10s MiB | %8s |\n' "offline gc, peak RSS" "$((gh_rss / 1024))" "$((dist_rss / 1024))" "$(calc "$gh_rss / $dist_rss" "%.2f")"
+offline_table
 echo
 printf '| %-44s | %14s | %14s | %8s |\n' "gatehouse online" "collector on" "collector off" "ratio"
 printf '|%s|%s|%s|%s|\n' "$(printf -- '-%.0s' {1..46})" "$(printf -- '-%.0s' {1..16})" "$(printf -- '-%.0s' {1..16})" "$(printf -- '-%.0s' {1..10})"

@@ -26,6 +26,7 @@ WRK_DURATION=${WRK_DURATION:-10s}
 MANIFEST_ACCEPT='application/vnd.docker.distribution.manifest.v2+json, application/vnd.oci.image.manifest.v1+json, application/vnd.oci.image.index.v1+json, application/vnd.docker.distribution.manifest.list.v2+json'
 
 BENCH_PIDS=()
+BENCH_MOUNTS=()
 RUN_DIR=""
 
 log() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
@@ -50,7 +51,8 @@ bench_init() {
     log "run dir $RUN_DIR"
 }
 
-# Stops every process this run started (TERM, then KILL after 5 s), by pid; removes the run dir.
+# Stops every process this run started (TERM, then KILL after 5 s), by pid; unmounts BENCH_MOUNTS; removes the
+# run dir.
 bench_cleanup() {
     local rc=$?
     set +e
@@ -60,6 +62,10 @@ bench_cleanup() {
     done
     for pid in "${BENCH_PIDS[@]}"; do
         stop_pid "$pid"
+    done
+    local m
+    for m in "${BENCH_MOUNTS[@]}"; do
+        umount "$m" || log "could not unmount $m"
     done
     if [[ -n $RUN_DIR && -d $RUN_DIR ]]; then
         if [[ ${BENCH_KEEP:-0} == 1 ]]; then

@@ -139,7 +139,8 @@ pub const RENEW_EVERY: u64 = 256;
 
 /// Checks that the run still holds `lease` (when it holds one), and extends it once a third of its time has
 /// passed; an error when it was lost. Not every look writes: a write is a synced file, and on a journaled
-/// disk its sync commits every delete before it (measured: 18 rewrites were a quarter of an offline run).
+/// disk its sync commits every delete before it (an offline run of the gc bench wrote it 22 times, and
+/// those 44 syncs took 0.18 s of its 2.0 s under strace).
 pub(crate) async fn renew(
     driver: &dyn Driver,
     lease: &mut Option<lease::Lease>,

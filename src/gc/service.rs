@@ -54,8 +54,25 @@ impl Collector {
             running: tokio::sync::Mutex::new(Default::default()),
             usage: tokio::sync::Mutex::new(None),
         });
+        if !local_storage && c.deletes_untagged() {
+            tracing::warn!(
+                "gc: online runs on object storage delete no untagged manifest \
+                 (GATEHOUSE_GC_DELETE_UNTAGGED, or a [[retention]] rule's untagged_older_than): a move there \
+                 rewrites the link's time, which the barrier reads as a push, so each is kept; run \
+                 `gatehouse gc --delete-untagged` with the servers stopped to delete them"
+            );
+        }
         let _ = COLLECTOR.set(c.clone());
         c
+    }
+
+    /// Whether runs are asked to delete untagged manifests (`delete_untagged`, or a retention rule's age).
+    fn deletes_untagged(&self) -> bool {
+        self.delete_untagged
+            || self
+                .retention
+                .iter()
+                .any(|r| r.untagged_older_than.is_some())
     }
 
     /// The storage it collects.

@@ -239,8 +239,13 @@ fn s3_two_instances_share_upload_sessions_and_images() {
         &bucket,
         &[("REGISTRY_STORAGE_REDIRECT_DISABLE", "true")],
     );
-    let b = gatehouse_on(&moto, &bucket, &[]);
+    let b = gatehouse_on(&moto, &bucket, &[("GATEHOUSE_GC_DELETE_UNTAGGED", "true")]);
     let (ra, rb) = (Reg::new(&a.url(), None), Reg::new(&b.url(), None));
+    // A setting that cannot take effect online on object storage is a warning naming it, on B only.
+    let warning =
+        "online runs on object storage delete no untagged manifest (GATEHOUSE_GC_DELETE_UNTAGGED";
+    assert!(b.log_text().contains(warning), "{}", b.log_tail());
+    assert!(!a.log_text().contains(warning), "{}", a.log_tail());
 
     // One chunked upload, its chunks alternating between the instances, finished on the other one.
     let data = noise(4 << 20, fresh_seed());
