@@ -33,7 +33,7 @@
 //! what that manifest references. A manifest is unlinked only after one run saw it untagged and a later run,
 //! at least the grace later, still does (the collector remembers when it first saw each one untagged), so a
 //! manifest untagged for less than the grace is never deleted. With zero grace a put can still lose that
-//! race: it then fails (no 201), and a tag it wrote may be left to a manifest that is gone (fsck reports it).
+//! race: it then fails (no 201) and takes back the tag it wrote (`untag_failed_put` in the manifest store).
 //!
 //! Layer links to the blobs deleted go last, each one only while its blob is still absent and the link is
 //! the one first seen, and the blob is looked at once more after the delete: a push of the same blob (an

@@ -265,3 +265,84 @@ async fn a_tag_link_without_a_digest_keeps_every_manifest_of_its_repository() {
         assert_eq!(online.manifests_deleted, [], "{content:?}");
     }
 }
+
+/// A put that loses the zero-grace race (left open in session 6: it failed, but its tag stayed on a manifest
+/// that was gone): a collector's unlink and delete of the put's revision link land right after the put wrote
+/// its tag. The put fails, a moved tag points where it did before, a new tag is gone, and fsck finds nothing.
+#[tokio::test]
+async fn a_put_that_loses_the_zero_grace_race_takes_back_the_tag_it_wrote() {
+    use crate::storage::driver::hooked::Hooked;
+    use std::sync::Mutex;
+    let dir = tempfile::tempdir().unwrap();
+    let disk = FsDriver::new(dir.path()).await.unwrap();
+    // After a write of the armed tag link, the armed revision link goes (what the collector's run does).
+    let armed: Arc<Mutex<Option<(String, String)>>> = Arc::new(Mutex::new(None));
+    let mut hooked = Hooked::new(disk.clone());
+    let (arm, racer) = (armed.clone(), disk.clone());
+    hooked.after_write = Some(Box::new(move |key| {
+        let doomed = arm
+            .lock()
+            .unwrap()
+            .take_if(|(tag_link, _)| *tag_link == key)
+            .map(|(_, revision)| revision);
+        let disk = racer.clone();
+        Box::pin(async move {
+            if let Some(revision) = doomed {
+                disk.delete(sweep::link_dir(&revision)).await.unwrap();
+            }
+        })
+    }));
+    let driver: Arc<dyn Driver> = Arc::new(hooked);
+    let f = Fixture {
+        _dir: dir,
+        store: Store::with_driver(driver.clone(), true),
+        driver,
+    };
+    let app = Name::parse("app").unwrap();
+    let v1 = Tag::parse("v1").unwrap();
+    let (first, _) = f.image("app", Some("v1"), "first", None).await;
+    for (tag, before) in [("v1", Some(first.clone())), ("v2", None)] {
+        let tag = Tag::parse(tag).unwrap();
+        let config = f
+            .blob("app", format!("{{\"lost\":\"{tag}\"}}").as_bytes())
+            .await;
+        let body = serde_json::to_vec(&json!({
+            "schemaVersion": 2, "mediaType": IMAGE,
+            "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config.to_string(), "size": 1},
+            "layers": [],
+        }))
+        .unwrap();
+        let lost = digest_bytes(Algorithm::Sha256, &body);
+        *armed.lock().unwrap() = Some((
+            paths::tag_current_link(&app, &tag),
+            paths::revision_link(&app, &lost),
+        ));
+        let put = f
+            .store
+            .put_manifest(&app, &Reference::Tag(tag.clone()), body.into(), Some(IMAGE))
+            .await;
+        assert!(
+            matches!(
+                put,
+                Err(crate::storage::StorageError::ManifestBlobUnknown { .. })
+            ),
+            "{tag}: {put:?}"
+        );
+        assert_eq!(
+            f.store.resolve_tag(&app, &tag).await.unwrap(),
+            before,
+            "{tag}"
+        );
+        assert!(
+            f.driver
+                .stat(&paths::tag_index_link(&app, &tag, &lost))
+                .await
+                .unwrap()
+                .is_none(),
+            "{tag}: the put's history entry is gone"
+        );
+    }
+    assert_eq!(f.store.list_tags(&app).await.unwrap(), ["v1"]);
+    assert_eq!(f.store.resolve_tag(&app, &v1).await.unwrap(), Some(first));
+    assert_eq!(fsck::fsck(&f.driver, false).await.unwrap().findings, []);
+}

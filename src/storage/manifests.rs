@@ -32,6 +32,13 @@ pub struct StoredManifest {
     pub body: Bytes,
 }
 
+/// What a tag was before a put wrote it: its current link (`Err`: unreadable) and whether the put's history
+/// entry was already there.
+struct TagBefore {
+    current: Result<Option<Digest>, ()>,
+    indexed: bool,
+}
+
 impl Store {
     /// The digest a tag points at, `None` when the tag does not exist.
     pub async fn resolve_tag(
@@ -52,6 +59,36 @@ impl Store {
             return Ok(Some(d));
         }
         self.read_link(&paths::layer_link(repo, digest)).await
+    }
+
+    /// Takes back the tag a put wrote when the put then failed (a collector deleted its manifest in the
+    /// moment before, under zero grace): the tag points where it did before, or is gone if it was new, and the
+    /// history entry the put added goes; a tag another put moved meanwhile is left to that put.
+    async fn untag_failed_put(
+        &self,
+        repo: &Name,
+        tag: &Tag,
+        digest: &Digest,
+        before: TagBefore,
+    ) -> Result<(), StorageError> {
+        self.manifests.forget_tag(repo, tag);
+        if !before.indexed {
+            self.driver()
+                .delete(crate::gc::sweep::link_dir(&paths::tag_index_link(
+                    repo, tag, digest,
+                )))
+                .await?;
+        }
+        let current = paths::tag_current_link(repo, tag);
+        if self.read_link(&current).await.ok().flatten().as_ref() != Some(digest) {
+            return Ok(());
+        }
+        match before.current {
+            Ok(Some(d)) => self.write_link(&current, &d).await,
+            Ok(None) => Ok(self.driver().delete(&paths::tag_dir(repo, tag)).await?),
+            // Unreadable before: nothing known to put back.
+            Err(()) => Ok(()),
+        }
     }
 
     /// Stores a manifest pushed to `repo` under `reference` after checking its shape and references.
@@ -135,12 +172,25 @@ impl Store {
                 digest: gone,
             });
         }
+        let mut tagged = None;
         if let Reference::Tag(tag) = reference {
+            let before = TagBefore {
+                current: self
+                    .read_link(&paths::tag_current_link(repo, tag))
+                    .await
+                    .map_err(|_| ()),
+                indexed: self
+                    .driver()
+                    .stat(&paths::tag_index_link(repo, tag, &digest))
+                    .await?
+                    .is_some(),
+            };
             self.write_link(&paths::tag_index_link(repo, tag, &digest), &digest)
                 .await?;
             self.write_link(&paths::tag_current_link(repo, tag), &digest)
                 .await?;
             self.manifests.put_tag(repo, tag, &digest);
+            tagged = Some((tag, before));
         }
         // The collector's barrier for untagged manifests (crate::gc::barrier): look again after the tag.
         let linked = match parsed.kind {
@@ -148,6 +198,9 @@ impl Store {
             Kind::Image => vec![digest.clone()],
         };
         if let Some(gone) = crate::gc::barrier::settle_links(self.driver(), repo, &linked).await? {
+            if let Some((tag, before)) = tagged {
+                self.untag_failed_put(repo, tag, &digest, before).await?;
+            }
             return Err(StorageError::ManifestBlobUnknown {
                 repo: repo.clone(),
                 digest: gone,

@@ -1,5 +1,6 @@
 //! A driver over a disk for tests that watch or interleave with a caller: it counts directory listings, and
-//! runs a hook before each delete (a concurrent writer's step put exactly in a collector's window).
+//! runs hooks before each delete and after each atomic write (a concurrent writer's or collector's step put
+//! exactly in the other's window).
 
 use super::{ByteStream, DirEntry, Driver, DriverError, FsDriver, Metadata, Walk, Writer};
 use async_trait::async_trait;
@@ -7,17 +8,19 @@ use bytes::Bytes;
 use futures::future::BoxFuture;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-/// What runs before a delete of the key it is given.
-pub type BeforeDelete = Box<dyn Fn(String) -> BoxFuture<'static, ()> + Send + Sync>;
+/// What runs at a delete or write of the key it is given.
+pub type Hook = Box<dyn Fn(String) -> BoxFuture<'static, ()> + Send + Sync>;
 
-/// An [`FsDriver`] that counts listings and runs [`BeforeDelete`] before each delete.
+/// An [`FsDriver`] that counts listings and runs [`Hook`]s around deletes and writes.
 pub struct Hooked {
     /// The driver every call goes to.
     pub inner: FsDriver,
     /// Directory listings so far.
     pub listings: AtomicUsize,
     /// Run before each delete, when set.
-    pub before_delete: Option<BeforeDelete>,
+    pub before_delete: Option<Hook>,
+    /// Run after each [`Driver::write_atomic`] that succeeded, when set.
+    pub after_write: Option<Hook>,
 }
 
 impl Hooked {
@@ -27,6 +30,7 @@ impl Hooked {
             inner,
             listings: AtomicUsize::new(0),
             before_delete: None,
+            after_write: None,
         }
     }
 
@@ -53,7 +57,11 @@ impl Driver for Hooked {
         self.inner.read_range(p, o, l).await
     }
     async fn write_atomic(&self, path: &str, data: &[u8]) -> Result<(), DriverError> {
-        self.inner.write_atomic(path, data).await
+        self.inner.write_atomic(path, data).await?;
+        if let Some(hook) = &self.after_write {
+            hook(path.to_string()).await;
+        }
+        Ok(())
     }
     async fn writer(&self, path: &str) -> Result<Box<dyn Writer>, DriverError> {
         self.inner.writer(path).await
