@@ -15,12 +15,11 @@
 //! collector's second look, which sees it and puts the blob back. Storage must be read-after-write
 //! consistent (a local disk; S3 since 2020).
 //!
-//! A blob that was only garbage answers 404 while it is in quarantine (one walk of `repositories/`). That does
-//! not matter, and nothing is done about it: 404 is what it answers once deleted, which is distribution's
-//! answer after its gc too; blobs younger than the grace are never quarantined, so a push whose manifest
-//! follows its blobs within the grace never sees it; a client that checks such a blob just before referencing
-//! it uploads it again (HEAD 404) or references it (HEAD 200 a moment before), and then its manifest put, mount
-//! or commit takes it back; a GET that already opened the blob keeps reading it (a move does not cut it).
+//! Every read of a blob's presence (a GET, a HEAD, a manifest put's check, a mount) takes it back from the
+//! quarantine when it is there, so a blob a collector moved answers as it did before the move: a blob that is
+//! garbage and still asked for stays until a later run, and a manifest put whose check came just before the
+//! move (its 201 sent before the second look puts the blob back) never has a blob answer 404 meanwhile. A GET
+//! that already opened the blob keeps reading it (a move does not cut it).
 //!
 //! Untagged manifests (online `delete_untagged`, or a retention rule's `untagged_older_than`) go the same
 //! way: their revision links move to `.gatehouse-gc/unlinked/<alg>/<hex>/<repository>/link` before their

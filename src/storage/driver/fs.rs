@@ -476,11 +476,23 @@ fn remove(
     key: &str,
 ) -> io::Result<()> {
     if let (Ok(rel), Some(remover)) = (p.strip_prefix(root), remover) {
-        if remover.remove(rel)? == remove::Beneath::Removed {
-            return Ok(());
+        match remover.remove(rel)? {
+            remove::Beneath::Removed => return Ok(()),
+            // Final: a check by path and a delete by path after it could pass a link swapped back in between
+            // (found in review: a blob directory swapped with a link to outside the root lost a file there).
+            remove::Beneath::ThroughSymlink => {
+                let at = symlink_between(root, p)
+                    .ok()
+                    .flatten()
+                    .map_or_else(|| key.to_string(), |l| l.display().to_string());
+                return Err(io::Error::other(format!(
+                    "{at}: {SYMLINK_REFUSED} (refusing to delete {key} through it)"
+                )));
+            }
+            remove::Beneath::Unsupported => {}
         }
     }
-    // Through a symbolic link (named below), or no openat2: one component at a time.
+    // No openat2: one component at a time.
     if let Some(link) = symlink_between(root, p)? {
         return Err(io::Error::other(format!(
             "{}: {SYMLINK_REFUSED} (refusing to delete {key} through it)",

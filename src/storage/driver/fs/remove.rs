@@ -10,7 +10,7 @@
 //! Where the kernel has no `openat2` (before 5.6, or a seccomp profile that forbids it) the caller falls back
 //! to its component-by-component check.
 
-use super::walk::{entries_once, open_dir_at, rewind, DIRENT_BUF};
+use super::walk::{entries_once, open_dir_at, DIRENT_BUF};
 use std::ffi::{CStr, CString};
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
@@ -196,9 +196,11 @@ fn unlink_at(dir: &OwnedFd, name: &CStr, flags: libc::c_int) -> io::Result<()> {
 
 /// Removes `name` in `dir`: a file or symbolic link is unlinked, a directory emptied (depth first) and removed.
 ///
-/// A directory is emptied one `getdents64` buffer at a time, and its removal is tried after each: most hold
-/// one file, and the read that would only say "no more entries" is skipped. Where the removal finds it not
-/// empty yet (a bigger directory, or a file created meanwhile), it is read again from the start.
+/// A directory is read one `getdents64` buffer at a time, and its removal is tried after each: most hold one
+/// file, and the read that would only say "no more entries" is skipped. Where it is not empty yet, reading goes
+/// on from where it was (never from the start again), and once the reads are done the removal's answer is
+/// final: an entry created meanwhile (found in review: a directory swapped in under the same name made a loop
+/// that never ended) is an error, as it was with one whole read first.
 fn remove_at(dir: &OwnedFd, name: &CStr, buf: &mut Vec<u8>) -> io::Result<()> {
     let fd = match open_dir_at(Some(dir), name, libc::O_NOFOLLOW) {
         Ok(fd) => fd,
@@ -208,18 +210,23 @@ fn remove_at(dir: &OwnedFd, name: &CStr, buf: &mut Vec<u8>) -> io::Result<()> {
         }
         Err(e) => return Err(e),
     };
+    empty_and_remove(dir, name, &fd, buf)
+}
+
+/// Empties the directory open as `fd` and removes `name` in `dir`, which was opened as `fd` ([`remove_at`]).
+fn empty_and_remove(dir: &OwnedFd, name: &CStr, fd: &OwnedFd, buf: &mut Vec<u8>) -> io::Result<()> {
     loop {
         let mut children: Vec<(CString, u8)> = Vec::new();
-        let more = entries_once(&fd, buf, |child, d_type| {
+        let more = entries_once(fd, buf, |child, d_type| {
             children.push((child.to_owned(), d_type));
             Ok(())
         })?;
         for (child, d_type) in children {
             let r = if d_type == libc::DT_DIR {
-                remove_at(&fd, &child, buf)
+                remove_at(fd, &child, buf)
             } else {
-                match unlink_at(&fd, &child, 0) {
-                    Err(e) if e.raw_os_error() == Some(libc::EISDIR) => remove_at(&fd, &child, buf),
+                match unlink_at(fd, &child, 0) {
+                    Err(e) if e.raw_os_error() == Some(libc::EISDIR) => remove_at(fd, &child, buf),
                     r => r,
                 }
             };
@@ -229,9 +236,7 @@ fn remove_at(dir: &OwnedFd, name: &CStr, buf: &mut Vec<u8>) -> io::Result<()> {
             }
         }
         match unlink_at(dir, name, libc::AT_REMOVEDIR) {
-            Err(e) if more && matches!(e.raw_os_error(), Some(libc::ENOTEMPTY | libc::EEXIST)) => {
-                rewind(&fd)?;
-            }
+            Err(e) if more && matches!(e.raw_os_error(), Some(libc::ENOTEMPTY | libc::EEXIST)) => {}
             r => return r,
         }
     }
@@ -240,6 +245,33 @@ fn remove_at(dir: &OwnedFd, name: &CStr, buf: &mut Vec<u8>) -> io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Found in review: a directory swapped in under the name being removed made `rmdir` fail for good, and
+    /// the delete read the one it had open from the start again, forever. Now the open one is emptied, reading
+    /// ends, and the delete says the name is not empty.
+    #[test]
+    fn a_directory_swapped_in_while_one_is_emptied_ends_the_delete_with_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        std::fs::create_dir(root.join("x")).unwrap();
+        for i in 0..3000 {
+            std::fs::write(root.join(format!("x/{i:04}")), b"f").unwrap();
+        }
+        let parent = open_dir_path(&c_path(root).unwrap()).unwrap();
+        let name = CString::new("x").unwrap();
+        let open = open_dir_at(Some(&parent), &name, libc::O_NOFOLLOW).unwrap();
+        std::fs::rename(root.join("x"), root.join("moved")).unwrap();
+        std::fs::create_dir(root.join("x")).unwrap();
+        std::fs::write(root.join("x/newcomer"), b"n").unwrap();
+        let mut buf = vec![0u8; DIRENT_BUF];
+        let e = empty_and_remove(&parent, &name, &open, &mut buf).unwrap_err();
+        assert_eq!(e.raw_os_error(), Some(libc::ENOTEMPTY), "{e}");
+        assert_eq!(std::fs::read_dir(root.join("moved")).unwrap().count(), 0);
+        assert!(
+            root.join("x/newcomer").exists(),
+            "the swapped-in one is left"
+        );
+    }
 
     /// A file, a one-file directory and a deep tree with a symbolic link inside go; the link's target stays; a
     /// path through a symbolic link removes nothing; an absent object is `NotFound`.

@@ -222,15 +222,6 @@ pub(super) fn entries_once(
     Ok(n > 0)
 }
 
-/// Reads `dir` from its first entry again.
-pub(super) fn rewind(dir: &OwnedFd) -> io::Result<()> {
-    // SAFETY: `dir` is open.
-    if unsafe { libc::lseek(dir.as_raw_fd(), 0, libc::SEEK_SET) } < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(())
-}
-
 /// Reads one directory: the files in it and the subdirectories to read next; a symbolic link is an error. A
 /// directory that is gone meanwhile has nothing.
 fn read_one_dir(
