@@ -239,7 +239,10 @@ fn read_one_dir(
         }
         Err(e) => return Err(e),
     };
-    entries(&fd, buf, |name, d_type| {
+    // A directory removed after it was opened reads as ENOENT: gone meanwhile, like one that could not be
+    // opened (the likely cause of online runs a review saw fail with `_uploads/<id>: not found` while uploads
+    // finished).
+    let read = entries(&fd, buf, |name, d_type| {
         let Ok(utf8) = name.to_str() else {
             return Ok(()); // Not UTF-8: nothing the registry could have written.
         };
@@ -286,7 +289,11 @@ fn read_one_dir(
             Kind::Other => {}
         }
         Ok(())
-    })
+    });
+    match read {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        r => r,
+    }
 }
 
 impl FsWalk {
@@ -361,6 +368,20 @@ mod tests {
         }
         out.sort();
         out
+    }
+
+    /// What the walk relies on to take a directory removed while it is read for gone: the kernel answers
+    /// ENOENT to reading a directory that was removed after it was opened.
+    #[test]
+    fn reading_a_directory_removed_after_it_was_opened_is_not_found() {
+        let dir = tempfile::tempdir().unwrap();
+        let gone = dir.path().join("upload");
+        std::fs::create_dir(&gone).unwrap();
+        let fd = open_dir(&gone).unwrap();
+        std::fs::remove_dir(&gone).unwrap();
+        let mut buf = vec![0u8; DIRENT_BUF];
+        let e = entries(&fd, &mut buf, |_, _| Ok(())).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::NotFound, "{e}");
     }
 
     /// Files are found with their sizes and times (none for a walk of keys); a FIFO and a name that is not
