@@ -171,6 +171,12 @@ mod tests {
     use super::*;
     use crate::storage::driver::FsDriver;
 
+    /// The keys [`walk_all_assuming`] finds under `t`.
+    async fn walked(d: &FsDriver, assume: Assume) -> Vec<String> {
+        let found = walk_all_assuming(d, "t", assume).await.unwrap();
+        found.into_iter().map(|e| e.key).collect()
+    }
+
     /// The split walk finds exactly what one walk finds, on trees of every shape.
     #[tokio::test]
     async fn a_split_walk_finds_what_one_walk_finds() {
@@ -194,35 +200,20 @@ mod tests {
             .collect();
         assert_eq!(got, want);
         assert_eq!(got.len(), keys.len());
-        let by_keys: Vec<String> = walk_all_assuming(&d, "t", |_| None)
-            .await
-            .unwrap()
-            .into_iter()
-            .map(|e| e.key)
-            .collect();
+        let by_keys: Vec<String> = walked(&d, |_| None).await;
         assert_eq!(by_keys, want, "a walk of keys finds the same keys");
         // Directories taken to hold one object, met while splitting or while walking, are not read.
         let leaf = |k: &str| {
             (k.starts_with("t/wide/") && k.matches('/').count() == 3)
                 .then_some(Assumed::Holds("data"))
         };
-        let assumed: Vec<String> = walk_all_assuming(&d, "t", leaf)
-            .await
-            .unwrap()
-            .into_iter()
-            .map(|e| e.key)
-            .collect();
+        let assumed: Vec<String> = walked(&d, leaf).await;
         assert_eq!(
             assumed, want,
             "every wide/<xx>/<i> directory holds exactly its data"
         );
         let skipped = |k: &str| (k == "t/a" || k == "t/wide/07").then_some(Assumed::Skipped);
-        let found: Vec<String> = walk_all_assuming(&d, "t", skipped)
-            .await
-            .unwrap()
-            .into_iter()
-            .map(|e| e.key)
-            .collect();
+        let found: Vec<String> = walked(&d, skipped).await;
         let unskipped: Vec<String> = want
             .iter()
             .filter(|k| !k.starts_with("t/a/") && !k.starts_with("t/wide/07/"))
@@ -233,12 +224,7 @@ mod tests {
             "skipped directories, met while splitting or walking"
         );
         let shallow = |k: &str| (k == "t/a").then_some(Assumed::Holds("only"));
-        let found: Vec<String> = walk_all_assuming(&d, "t", shallow)
-            .await
-            .unwrap()
-            .into_iter()
-            .map(|e| e.key)
-            .collect();
+        let found: Vec<String> = walked(&d, shallow).await;
         assert!(
             found.contains(&"t/a/only".to_string()) && !found.iter().any(|k| k.contains("/e/deep")),
             "t/a is not read: {:?}",

@@ -174,21 +174,21 @@ impl Store {
         }
         let mut tagged = None;
         if let Reference::Tag(tag) = reference {
+            // Both looks at once: a tagged put pays one round trip for them, not two.
+            let (current_link, index_link) = (
+                paths::tag_current_link(repo, tag),
+                paths::tag_index_link(repo, tag, &digest),
+            );
+            let (current, indexed) = tokio::join!(
+                self.read_link(&current_link),
+                self.driver().stat(&index_link),
+            );
             let before = TagBefore {
-                current: self
-                    .read_link(&paths::tag_current_link(repo, tag))
-                    .await
-                    .map_err(|_| ()),
-                indexed: self
-                    .driver()
-                    .stat(&paths::tag_index_link(repo, tag, &digest))
-                    .await?
-                    .is_some(),
+                current: current.map_err(|_| ()),
+                indexed: indexed?.is_some(),
             };
-            self.write_link(&paths::tag_index_link(repo, tag, &digest), &digest)
-                .await?;
-            self.write_link(&paths::tag_current_link(repo, tag), &digest)
-                .await?;
+            self.write_link(&index_link, &digest).await?;
+            self.write_link(&current_link, &digest).await?;
             self.manifests.put_tag(repo, tag, &digest);
             tagged = Some((tag, before));
         }

@@ -359,8 +359,16 @@ impl Driver for FsDriver {
                 .parent()
                 .expect("resolved paths have a parent")
                 .to_path_buf();
-            std::fs::create_dir_all(&parent)?;
-            std::fs::rename(&src, &dst)?;
+            match std::fs::rename(&src, &dst) {
+                // The destination's directory is missing (a new blob or link): made, then moved again. A
+                // source that is not there makes nothing: every blob lookup that misses tries to take the
+                // blob back from the collector's quarantine, and each left an empty blob directory.
+                Err(e) if e.kind() == io::ErrorKind::NotFound && src.symlink_metadata().is_ok() => {
+                    std::fs::create_dir_all(&parent)?;
+                    std::fs::rename(&src, &dst)?;
+                }
+                r => r?,
+            }
             sync_dir(&parent)
         })
         .await
@@ -621,6 +629,26 @@ mod tests {
         d.delete("repositories/evil").await.unwrap();
         assert!(outside.path().join("precious.txt").exists());
         assert_eq!(d.list("repositories").await.unwrap().len(), 1);
+    }
+
+    /// A rename makes the destination's directory when it has to, and nothing when the source is not there
+    /// (every blob lookup that misses tries a rename out of the collector's quarantine, and each left an empty
+    /// blob directory behind).
+    #[tokio::test]
+    async fn a_rename_of_a_missing_source_makes_no_directory() {
+        let (dir, d) = driver().await;
+        let e = d
+            .rename("q/absent", "blobs/ab/abcd/data")
+            .await
+            .unwrap_err();
+        assert!(e.is_not_found(), "{e}");
+        assert!(!dir.path().join("blobs").exists());
+        d.write_atomic("q/present", b"x").await.unwrap();
+        d.rename("q/present", "blobs/ab/abcd/data").await.unwrap();
+        assert_eq!(
+            std::fs::read(dir.path().join("blobs/ab/abcd/data")).unwrap(),
+            b"x"
+        );
     }
 
     /// Review of the sendfile path (F2, F6): a blob's `data` made a link to a file outside the root, or its

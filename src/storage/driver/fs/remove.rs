@@ -130,9 +130,7 @@ impl Remover {
                 }
             }
         }
-        let Some((_, parent_fd)) = &self.parent else {
-            return Ok(Beneath::Unsupported);
-        };
+        let (_, parent_fd) = self.parent.as_ref().expect("opened above");
         remove_at(parent_fd, &c_path(Path::new(name))?, &mut self.buf)?;
         Ok(Beneath::Removed)
     }
